@@ -1,0 +1,28 @@
+# `make demo` runs the main job on the synthetic CASME II; `make test` runs the tests.
+# Both create .venv from the pinned requirements on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= workdirs/demo
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-test.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) main.py --config=configs/resnet_loso.py:synthetic --workdir=$(WORKDIR)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/flow_speed.py
+	$(PY) benchmarks/fold_parallel.py
+
+clean:
+	rm -rf $(VENV) workdirs

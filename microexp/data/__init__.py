@@ -1,0 +1,1 @@
+"""Data layer: coding sheets, class subsets, synthetic datasets, loading to arrays."""

@@ -1,0 +1,67 @@
+"""Emotion vocabularies and class subsets.
+
+Datasets keep their full emotion label (CASME II: 7 classes). A *class subset* is a function
+applied at load time, never a rebuilt dataset: it maps each emotion to a class index of the
+subset, or drops it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# CASME II's seven 'Estimated Emotion' values, in the order used for the stored 7-class label.
+CASME2_EMOTIONS = ("happiness", "surprise", "disgust", "repression", "sadness", "fear", "others")
+
+# MEGC2019 composite classes (label 0, 1, 2 in the challenge's ground-truth CSV).
+MEGC_CLASSES = ("negative", "positive", "surprise")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassSubset:
+  """A named view of the emotion labels: `mapping[emotion] -> class index` (absent = dropped)."""
+
+  name: str
+  class_names: tuple[str, ...]
+  mapping: dict[str, int]
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def map_emotions(self, emotions) -> tuple[np.ndarray, np.ndarray]:
+    """emotions: [N] str -> (labels [N] int32, -1 where dropped; keep [N] bool)."""
+    labels = np.array([self.mapping.get(str(e).lower(), -1) for e in emotions], np.int32)
+    return labels, labels >= 0
+
+
+def _identity(names):
+  return {n: i for i, n in enumerate(names)}
+
+
+_MEGC_MAPPING = {
+    "disgust": 0, "repression": 0, "sadness": 0, "fear": 0,
+    # SAMM spells some emotions differently; 'anger' and 'contempt' are negative in MEGC2019.
+    "anger": 0, "contempt": 0, "negative": 0,
+    "happiness": 1, "positive": 1,
+    "surprise": 2,
+}
+
+SUBSETS = {
+    "7": ClassSubset("7", CASME2_EMOTIONS, _identity(CASME2_EMOTIONS)),
+    # The thesis's five: the CASME II classes with enough clips.
+    "5": ClassSubset("5", ("happiness", "surprise", "disgust", "repression", "others"),
+                     _identity(("happiness", "surprise", "disgust", "repression", "others"))),
+    "3": ClassSubset("3", ("happiness", "surprise", "repression"),
+                     _identity(("happiness", "surprise", "repression"))),
+    "megc": ClassSubset("megc", MEGC_CLASSES, _MEGC_MAPPING),
+}
+
+
+def get_subset(name: str | int) -> ClassSubset:
+  """Returns the class subset called `name` ('7', '5', '3' or 'megc')."""
+  key = str(name).lower()
+  if key not in SUBSETS:
+    raise ValueError(f"Unknown class subset {name!r}; choose one of {sorted(SUBSETS)}.")
+  return SUBSETS[key]

@@ -1,0 +1,49 @@
+"""Model registry: configs name a model by string; `get(name, **kwargs)` builds it.
+
+Adding a model is writing one module with a decorated factory and importing it below.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+  """Decorator: registers a factory `(**kwargs) -> nn.Module` under `name`."""
+
+  def wrap(factory):
+    if name in _REGISTRY:
+      raise ValueError(f"Model {name!r} is registered twice.")
+    _REGISTRY[name] = factory
+    return factory
+
+  return wrap
+
+
+def get(name: str, **kwargs) -> nn.Module:
+  """Builds the registered model `name` with the config's keyword arguments."""
+  _import_all()
+  if name not in _REGISTRY:
+    raise ValueError(f"Unknown model {name!r}; registered: {sorted(_REGISTRY)}.")
+  return _REGISTRY[name](**kwargs)
+
+
+def names() -> list[str]:
+  _import_all()
+  return sorted(_REGISTRY)
+
+
+def _import_all():
+  # Imported lazily so that `import microexp.models` stays cheap and cycle-free.
+  import importlib
+
+  for module in _MODULES:
+    importlib.import_module(f"microexp.models.{module}")
+
+
+# One module per network; each registers itself on import.
+_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet")
