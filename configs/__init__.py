@@ -1,0 +1,1 @@
+"""Experiment configs: one file per method, `get_config(arg)` with ':classes=..,synthetic'."""

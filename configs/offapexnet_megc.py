@@ -1,0 +1,24 @@
+"""Off-ApexNet on MEGC2019 (u and v streams of the 28x28 onset->apex flow), 68-fold LOSO.
+
+    main.py --config=configs/offapexnet_megc.py[:synthetic] --workdir=... \
+        --config.dataset.manual_dir=/path/to/megc2019_flow_release
+
+Same data, protocol, augmentation and seeds as configs/ststnet_megc.py; Off-ApexNet ignores the
+strain channel. Its two 1024-wide dense layers overfit 442 clips quickly: lower learning rate,
+stronger weight decay.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import ststnet_megc
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ststnet_megc.megc_config(arg)
+  config.model.name = "offapexnet"
+  config.model.kwargs = ml_collections.ConfigDict({"dropout": 0.5})
+  config.train.learning_rate = 1e-3
+  config.train.weight_decay = 5e-3
+  return config

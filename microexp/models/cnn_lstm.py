@@ -1,0 +1,116 @@
+"""CNN-LSTM: a per-frame CNN shared over time feeding an LSTM, then a dense head.
+
+The per-frame CNN sees every frame of every clip as one batch (TimeDistributed: T folded into B);
+the LSTM reads the frame features in order and the head classifies its state at the last real frame.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from microexp import models
+from microexp.models import layers
+
+Dtype = Any
+
+
+class SmallFrameCNN(nn.Module):
+  """`[N, H, W, C]` -> `[N, features[-1]]`: conv-BN-ReLU-pool blocks, then global average pooling."""
+
+  features: Sequence[int] = (32, 64, 128)
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    for f in self.features:
+      x = layers.ConvBlock(f, dtype=self.dtype)(x, train=train, mask=mask)
+    return jnp.mean(x, axis=(1, 2))
+
+
+class CNNLSTM(nn.Module):
+  """Per-frame CNN -> LSTM (tanh) -> dense head.
+
+  Attributes:
+    num_classes: number of emotion classes.
+    frame_cnn: 'small' (`SmallFrameCNN(frame_features)`) or 'resnet50'
+      (`microexp.models.resnet.ResNetBackbone(**backbone_kwargs)`, imported only then).
+    frame_features: conv widths of the small frame CNN.
+    backbone_kwargs: keyword arguments of the ResNet backbone (e.g. a small `width` for tests).
+    lstm_features: hidden sizes of stacked LSTM layers.
+    dense_features: hidden sizes of the head before the output layer.
+    dropout: dropout rate before each head layer (not inside the frame CNN: a dropout mask drawn
+      over [B*T, ...] would change with the padded length).
+    time_loop, unroll: how the LSTM runs over time (see `layers.MaskedRNN`).
+    dtype: compute dtype; parameters stay float32.
+
+  Padded frames (mask False) are zeroed before the frame CNN, excluded from its BatchNorm batch
+  statistics, and leave the LSTM state unchanged, so they never change the logits. The ResNet
+  backbone's BatchNorm takes no mask: in training its batch statistics include padded frames.
+  """
+
+  num_classes: int
+  frame_cnn: str = "small"
+  frame_features: Sequence[int] = (32, 64, 128)
+  backbone_kwargs: Any = None
+  lstm_features: Sequence[int] = (128,)
+  dense_features: Sequence[int] = (64,)
+  dropout: float = 0.5
+  time_loop: str = "loop"
+  unroll: int = 1
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """`x: [B, T, H, W, C]`, `mask: [B, T] bool` (True = real frame) -> logits `[B, num_classes]`."""
+    mask = layers.check_sequence_inputs("cnn_lstm", x, mask)
+    b, t = x.shape[:2]
+    frame_mask = mask.reshape(b * t)
+    frames = x.reshape((b * t,) + x.shape[2:])
+    # Zeroing keeps non-finite garbage in padded frames out of the forward and backward passes.
+    frames = jnp.where(frame_mask[:, None, None, None], frames, 0)
+    feats = self._frame_cnn()(frames, train=train, mask=frame_mask)
+    h = feats.reshape((b, t, -1))
+    for i, f in enumerate(self.lstm_features):
+      cell = functools.partial(nn.LSTMCell, features=f, dtype=self.dtype)
+      (_, last), h = layers.MaskedRNN(cell, self.time_loop, self.unroll, name=f"lstm{i}")(h, mask)
+    y = last
+    for f in self.dense_features:
+      y = nn.Dropout(self.dropout, deterministic=not train)(y)
+      y = nn.relu(nn.Dense(f, dtype=self.dtype)(y))
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(y).astype(jnp.float32)
+
+  def _frame_cnn(self) -> nn.Module:
+    if self.frame_cnn == "small":
+      return SmallFrameCNN(tuple(self.frame_features), dtype=self.dtype, name="frame_cnn")
+    if self.frame_cnn == "resnet50":
+      return _ResNetFrames(dict(self.backbone_kwargs or {}), dtype=self.dtype, name="frame_cnn")
+    raise ValueError(f"cnn_lstm: frame_cnn must be 'small' or 'resnet50'; got {self.frame_cnn!r}.")
+
+
+class _ResNetFrames(nn.Module):
+  """Adapts `ResNetBackbone` to the frame-CNN call; its BatchNorm takes no frame mask."""
+
+  backbone_kwargs: Any
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    del mask
+    from microexp.models import resnet  # pylint: disable=g-import-not-at-top
+
+    feats = resnet.ResNetBackbone(**self.backbone_kwargs, dtype=self.dtype, name="backbone")(
+        x, train=train)
+    # A backbone that returns a feature map is pooled here; one that pools already is left alone.
+    return jnp.mean(feats, axis=(1, 2)) if feats.ndim == 4 else feats
+
+
+@models.register("cnn_lstm")
+def cnn_lstm(num_classes: int, dtype: Dtype = jnp.float32, **kwargs) -> CNNLSTM:
+  """CNN-LSTM on `[B, T, H, W, C]` frame sequences; kwargs: see `CNNLSTM`."""
+  return CNNLSTM(num_classes=num_classes, dtype=dtype, **kwargs)

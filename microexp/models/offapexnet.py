@@ -1,0 +1,60 @@
+"""Off-ApexNet (Gan et al., Signal Processing: Image Communication 2019): two streams on u and v.
+
+Each stream (horizontal flow u, vertical flow v, one channel each): conv 5x5 6 filters -> ReLU ->
+max-pool 2 -> conv 5x5 16 filters -> ReLU -> max-pool 2 (28x28 -> 7x7x16); the flattened streams
+are concatenated and go through FC 1024 -> FC 1024 -> dropout -> output.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from microexp import models
+from microexp.models import layers
+
+Dtype = Any
+
+
+class OffApexNet(nn.Module):
+  """`[B, H, W, 2 or 3]` flow (channel 0 = u, 1 = v; others ignored) -> logits `[B, num_classes]`.
+
+  Attributes:
+    num_classes: number of emotion classes.
+    conv_features: filters of the two 5x5 convs of each stream.
+    dense_features: widths of the fully connected layers.
+    dropout: dropout rate before the output layer.
+    dtype: compute dtype; parameters stay float32.
+  """
+
+  num_classes: int
+  conv_features: Sequence[int] = (6, 16)
+  dense_features: Sequence[int] = (1024, 1024)
+  dropout: float = 0.5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    del mask  # images carry no time axis
+    layers.check_image_inputs("offapexnet", x, min_channels=2)
+    streams = []
+    for name, channel in (("u", 0), ("v", 1)):
+      s = x[..., channel:channel + 1]
+      for i, f in enumerate(self.conv_features):
+        s = nn.relu(nn.Conv(f, (5, 5), padding="SAME", dtype=self.dtype, name=f"{name}_conv{i}")(s))
+        s = nn.max_pool(s, (2, 2), strides=(2, 2), padding="SAME")
+      streams.append(s.reshape((s.shape[0], -1)))
+    y = jnp.concatenate(streams, axis=-1)
+    for i, f in enumerate(self.dense_features):
+      y = nn.relu(nn.Dense(f, dtype=self.dtype, name=f"fc{i}")(y))
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="out")(y).astype(jnp.float32)
+
+
+@models.register("offapexnet")
+def offapexnet(num_classes: int, dtype: Dtype = jnp.float32, **kwargs) -> OffApexNet:
+  """Off-ApexNet on `[B, 28, 28, 2 or 3]` flow; kwargs: see `OffApexNet`."""
+  return OffApexNet(num_classes=num_classes, dtype=dtype, **kwargs)

@@ -1,0 +1,61 @@
+"""STSTNet (Liong et al., FG 2019): a shallow triple-stream CNN on 28x28 (u, v, strain) flow.
+
+Published network (Matlab, christy1206/STSTNet): three parallel streams on the same input, each a
+3x3 conv (3, 5 and 8 filters, 'same') -> ReLU -> 3x3 max-pool, stride 3, 'same' (28 -> 10); the 16
+maps are concatenated, average-pooled 2x2 stride 2 (10 -> 5), flattened (5*5*16 = 400) and fed to
+one dense layer. The widely used PyTorch port (MEGC 2019 tooling) adds BatchNorm after each ReLU and
+dropout 0.5 after each pool: `batch_norm=True, dropout=0.5` reproduce that variant.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from microexp import models
+from microexp.models import layers
+
+Dtype = Any
+
+
+class STSTNet(nn.Module):
+  """`[B, H, W, C]` (28x28x3: u, v, strain) -> logits `[B, num_classes]`.
+
+  Attributes:
+    num_classes: number of classes (3 in the MEGC 2019 protocol).
+    stream_features: filters of the parallel 3x3 conv streams.
+    batch_norm: BatchNorm after each stream's ReLU (PyTorch port; not in the published network).
+    dropout: dropout rate after each stream's pool (0 in the published network).
+    dtype: compute dtype; parameters stay float32.
+  """
+
+  num_classes: int
+  stream_features: Sequence[int] = (3, 5, 8)
+  batch_norm: bool = False
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    del mask  # images carry no time axis
+    layers.check_image_inputs("ststnet", x)
+    streams = []
+    for i, f in enumerate(self.stream_features):
+      s = nn.relu(nn.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{i}")(x))
+      if self.batch_norm:
+        s = nn.BatchNorm(use_running_average=not train, momentum=layers.BN_MOMENTUM,
+                         dtype=self.dtype, name=f"bn{i}")(s)
+      s = nn.max_pool(s, (3, 3), strides=(3, 3), padding="SAME")
+      streams.append(nn.Dropout(self.dropout, deterministic=not train)(s))
+    y = nn.avg_pool(jnp.concatenate(streams, axis=-1), (2, 2), strides=(2, 2), padding="VALID")
+    y = y.reshape((y.shape[0], -1))
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(y).astype(jnp.float32)
+
+
+@models.register("ststnet")
+def ststnet(num_classes: int, dtype: Dtype = jnp.float32, **kwargs) -> STSTNet:
+  """STSTNet on `[B, 28, 28, 3]` (u, v, strain); kwargs: see `STSTNet`."""
+  return STSTNet(num_classes=num_classes, dtype=dtype, **kwargs)

@@ -1,0 +1,274 @@
+"""Run a trained model on your own video or folder of frames.
+
+    python -m microexp.predict --model=WORKDIR --input=clip.mp4 [--onset=N --apex=N] [--out=DIR]
+
+Pipeline: read the frames (`microexp.video`) -> one face box for the clip (`microexp.face`, on the
+first frames) -> crop every frame to the training crop size -> spot the onset and apex
+(`microexp.spotting`; --onset / --apex override) -> the representation the model was trained on
+(`microexp.flow.apex_flow_image`, as the TFDS builder computes it) -> the model of WORKDIR/final
+-> class probabilities, `prediction.json` and `prediction.png` in --out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from microexp import face as face_lib
+from microexp import flow as flow_lib
+from microexp import spotting
+from microexp import video
+
+# CASME II's cropped faces are ~280 x 340 (W x H); used when model.json records no crop size.
+DEFAULT_CROP_SIZE = (340, 280)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalModel:
+  """What WORKDIR/final holds: the module, its variables and how its inputs were made."""
+
+  module: Any  # flax.linen.Module
+  variables: dict
+  class_names: tuple[str, ...]
+  preprocessing: dict
+  config: dict
+  path: pathlib.Path
+
+
+def load_final(workdir: str | pathlib.Path) -> FinalModel:
+  """Loads WORKDIR/final (model.json + variables.msgpack, docs/ARCHITECTURE.md)."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  from microexp import models  # pylint: disable=g-import-not-at-top
+
+  final = pathlib.Path(workdir) / "final"
+  spec_path, variables_path = final / "model.json", final / "variables.msgpack"
+  for path in (spec_path, variables_path):
+    if not path.is_file():
+      raise FileNotFoundError(f"{path}: missing; train with main.py first (the engine writes "
+                              "WORKDIR/final after the LOSO folds).")
+  try:
+    spec = json.loads(spec_path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{spec_path}: not valid JSON ({e}).") from e
+  missing = [k for k in ("config", "class_names", "preprocessing") if k not in spec]
+  if missing:
+    raise ValueError(f"{spec_path}: missing keys {missing} (schema: docs/ARCHITECTURE.md).")
+  config, class_names = spec["config"], tuple(spec["class_names"])
+  model_config = config["model"]
+  module = models.get(model_config["name"], num_classes=len(class_names),
+                      **model_config.get("kwargs", {}))
+  variables = serialization.msgpack_restore(variables_path.read_bytes())
+  return FinalModel(module, variables, class_names, dict(spec["preprocessing"]), config, final)
+
+
+def _crop_size(preprocessing: dict) -> tuple[int, int]:
+  size = preprocessing.get("crop_size") or preprocessing.get("frame_size") or DEFAULT_CROP_SIZE
+  return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+
+
+def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.ndarray:
+  """The model's input from gray onset / apex crops [H, W]: float32 [1, S, S, 3].
+
+  The same function as the TFDS builder's apex_flow representation (`flow.apex_flow_image`), then
+  the normalisation recorded in model.json, if any.
+  """
+  representation = preprocessing.get("representation", "apex_flow")
+  if representation != "apex_flow":
+    raise ValueError(f"Prediction supports models trained on 'apex_flow'; this one was trained on "
+                     f"{representation!r} (sequence models are not wired into predict yet).")
+  x = flow_lib.apex_flow_image(onset, apex, method=preprocessing.get("flow_method", "farneback"),
+                               third_channel=preprocessing.get("third_channel", "magnitude"),
+                               size=int(preprocessing["image_size"]))
+  if "mean" in preprocessing and "std" in preprocessing:
+    x = (x - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"],
+                                                                        np.float32)
+  return x[None].astype(np.float32)
+
+
+def classify(final: FinalModel, x: np.ndarray) -> np.ndarray:
+  """Class probabilities [B, K] of model inputs x [B, ...] (inference mode, no dropout)."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  logits = final.module.apply(final.variables, x, train=False)
+  return np.asarray(jax.nn.softmax(np.asarray(logits, np.float32), axis=-1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+  """Everything predict computed for one clip (pictures are drawn from it)."""
+
+  probabilities: dict[str, float]
+  label: str
+  onset: int
+  apex: int
+  spotted: bool  # False when --onset and --apex were both given
+  face: face_lib.FaceBox
+  num_frames: int
+  fps: float
+  onset_crop: np.ndarray  # uint8 [H, W, 3]
+  apex_crop: np.ndarray  # uint8 [H, W, 3]
+  flow: np.ndarray  # float32 [H, W, 2] onset -> apex at crop resolution
+  motion: np.ndarray  # [T] smoothed motion relative to the onset
+
+  def to_json(self) -> dict:
+    return {
+        "label": self.label,
+        "probabilities": self.probabilities,
+        "onset": self.onset, "apex": self.apex, "spotted": self.spotted,
+        "face_box": list(self.face.box), "face_detector": self.face.detector,
+        "num_frames": self.num_frames, "fps": self.fps,
+        "motion": [round(float(m), 5) for m in self.motion],
+    }
+
+
+def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.DEFAULT_FPS,
+                   onset: int | None = None, apex: int | None = None,
+                   detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
+  """Face, spotting, representation and model on frames uint8 [T, H, W, 3] RGB."""
+  frames = np.asarray(frames)
+  if len(frames) < 2:
+    raise ValueError(f"Need at least 2 frames (onset and apex), got {len(frames)}.")
+  for name, value in (("onset", onset), ("apex", apex)):
+    if value is not None and not 0 <= value < len(frames):
+      raise ValueError(f"--{name}={value} is outside the clip (frames 0..{len(frames) - 1}).")
+  if onset is not None and apex is not None and onset == apex:
+    raise ValueError(f"--onset and --apex are the same frame ({onset}); no motion to classify.")
+  box = face_lib.detect_face(frames, start=onset or 0, detectors=detectors)
+  crops = face_lib.crop(frames, box.box, _crop_size(final.preprocessing))
+  gray = spotting.to_gray(crops, width=None)
+  spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex,
+                          method=final.preprocessing.get("flow_method", "farneback"))
+  x = model_input(gray[spotted.onset], gray[spotted.apex], final.preprocessing)
+  probs = classify(final, x)[0]
+  flow = flow_lib.dense_flow(gray[spotted.onset], gray[spotted.apex],
+                             final.preprocessing.get("flow_method", "farneback"))
+  return Prediction(
+      probabilities={n: float(p) for n, p in zip(final.class_names, probs)},
+      label=final.class_names[int(np.argmax(probs))], onset=spotted.onset, apex=spotted.apex,
+      spotted=onset is None or apex is None, face=box, num_frames=len(frames), fps=float(fps),
+      onset_crop=crops[spotted.onset], apex_crop=crops[spotted.apex], flow=flow,
+      motion=spotted.motion)
+
+
+def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+  """Flow [H, W, 2] -> uint8 RGB [H, W, 3]: hue = direction, brightness = magnitude."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+  scale = max_magnitude or max(float(np.percentile(mag, 99)), 1e-6)
+  hsv = np.zeros(flow.shape[:2] + (3,), np.uint8)
+  hsv[..., 0] = (ang * 90 / np.pi).astype(np.uint8)  # OpenCV hue is 0..180
+  hsv[..., 1] = 255
+  hsv[..., 2] = np.clip(mag / scale * 255, 0, 255).astype(np.uint8)
+  return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def plot_prediction(prediction: Prediction, path: str | pathlib.Path, title: str = "") -> pathlib.Path:
+  """Onset / apex crops, the onset->apex flow, the motion curve and the probabilities, as a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  fig = plt.figure(figsize=(11, 5.6))
+  grid = fig.add_gridspec(2, 4, height_ratios=[1.25, 1])
+  p = prediction
+  for i, (image, name) in enumerate(((p.onset_crop, f"onset (frame {p.onset})"),
+                                     (p.apex_crop, f"apex (frame {p.apex})"))):
+    ax = fig.add_subplot(grid[0, i])
+    ax.imshow(image)
+    ax.set_title(name, fontsize=10)
+    ax.axis("off")
+  ax = fig.add_subplot(grid[0, 2])
+  ax.imshow(flow_to_rgb(p.flow))
+  height, width = p.flow.shape[:2]
+  step = max(4, min(height, width) // 14)
+  yy, xx = np.mgrid[step // 2:height:step, step // 2:width:step]
+  u, v = p.flow[yy, xx, 0], p.flow[yy, xx, 1]
+  ax.quiver(xx, yy, u, v, color="white", angles="xy", scale_units="xy",
+            scale=max(float(np.hypot(u, v).max()), 1e-6) / (0.9 * step), width=0.006)
+  ax.set_title(f"flow onset->apex (max {np.hypot(p.flow[..., 0], p.flow[..., 1]).max():.1f} px)",
+               fontsize=10)
+  ax.axis("off")
+  ax = fig.add_subplot(grid[0, 3])
+  names = list(p.probabilities)
+  values = [p.probabilities[n] for n in names]
+  colors = ["tab:red" if n == p.label else "tab:blue" for n in names]
+  ax.barh(names[::-1], values[::-1], color=colors[::-1])
+  ax.set_xlim(0, 1)
+  ax.set_title(f"prediction: {p.label} ({p.probabilities[p.label]:.0%})", fontsize=10)
+  ax.tick_params(labelsize=8)
+  ax = fig.add_subplot(grid[1, :])
+  ax.plot(np.arange(p.num_frames), p.motion, color="tab:blue",
+          label="face motion relative to onset (smoothed)")
+  ax.axvline(p.onset, color="tab:green", ls="--", label=f"onset {p.onset}")
+  ax.axvline(p.apex, color="tab:red", ls="--",
+             label=f"apex {p.apex} ({'spotted' if p.spotted else 'given'})")
+  ax.set_xlabel(f"frame ({p.fps:g} fps)")
+  ax.set_ylabel("mean |flow| (px)")
+  ax.legend(fontsize=8, loc="upper right")
+  fig.suptitle(title or f"face found by '{p.face.detector}' detector at {p.face.box}", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str | pathlib.Path,
+        onset: int | None = None, apex: int | None = None,
+        detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
+  """The CLI: reads, predicts, prints and writes prediction.json / prediction.png under `out`."""
+  final = load_final(model)
+  frames, fps = video.read_video(input_path)
+  print(f"Read {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {fps:g} fps from "
+        f"{input_path}")
+  prediction = predict_frames(final, frames, fps=fps, onset=onset, apex=apex, detectors=detectors)
+  print(f"Face found by the '{prediction.face.detector}' detector at x,y,w,h = "
+        f"{prediction.face.box} (on {prediction.face.num_detected} of the first frames)")
+  how = "spotted" if prediction.spotted else "given"
+  print(f"Onset frame {prediction.onset}, apex frame {prediction.apex} ({how})")
+  for name, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
+    print(f"  {name:12s} {p:6.1%}")
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  record = {"input": str(input_path), "model": str(model), **prediction.to_json()}
+  (out / "prediction.json").write_text(json.dumps(record, indent=1))
+  plot_prediction(prediction, out / "prediction.png",
+                  f"{pathlib.Path(input_path).name}: face by '{prediction.face.detector}', "
+                  f"model {final.config['model']['name']}")
+  print(f"Wrote {out / 'prediction.json'} and {out / 'prediction.png'}")
+  return prediction
+
+
+def main(argv: Sequence[str]) -> None:
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
+  f = flags.FLAGS
+  if not f.model or not f.input:
+    raise app.UsageError("--model=WORKDIR and --input=VIDEO_OR_FRAME_FOLDER are required.")
+  detectors = [d.strip() for d in f.detector.split(",") if d.strip()]
+  try:
+    run(f.model, f.input, out=f.out or pathlib.Path(f.model) / "predictions" /
+        pathlib.Path(f.input).stem, onset=f.onset, apex=f.apex, detectors=detectors)
+  except (video.VideoError, face_lib.NoFaceError, FileNotFoundError, ValueError) as e:
+    raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("model", None, "Training workdir holding final/ (model.json, variables).")
+  flags.DEFINE_string("input", None, "A video file or a folder of frame images.")
+  flags.DEFINE_integer("onset", None, "Onset frame index (0-based); spotted when not given.")
+  flags.DEFINE_integer("apex", None, "Apex frame index (0-based); spotted when not given.")
+  flags.DEFINE_string("out", None, "Output folder (default WORKDIR/predictions/<input name>).")
+  flags.DEFINE_string("detector", ",".join(face_lib.DEFAULT_DETECTORS),
+                      f"Face detectors tried in order, comma-separated; one of {face_lib.names()}.")
+  app.run(main)

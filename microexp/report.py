@@ -1,0 +1,298 @@
+"""Readable reports of a workdir, and a methods table over several workdirs.
+
+    python -m microexp.report WORKDIR                 # -> WORKDIR/report/report.md + PNGs
+    python -m microexp.report --compare W1 W2 ...     # prints a markdown methods table
+    python -m microexp.report --compare --out=t.md W1 W2
+
+Everything is read from `WORKDIR/results.json` (schema: docs/ARCHITECTURE.md, "Workdir outputs").
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+METRICS = ("accuracy", "uf1", "uar")
+METRIC_TITLES = {"accuracy": "Accuracy", "uf1": "UF1", "uar": "UAR"}
+
+
+def load_results(workdir: str | pathlib.Path) -> dict:
+  """Reads WORKDIR/results.json; a clear error if it is missing or not the engine's schema."""
+  path = pathlib.Path(workdir) / "results.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{path}: no results.json; is {workdir} a finished training workdir?")
+  try:
+    results = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e}).") from e
+  missing = [k for k in ("class_names", "metrics", "confusion") if k not in results]
+  if missing:
+    raise ValueError(f"{path}: missing keys {missing} (schema: docs/ARCHITECTURE.md).")
+  return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures.
+
+
+def _draw_confusion(ax, confusion: np.ndarray, class_names: Sequence[str], title: str,
+                    small: bool = False):
+  """Row-normalised colours (recall per true class), raw counts written in the cells."""
+  confusion = np.asarray(confusion, np.int64)
+  rows = confusion.sum(axis=1, keepdims=True)
+  normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+  ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+  ticks = np.arange(len(class_names))
+  labels = [n[:3] for n in class_names] if small else list(class_names)
+  ax.set_xticks(ticks, labels, rotation=45 if not small else 90, ha="right" if not small else "center",
+                fontsize=6 if small else 9)
+  ax.set_yticks(ticks, labels, fontsize=6 if small else 9)
+  if not small:
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+  ax.set_title(title, fontsize=8 if small else 11)
+  for i, j in np.ndindex(confusion.shape):
+    if confusion[i, j] or not small:
+      ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6 if small else 9,
+              color="white" if normalised[i, j] > 0.5 else "black")
+
+
+def plot_confusion(confusion, class_names: Sequence[str], path: str | pathlib.Path,
+                   title: str = "Confusion (pooled over folds)") -> pathlib.Path:
+  """Writes one confusion matrix [K, K] (rows: true class) as a PNG."""
+  size = 1.6 + 0.6 * len(class_names)
+  fig, ax = plt.subplots(figsize=(size, size))
+  _draw_confusion(ax, confusion, class_names, title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def per_subject(per_fold: list[dict]) -> dict[str, dict]:
+  """Sums each subject's folds over seeds: {subject: {n_test, correct, accuracy, confusion}}."""
+  subjects: dict[str, dict] = {}
+  for fold in per_fold:
+    entry = subjects.setdefault(fold["subject"], {"n_test": 0, "correct": 0.0, "confusion": None})
+    entry["n_test"] += int(fold["n_test"])
+    entry["correct"] += float(fold["accuracy"]) * int(fold["n_test"])
+    if "confusion" in fold:
+      c = np.asarray(fold["confusion"], np.int64)
+      entry["confusion"] = c if entry["confusion"] is None else entry["confusion"] + c
+  for entry in subjects.values():
+    entry["accuracy"] = entry["correct"] / max(entry["n_test"], 1)
+  return subjects
+
+
+def plot_fold_confusions(per_fold: list[dict], class_names: Sequence[str],
+                         path: str | pathlib.Path) -> pathlib.Path:
+  """One small confusion matrix per test subject (summed over seeds), on a grid."""
+  subjects = {s: e for s, e in per_subject(per_fold).items() if e["confusion"] is not None}
+  cols = min(6, max(1, len(subjects)))
+  rows = int(np.ceil(len(subjects) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.1 * rows), squeeze=False)
+  for ax in axes.flat:
+    ax.axis("off")
+  for ax, (subject, entry) in zip(axes.flat, sorted(subjects.items())):
+    ax.axis("on")
+    _draw_confusion(ax, entry["confusion"], class_names,
+                    f"{subject}  {entry['accuracy']:.0%} of {entry['n_test']}", small=True)
+  fig.suptitle("Confusion per test subject (rows: true, summed over seeds)", fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def plot_per_subject(per_fold: list[dict], path: str | pathlib.Path,
+                     pooled_accuracy: float | None = None) -> pathlib.Path:
+  """Accuracy per test subject (over seeds), with each subject's number of test clips."""
+  subjects = sorted(per_subject(per_fold).items())
+  names = [s for s, _ in subjects]
+  accuracy = [e["accuracy"] for _, e in subjects]
+  fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 1.5), 3.2))
+  bars = ax.bar(names, accuracy, color="tab:blue")
+  for bar, (_, entry) in zip(bars, subjects):
+    ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.01, str(entry["n_test"]),
+            ha="center", va="bottom", fontsize=6)
+  if pooled_accuracy is not None:
+    ax.axhline(pooled_accuracy, color="tab:red", lw=1, ls="--", label=f"mean {pooled_accuracy:.3f}")
+    ax.legend(fontsize=8, loc="lower right")
+  ax.set_ylim(0, 1.08)
+  ax.set_ylabel("accuracy")
+  ax.set_title("Accuracy per test subject (numbers: test clips x seeds)", fontsize=10)
+  ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def _curves(history: dict, key: str) -> np.ndarray | None:
+  """[runs, epochs] for `key` over all seed/fold runs that have it (truncated to the shortest)."""
+  runs = [np.asarray(h[key], np.float64) for h in history.values() if h.get(key)]
+  if not runs:
+    return None
+  length = min(len(r) for r in runs)
+  return np.stack([r[:length] for r in runs])
+
+
+def plot_history(history: dict[str, dict[str, list]], path: str | pathlib.Path) -> pathlib.Path:
+  """Loss and accuracy per epoch: mean over seed/fold runs with a min-max band.
+
+  Test curves are for monitoring only (the engine never selects on them).
+  """
+  kinds = sorted({k.split("/", 1)[1] for h in history.values() for k in h if "/" in k})
+  kinds = sorted(kinds, key=lambda k: ("loss" not in k, k))
+  fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.2 * max(1, len(kinds)), 3.2),
+                           squeeze=False)
+  for ax, kind in zip(axes[0], kinds):
+    for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
+      curves = _curves(history, f"{split}/{kind}")
+      if curves is None:
+        continue
+      epochs = np.arange(1, curves.shape[1] + 1)
+      ax.plot(epochs, curves.mean(0), color=color, label=f"{split} (mean of {len(curves)})")
+      ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.15)
+    ax.set_xlabel("epoch")
+    ax.set_title(kind.replace("epoch_", "").replace("_", " "), fontsize=10)
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown.
+
+
+def _metric_cell(metric: dict | float | None) -> str:
+  if metric is None:
+    return "–"
+  if isinstance(metric, dict):
+    std = metric.get("std")
+    return f"{metric['mean']:.3f} ± {std:.3f}" if std is not None else f"{metric['mean']:.3f}"
+  return f"{float(metric):.3f}"
+
+
+def _flatten(config: dict, prefix: str = "") -> list[tuple[str, object]]:
+  items = []
+  for key, value in config.items():
+    if isinstance(value, dict):
+      items.extend(_flatten(value, f"{prefix}{key}."))
+    else:
+      items.append((f"{prefix}{key}", value))
+  return items
+
+
+def metrics_table(results: dict) -> str:
+  """Markdown table: metric, mean ± std over seeds, per-seed values (and per dataset if any)."""
+  lines = ["| metric | mean ± std over seeds | per seed |", "|---|---|---|"]
+  for name in METRICS:
+    metric = results["metrics"].get(name)
+    if metric is None:
+      continue
+    seeds = ", ".join(f"{v:.3f}" for v in metric.get("per_seed", []))
+    lines.append(f"| {METRIC_TITLES[name]} | {_metric_cell(metric)} | {seeds} |")
+  per_dataset = results.get("per_dataset") or {}
+  if per_dataset:
+    lines += ["", "| dataset | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+              "|---|" + "---|" * len(METRICS)]
+    for dataset, metrics in sorted(per_dataset.items()):
+      lines.append(f"| {dataset} | " + " | ".join(_metric_cell(metrics.get(m)) for m in METRICS)
+                   + " |")
+  return "\n".join(lines)
+
+
+def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = None) -> pathlib.Path:
+  """Writes report.md and its PNGs (default: WORKDIR/report/); returns the report.md path."""
+  workdir = pathlib.Path(workdir)
+  results = load_results(workdir)
+  out = pathlib.Path(out) if out else workdir / "report"
+  out.mkdir(parents=True, exist_ok=True)
+  class_names = results["class_names"]
+  config = results.get("config", {})
+  per_fold = results.get("per_fold") or []
+  history = results.get("history") or {}
+
+  sections = [f"# Report: {workdir.name}", "",
+              f"Model **{config.get('model', {}).get('name', '?')}**, representation "
+              f"**{config.get('dataset', {}).get('representation', '?')}**, classes "
+              f"{', '.join(class_names)}; protocol "
+              f"{config.get('train', {}).get('protocol', '?')}, "
+              f"{len(results.get('folds', []))} folds, seeds {results.get('seeds', [])}.", "",
+              "## Metrics", "", metrics_table(results), "",
+              "UF1: unweighted (macro) F1; UAR: unweighted average recall; both over the pooled "
+              "predictions of all folds, per seed.", "",
+              "## Confusion (pooled over folds, summed over seeds)", "",
+              f"![confusion]({plot_confusion(results['confusion'], class_names, out / 'confusion.png').name})",
+              ""]
+  if per_fold:
+    accuracy = results["metrics"].get("accuracy", {}).get("mean")
+    plot_per_subject(per_fold, out / "per_subject.png", accuracy)
+    sections += ["## Accuracy per test subject", "", "![per subject](per_subject.png)", ""]
+    if any("confusion" in f for f in per_fold):
+      plot_fold_confusions(per_fold, class_names, out / "confusion_per_fold.png")
+      sections += ["## Confusion per fold", "", "![per fold](confusion_per_fold.png)", ""]
+  if history:
+    plot_history(history, out / "history.png")
+    sections += ["## Training curves", "",
+                 "Mean over all seed/fold runs with the min-max band. Test curves are monitoring "
+                 "only: nothing computed on a test subject feeds training or selection.", "",
+                 "![history](history.png)", ""]
+  sections += ["## Config", "", "```"] + [f"{k} = {v!r}" for k, v in _flatten(config)] + ["```", ""]
+  path = out / "report.md"
+  path.write_text("\n".join(sections))
+  return path
+
+
+def compare(workdirs: Sequence[str | pathlib.Path]) -> str:
+  """A markdown methods table, one row per workdir (the thesis's methods table, regenerated)."""
+  header = ("| method | model | representation | classes | protocol | folds | seeds | "
+            "Accuracy | UF1 | UAR |")
+  lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+  for workdir in workdirs:
+    results = load_results(workdir)
+    config = results.get("config", {})
+    dataset, model, train = (config.get(k, {}) for k in ("dataset", "model", "train"))
+    representation = dataset.get("representation", "?")
+    if representation in ("apex_flow", "flow_sequences") and dataset.get("flow_method"):
+      representation += f" ({dataset['flow_method']})"
+    cells = [pathlib.Path(workdir).name, model.get("name", "?"), representation,
+             str(len(results["class_names"])), train.get("protocol", "?"),
+             str(len(results.get("folds", []))), str(len(results.get("seeds", [])))]
+    cells += [_metric_cell(results["metrics"].get(m)) for m in METRICS]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+  FLAGS = flags.FLAGS
+  workdirs = list(argv[1:])
+  if not workdirs:
+    raise app.UsageError("Give a WORKDIR (or --compare W1 W2 ...).")
+  if FLAGS.compare:
+    table = compare(workdirs)
+    print(table)
+    if FLAGS.out:
+      pathlib.Path(FLAGS.out).write_text(table + "\n")
+      print(f"Wrote {FLAGS.out}")
+    return
+  for workdir in workdirs:
+    path = write_report(workdir, FLAGS.out if len(workdirs) == 1 else None)
+    print(f"Wrote {path} and its figures in {path.parent}")
+
+
+if __name__ == "__main__":
+  flags.DEFINE_bool("compare", False, "Print a methods table comparing the given workdirs.")
+  flags.DEFINE_string("out", None, "Report folder (default WORKDIR/report) or table file (--compare).")
+  app.run(main)

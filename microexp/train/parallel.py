@@ -1,0 +1,52 @@
+"""Device mesh for fold-parallel training: axes ('fold', 'data').
+
+Folds (stacked models) are split over the 'fold' axis. When a chunk has fewer folds than devices,
+the remaining factor becomes a 'data' axis: each fold's batch is split over it (data parallel
+within a fold; XLA inserts the gradient and BatchNorm all-reduces). The fold axis is padded to a
+multiple of the 'fold' mesh size with copies of the last fold whose results are discarded.
+Placement uses `jax.make_array_from_callback`, which also works on several hosts when every
+process holds the same host array (after `jax.distributed.initialize()`).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+
+def make_mesh(num_folds: int, devices=None) -> Mesh:
+  """Mesh of all devices: fold = largest divisor of the device count <= num_folds, data = rest."""
+  devices = list(devices if devices is not None else jax.devices())
+  n = len(devices)
+  fold = max(d for d in range(1, n + 1) if n % d == 0 and d <= max(num_folds, 1))
+  return jax.make_mesh((fold, n // fold), ("fold", "data"), axis_types=(AxisType.Auto,) * 2,
+                       devices=devices)
+
+
+def padded_folds(num_folds: int, mesh: Mesh) -> int:
+  """Fold-axis length after padding to a multiple of the mesh's 'fold' size."""
+  size = mesh.shape["fold"]
+  return -(-num_folds // size) * size
+
+
+def pad_folds(x: np.ndarray, length: int) -> np.ndarray:
+  """Pads axis 0 to `length` by repeating the last entry (dummy folds)."""
+  if x.shape[0] == length:
+    return x
+  return np.concatenate([x, np.repeat(x[-1:], length - x.shape[0], axis=0)])
+
+
+def _put(x, sharding):
+  x = np.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def put_folds(tree, mesh: Mesh):
+  """Host arrays with a leading fold axis -> device arrays sharded over 'fold'."""
+  return jax.tree.map(lambda x: _put(x, NamedSharding(mesh, P("fold"))), tree)
+
+
+def put_replicated(tree, mesh: Mesh):
+  """Host arrays -> device arrays replicated on every device (the resident dataset)."""
+  return jax.tree.map(lambda x: _put(x, NamedSharding(mesh, P())), tree)

@@ -1,0 +1,129 @@
+"""What a run writes: TensorBoard curves (CLU), results.json, summary.md, confusion matrices (PNG).
+
+TensorBoard layout mirrors Keras' callback so the thesis's curve names line up:
+`tensorboard/seed<s>/<fold>/{train,val,test}/` with scalars `epoch_loss` and
+`epoch_categorical_accuracy` at step = epoch (1-based).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from microexp.train import checkpoint
+
+CURVES = ("epoch_loss", "epoch_categorical_accuracy")
+
+
+class CurveWriters:
+  """One CLU metric writer per (run, split), created on first use."""
+
+  def __init__(self, logdir: str | Path, enabled: bool = True):
+    self.logdir = Path(logdir)
+    self.enabled = enabled
+    self._writers = {}
+
+  def write(self, run: str, split: str, epoch: int, scalars: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    scalars = {k: float(v) for k, v in scalars.items() if v is not None and math.isfinite(v)}
+    if not scalars:
+      return
+    key = (run, split)
+    if key not in self._writers:
+      from clu import metric_writers  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+
+      self._writers[key] = metric_writers.create_default_writer(
+          str(self.logdir / run / split), just_logging=False, asynchronous=False)
+    self._writers[key].write_scalars(epoch, scalars)
+
+  def close(self) -> None:
+    for w in self._writers.values():
+      w.flush()
+      w.close()
+    self._writers = {}
+
+
+def plot_confusion(path: str | Path, cm: np.ndarray, class_names: Sequence[str], title: str):
+  """Row-normalised confusion matrix with counts, as a PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  cm = np.asarray(cm)
+  norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+  k = len(class_names)
+  fig, ax = plt.subplots(figsize=(1.2 * k + 2, 1.2 * k + 1.5))
+  ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+  for i in range(k):
+    for j in range(k):
+      ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
+              color="white" if norm[i, j] > 0.5 else "black")
+  ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+  ax.set_yticks(range(k), class_names)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _fmt(m: dict) -> str:
+  return f"{m['mean']:.4f} ± {m['std']:.4f}"
+
+
+def summary_markdown(results: dict) -> str:
+  """The human-readable summary of results.json."""
+  cfg = results["config"]
+  lines = [f"# {cfg['model']['name']} on {cfg['dataset']['name']} "
+           f"({cfg['dataset']['representation']}, classes {cfg['dataset']['classes']})", "",
+           f"Protocol: {cfg['train']['protocol']}, selection: {cfg['train']['selection']}, "
+           f"seeds: {results['seeds']}, folds: {len(results['folds'])}, "
+           f"synthetic: {cfg['dataset'].get('synthetic', False)}", "",
+           "| metric | mean ± std over seeds | per seed | seed ensemble |", "|---|---|---|---|"]
+  ens = results.get("ensemble", {}).get("metrics", {})
+  for name in ("accuracy", "uf1", "uar"):
+    m = results["metrics"][name]
+    per = ", ".join(f"{v:.4f}" for v in m["per_seed"])
+    e = f"{ens[name]:.4f}" if name in ens else "-"
+    lines.append(f"| {name} | {_fmt(m)} | {per} | {e} |")
+  if results.get("per_dataset"):
+    lines += ["", "| dataset | accuracy | UF1 | UAR |", "|---|---|---|---|"]
+    for ds, m in results["per_dataset"].items():
+      lines.append(f"| {ds} | {_fmt(m['accuracy'])} | {_fmt(m['uf1'])} | {_fmt(m['uar'])} |")
+  lines += ["", "Per class (pooled over folds and seeds):", "",
+            "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+  for r in results["class_report"]:
+    lines.append(f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
+                 f"{r['support']} |")
+  lines += ["", "Confusion (rows true, columns predicted; pooled over folds, summed over seeds):", "",
+            "| | " + " | ".join(results["class_names"]) + " |",
+            "|---" * (len(results["class_names"]) + 1) + "|"]
+  for name, row in zip(results["class_names"], results["confusion"]):
+    lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+  lines += ["", "Per fold accuracy (mean over seeds):", "", "| fold | n_test | accuracy |",
+            "|---|---|---|"]
+  by_fold = {}
+  for f in results["per_fold"]:
+    by_fold.setdefault(f["subject"], []).append(f)
+  for subject, fs in by_fold.items():
+    lines.append(f"| {subject} | {fs[0]['n_test']} | "
+                 f"{np.mean([f['accuracy'] for f in fs]):.3f} |")
+  lines += ["", f"Wall time: {results.get('wall_time_s', float('nan')):.1f} s", ""]
+  return "\n".join(lines)
+
+
+def write_outputs(workdir: str | Path, results: dict) -> None:
+  """results.json, summary.md, confusion.png (pooled) and confusion_<fold>.png per fold."""
+  workdir = Path(workdir)
+  checkpoint.write_json_atomic(workdir / "results.json", results)
+  (workdir / "summary.md").write_text(summary_markdown(results))
+  m = results["metrics"]
+  plot_confusion(workdir / "confusion.png", np.array(results["confusion"]), results["class_names"],
+                 f"pooled, {len(results['seeds'])} seed(s): acc {m['accuracy']['mean']:.3f} "
+                 f"UF1 {m['uf1']['mean']:.3f} UAR {m['uar']['mean']:.3f}")

@@ -1,0 +1,49 @@
+"""Shared fixtures: a small synthetic CASME II in the official layout, written once per session."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+# Size of the shared synthetic CASME II (fast to write: ~1 s).
+SYNTHETIC_CASME2_KWARGS = dict(num_subjects=6, clips_per_subject=6, image_size=(85, 70),
+                               num_frames=(12, 20), seed=0, quirks=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_casme2_root(tmp_path_factory) -> pathlib.Path:
+  """Root of a synthetic CASME II (sheet + Cropped/), 6 subjects x 6 clips, 85x70, quirks on.
+
+  Read-only for tests: copy it (shutil.copytree) before changing anything.
+  """
+  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("synthetic_casme2")
+  return synthetic.write_synthetic_casme2(root, **SYNTHETIC_CASME2_KWARGS)
+
+
+_HEADER = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units",
+           "Estimated Emotion")
+
+
+def _write_coding_sheet(folder, rows, header=_HEADER, sheet="Sheet1",
+                        name="CASME2-coding-20140508.xlsx") -> pathlib.Path:
+  import openpyxl  # pylint: disable=g-import-not-at-top
+  wb = openpyxl.Workbook()
+  ws = wb.active
+  ws.title = sheet
+  ws.append(list(header))
+  for row in rows:
+    ws.append(list(row))
+  path = pathlib.Path(folder) / name
+  wb.save(path)
+  return path
+
+
+@pytest.fixture(name="write_coding_sheet")
+def fixture_write_coding_sheet():
+  """`write(folder, rows, header=official, sheet='Sheet1', name=...) -> path` of a small .xlsx.
+
+  Rows are lists of cell values under `header` (official columns + one unnamed empty column).
+  """
+  return _write_coding_sheet

@@ -1,0 +1,215 @@
+"""Small networks: shapes and dtypes, padding invariance, fold-stacked vmap, learning."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from microexp import models
+
+NUM_CLASSES = 3
+
+# Tiny versions of every small network and an input of the kind it reads.
+TINY = {
+    "ststnet": (dict(), (4, 28, 28, 3)),
+    "offapexnet": (dict(dense_features=(32, 32)), (4, 28, 28, 2)),
+    "flow_cnn": (dict(features=(4, 8), dense_features=8), (4, 48, 48, 3)),
+    "cnn_lstm": (dict(frame_features=(4, 8), lstm_features=(8,), dense_features=(8,)),
+                 (4, 5, 16, 16, 1)),
+    "convlstm": (dict(stem_features=(4,), lstm_features=(4, 4), dense_features=(8,)),
+                 (4, 5, 16, 16, 1)),
+}
+SEQUENCE_MODELS = ("cnn_lstm", "convlstm")
+
+
+def _model(name, dtype=jnp.float32, **overrides):
+  kwargs, _ = TINY[name]
+  return models.get(name, num_classes=NUM_CLASSES, dtype=dtype, **{**kwargs, **overrides})
+
+
+def _inputs(name, key=0):
+  shape = TINY[name][1]
+  x = jax.random.normal(jax.random.key(key), shape)
+  mask = jnp.ones(shape[:2], bool) if name in SEQUENCE_MODELS else None
+  return x, mask
+
+
+def _init(model, x, mask, key=0):
+  return model.init({"params": jax.random.key(key)}, x, train=False, mask=mask)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_logits_shape_and_dtypes(name, dtype):
+  model = _model(name, dtype)
+  x, mask = _inputs(name)
+  variables = jax.eval_shape(functools.partial(_init, model), x, mask)
+  assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+  logits, updates = jax.eval_shape(
+      lambda v: model.apply(v, x, train=True, mask=mask, rngs={"dropout": jax.random.key(1)},
+                            mutable=["batch_stats"]), variables)
+  assert logits.shape == (x.shape[0], NUM_CLASSES)
+  assert logits.dtype == jnp.float32
+  assert set(updates) == ({"batch_stats"} if "batch_stats" in variables else set())
+
+
+@pytest.mark.parametrize("name", ["ststnet", "cnn_lstm"])
+def test_bfloat16_forward_is_finite_and_close_to_float32(name):
+  x, mask = _inputs(name)
+  variables = _init(_model(name), x, mask)
+  f32 = _model(name).apply(variables, x, train=False, mask=mask)
+  bf16 = _model(name, jnp.bfloat16).apply(variables, x, train=False, mask=mask)
+  assert np.all(np.isfinite(bf16))
+  np.testing.assert_allclose(bf16, f32, atol=0.1, rtol=0.1)
+
+
+def _pad_with_garbage(x, mask, extra):
+  """Appends `extra` garbage frames (mask False), NaN and huge values included."""
+  garbage = 1e6 * jax.random.normal(jax.random.key(7), (x.shape[0], extra) + x.shape[2:])
+  garbage = garbage.at[:, 0, 0, 0, 0].set(jnp.nan)
+  return (jnp.concatenate([x, garbage], axis=1),
+          jnp.concatenate([mask, jnp.zeros((x.shape[0], extra), bool)], axis=1))
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_padding_never_changes_output(name):
+  model = _model(name)
+  x, mask = _inputs(name)
+  # Variable length inside the batch: clip 0 has 2 real frames, clip 1 has 4, the others 5.
+  mask = mask.at[0, 2:].set(False).at[1, 4:].set(False)
+  x = jnp.where(mask[..., None, None, None], x, 3.0)
+  padded_x, padded_mask = _pad_with_garbage(x, mask, extra=3)
+  variables = _init(model, x, mask)
+
+  for train in (False, True):
+    apply = functools.partial(model.apply, train=train, rngs={"dropout": jax.random.key(3)},
+                              mutable=["batch_stats"])
+    ref, ref_stats = apply(variables, x, mask=mask)
+    out, out_stats = apply(variables, padded_x, mask=padded_mask)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+                 out_stats, ref_stats)
+  # The short clip alone gives the logits it gets inside the padded batch.
+  alone = model.apply(variables, x[:1, :2], train=False, mask=mask[:1, :2])
+  in_batch = model.apply(variables, padded_x, train=False, mask=padded_mask)[:1]
+  np.testing.assert_allclose(alone, in_batch, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_scan_and_python_loop_agree(name):
+  x, mask = _inputs(name)
+  mask = mask.at[0, 3:].set(False)
+  loop = _model(name, time_loop="loop")
+  variables = _init(loop, x, mask)
+  scan = _model(name, time_loop="scan", unroll=2)
+  assert (jax.tree.structure(_init(scan, x, mask)) == jax.tree.structure(variables))
+  np.testing.assert_allclose(scan.apply(variables, x, train=False, mask=mask),
+                             loop.apply(variables, x, train=False, mask=mask), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_jit_vmap_over_stacked_folds(name):
+  model = _model(name)
+  x, mask = _inputs(name)
+  folds = [_init(model, x, mask, key=k) for k in (0, 1)]
+  stacked = jax.tree.map(lambda *v: jnp.stack(v), *folds)
+
+  @jax.jit
+  @jax.vmap
+  def forward(variables, x):
+    return model.apply(variables, x, train=True, mask=mask, rngs={"dropout": jax.random.key(0)},
+                       mutable=["batch_stats"])
+
+  xs = jnp.stack([x, 2 * x])
+  logits, updates = forward(stacked, xs)
+  assert logits.shape == (2, x.shape[0], NUM_CLASSES)
+  for k in (0, 1):
+    ref, ref_updates = model.apply(folds[k], xs[k], train=True, mask=mask,
+                                   rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+    np.testing.assert_allclose(logits[k], ref, rtol=1e-4, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[k], b, rtol=1e-4, atol=1e-5),
+                 updates, ref_updates)
+  assert not np.allclose(logits[0], logits[1])
+
+
+def _fit(model, x, mask, labels, steps, learning_rate):
+  """Trains on one fixed batch; returns the losses and the final train-mode predictions."""
+  variables = _init(model, x, mask)
+  params, state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
+  tx = optax.adam(learning_rate)
+  opt_state = tx.init(params)
+
+  def loss_fn(params, state, key):
+    logits, new_state = model.apply({"params": params, **state}, x, train=True, mask=mask,
+                                    rngs={"dropout": key}, mutable=list(state))
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, (new_state, logits)
+
+  @jax.jit
+  def step(params, state, opt_state, key):
+    (loss, (state, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, key)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), state, opt_state, loss, logits
+
+  losses = []
+  for i in range(steps):
+    params, state, opt_state, loss, logits = step(params, state, opt_state, jax.random.key(i))
+    losses.append(float(loss))
+  return np.array(losses), np.asarray(jnp.argmax(logits, -1))
+
+
+@pytest.mark.parametrize("name, overrides, lr", [
+    ("ststnet", {}, 3e-2),
+    ("cnn_lstm", dict(dropout=0.0), 1e-2),
+])
+def test_tiny_model_memorises_a_handful_of_examples(name, overrides, lr):
+  n = 12
+  shape = (n,) + TINY[name][1][1:]
+  x = jax.random.normal(jax.random.key(0), shape)
+  mask = None
+  if name in SEQUENCE_MODELS:
+    lengths = jnp.array([2, 3, 4, 5] * 3)
+    mask = jnp.arange(shape[1])[None] < lengths[:, None]
+  labels = jnp.arange(n) % NUM_CLASSES  # arbitrary labels: only memorising can fit them
+  losses, preds = _fit(_model(name, **overrides), x, mask, labels, steps=80, learning_rate=lr)
+  assert losses[0] > 0.8  # about log(3) at the start
+  assert losses[-5:].mean() < 0.25 * losses[0], losses
+  assert np.mean(preds == np.asarray(labels)) >= 0.9
+
+
+def test_cnn_lstm_resnet50_frames_if_available():
+  resnet = pytest.importorskip("microexp.models.resnet")
+  if not hasattr(resnet, "ResNetBackbone"):
+    pytest.skip("microexp.models.resnet has no ResNetBackbone")
+  model = models.get("cnn_lstm", num_classes=NUM_CLASSES, frame_cnn="resnet50",
+                     backbone_kwargs=dict(width=4, stage_sizes=(1, 1)), lstm_features=(8,),
+                     dense_features=())
+  x = jax.random.normal(jax.random.key(0), (2, 3, 32, 32, 3))
+  mask = jnp.array([[True, True, False], [True, True, True]])
+  variables = _init(model, x, mask)
+  assert "backbone" in variables["params"]["frame_cnn"]
+  logits = model.apply(variables, x, train=False, mask=mask)
+  assert logits.shape == (2, NUM_CLASSES)
+  padded = model.apply(variables, x.at[0, 2].set(1e3), train=False, mask=mask)
+  np.testing.assert_allclose(padded, logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, x_shape, kwargs, match", [
+    ("ststnet", (2, 5, 28, 28, 3), {}, "expects images"),
+    ("offapexnet", (2, 28, 28, 1), {}, "at least 2 channels"),
+    ("cnn_lstm", (2, 28, 28, 3), {}, r"expects frames \[B, T, H, W, C\]"),
+    ("convlstm", (2, 3, 8, 8, 1), dict(mask=np.ones((2, 4), bool)), "mask must be"),
+    ("cnn_lstm", (2, 3, 8, 8, 1), dict(frame_cnn="vgg"), "frame_cnn must be"),
+    ("convlstm", (2, 3, 8, 8, 1), dict(time_loop="while"), "time_loop must be"),
+])
+def test_bad_inputs_raise_clear_errors(name, x_shape, kwargs, match):
+  kwargs = dict(kwargs)
+  mask = kwargs.pop("mask", None)
+  model = models.get(name, num_classes=NUM_CLASSES, **kwargs)
+  with pytest.raises(ValueError, match=match):
+    model.init(jax.random.key(0), jnp.zeros(x_shape), train=False, mask=mask)

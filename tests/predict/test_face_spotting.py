@@ -1,0 +1,99 @@
+"""Face detection on the synthetic video, crops, and onset / apex spotting against planted truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microexp import face, spotting, video
+
+# (seed, emotion, onset, apex): different faces, placements and motions.
+CASES = [(1, "happiness", 10, 27), (2, "surprise", 6, 22), (4, "disgust", 14, 33)]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c[1] for c in CASES])
+def clip(request, tmp_path_factory):
+  seed, emotion, onset, apex = request.param
+  path = tmp_path_factory.mktemp("spot") / f"{emotion}.mp4"
+  info = video.write_synthetic_video(path, emotion=emotion, num_frames=44, onset=onset, apex=apex,
+                                     seed=seed)
+  frames, _ = video.read_video(path)
+  return info, frames
+
+
+def _iou(a, b):
+  ax, ay, aw, ah = a
+  bx, by, bw, bh = b
+  w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+  h = max(0, min(ay + ah, by + bh) - max(ay, by))
+  return w * h / (aw * ah + bw * bh - w * h)
+
+
+def test_haar_finds_the_synthetic_face(clip):
+  info, frames = clip
+  found = face.detect_face(frames)
+  assert found.detector == "haar"
+  # The calibrated Haar box frames the face like the training crop.
+  assert _iou(found.box, info.face_box) > 0.85, (found.box, info.face_box)
+
+
+def test_spotted_apex_near_planted(clip):
+  info, frames = clip
+  box = face.detect_face(frames).box
+  spotted = spotting.spot(spotting.to_gray(face.crop(frames, box, (170, 140))))
+  assert spotted.onset <= info.onset  # a rest frame before the movement starts
+  assert abs(spotted.apex - info.apex) <= 3, (spotted.apex, info.apex)
+  assert spotted.motion[spotted.apex] > 3 * spotted.motion[spotted.onset:info.onset + 1].max()
+
+
+def test_spot_overrides(clip):
+  _, frames = clip
+  gray = spotting.to_gray(frames[:, ::4, ::4])
+  both = spotting.spot(gray, onset=2, apex=7)
+  assert (both.onset, both.apex) == (2, 7)
+  assert spotting.spot(gray, onset=3).onset == 3
+  with pytest.raises(ValueError, match="outside the clip"):
+    spotting.spot(gray, apex=len(gray))
+
+
+def test_no_face_is_a_clear_error():
+  rng = np.random.default_rng(0)
+  noise = rng.integers(0, 40, (3, 120, 160, 3)).astype(np.uint8)  # dark noise: no face, no skin
+  with pytest.raises(face.NoFaceError, match="No face found.*--detector"):
+    face.detect_face(noise)
+  # 'none' is the documented escape hatch for already-cropped input.
+  assert face.detect_face(noise, detectors=["none"]).box == (0, 0, 160, 120)
+
+
+def test_unknown_detector():
+  with pytest.raises(ValueError, match="registered"):
+    face.get("dlib")
+
+
+def test_crop_pads_outside_and_resizes():
+  frames = np.arange(2 * 10 * 10 * 3, dtype=np.uint8).reshape(2, 10, 10, 3)
+  out = face.crop(frames, (-2, -2, 8, 6), (12, 16))
+  assert out.shape == (2, 12, 16, 3)
+  inside = face.crop(frames, (2, 3, 4, 5), (5, 4))
+  np.testing.assert_array_equal(inside, frames[:, 3:8, 2:6])
+
+
+def test_spot_intervals_finds_two_events():
+  """Two planted movements in a long still recording -> two candidates at the right places."""
+  rng = np.random.default_rng(0)
+  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  neutral = synthetic.make_face(rng, (80, 64))
+  still = synthetic.render_clip(neutral, "happiness", 90, 1, 0.0, rng)
+  events = {25: "surprise", 65: "surprise"}
+  frames = still.copy()
+  for apex, emotion in events.items():
+    # A 15-frame movement: rises to its apex and comes back (profile 1 -> back to 0.2).
+    clip = synthetic.render_clip(neutral, emotion, 15, 7, 2.0, rng)
+    frames[apex - 7:apex + 8] = clip
+  intervals, curve, level = spotting.spot_intervals(spotting.to_gray(frames, None), fps=30,
+                                                    max_duration=0.4)
+  apexes = sorted(i.apex for i in intervals)
+  assert len(apexes) == 2, intervals
+  assert all(abs(a - b) <= 4 for a, b in zip(apexes, sorted(events))), apexes
+  assert all(i.onset < i.apex < i.offset for i in intervals)
+  assert curve.max() > level > 0

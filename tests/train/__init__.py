@@ -1,0 +1,64 @@
+"""Test helpers for the training engine: a tiny registered model and fake dataset arrays."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from microexp import models
+
+TINY_MODEL = "test_tiny_cnn"
+EMOTIONS_3 = ("happiness", "surprise", "repression")
+
+
+class TinyCNN(nn.Module):
+  """[B, H, W, C] -> conv -> BN -> relu -> mean -> dense logits [B, K]."""
+
+  num_classes: int
+  dtype: object = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False, mask=None):
+    del mask
+    x = nn.Conv(8, (3, 3), dtype=self.dtype)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    x = nn.relu(x).mean(axis=(1, 2))
+    return nn.Dense(self.num_classes)(x).astype(jnp.float32)
+
+
+if TINY_MODEL not in models._REGISTRY:  # pylint: disable=protected-access
+  models.register(TINY_MODEL)(lambda num_classes, dtype=jnp.float32, **kw: TinyCNN(
+      num_classes, dtype, **kw))
+
+
+def fake_arrays(num_subjects: int = 5, clips_per_subject: int = 9, size: int = 8, seed: int = 0,
+                noise: float = 1.0) -> dict[str, np.ndarray]:
+  """Loader-contract arrays: inputs [N, size, size, 3], the class shows as a bump in channel y."""
+  rng = np.random.default_rng(seed)
+  n = num_subjects * clips_per_subject
+  labels = np.arange(n) % 3
+  rng.shuffle(labels)
+  inputs = noise * rng.normal(size=(n, size, size, 3)).astype(np.float32)
+  inputs[np.arange(n), size // 4:3 * size // 4, size // 4:3 * size // 4, labels] += 1.5
+  subjects = np.repeat([f"s{i:02d}" for i in range(num_subjects)], clips_per_subject)
+  return {"inputs": inputs, "emotion": np.array(EMOTIONS_3)[labels], "subject": subjects,
+          "dataset": np.full(n, "fake"), "clip": np.array([f"c{i:03d}" for i in range(n)])}
+
+
+def tiny_config(**train) -> ml_collections.ConfigDict:
+  """A full engine config for the tiny model on `fake_arrays` (3 classes, LOSO, 1 seed)."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+
+  config = base.get_config(base.parse_arg("classes=3"))
+  config.model.name = TINY_MODEL
+  config.dataset.image_size = 8
+  t = config.train
+  t.epochs, t.batch_size, t.eval_batch_size, t.learning_rate = 4, 8, 16, 3e-2
+  t.warmup_epochs, t.seeds, t.final_seeds, t.tensorboard = 0.0, [0], [], False
+  t.augment.crop, t.augment.flip_h = 1, True
+  t.num_val_subjects = 1
+  for k, v in train.items():
+    t[k] = v
+  return config
