@@ -189,6 +189,12 @@ class ResNet50(nn.Module):
       raise ValueError("ImageNet weights need the full ResNet50 (stage_sizes=(3, 4, 6, 3), "
                        f"width=64), got stage_sizes={self.stage_sizes}, width={self.width}.")
     backbone = weights_lib.load_imagenet_weights(self.weights, variant=self.variant)
+    if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(variables)):
+      # Under jit/vmap/eval_shape: hand the arrays over at run time instead of baking ~100 MB of
+      # constants into the compiled init.
+      arrays = backbone
+      shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), arrays)
+      backbone = jax.pure_callback(lambda: arrays, shapes)
     return weights_lib.merge_backbone(variables, backbone, scope=("backbone",))
 
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 def _flip(x, axis: int, flip, sign_channel: int | None):
   flipped = jnp.flip(x, axis=axis)
   if sign_channel is not None:
-    flipped = flipped.at[..., sign_channel].multiply(-1.0)
+    flipped = flipped * jnp.where(jnp.arange(x.shape[-1]) == sign_channel, -1.0, 1.0)
   return jnp.where(flip, flipped, x)
 
 

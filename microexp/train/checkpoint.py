@@ -19,6 +19,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+def quiet_orbax_logs() -> None:
+  """Drops orbax's per-save INFO lines (dozens per checkpoint) from the absl log; keeps warnings."""
+  import logging  # pylint: disable=g-import-not-at-top
+
+  def keep(record) -> bool:
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+  logger = logging.getLogger("absl")
+  if not any(getattr(f, "__name__", "") == "keep" for f in logger.filters):
+    logger.addFilter(keep)
+
+
 class ChunkCheckpointer:
   """Saves/restores `{'state': fold-stacked TrainState, 'host': dict of np arrays}` per epoch."""
 

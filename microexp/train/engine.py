@@ -150,6 +150,22 @@ class _Progress:
     return f"{self.done}/{self.total} epochs, {seconds:.1f}s, ETA {eta / 60:.1f} min"
 
 
+# Jitted step functions, reused by later runs of the same config in this process (tests, sweeps):
+# key = the config's JSON minus fields the steps do not read, steps/epoch, mesh.
+_STEPS_CACHE: dict = {}
+_NOT_IN_STEPS = ("seeds", "final_seeds", "stop_after_epochs", "tensorboard", "checkpoint_every",
+                 "eval_every", "fold_parallel", "fold_chunk", "test_subjects", "selection",
+                 "num_val_subjects", "select_metric", "class_balanced")
+
+
+def _steps_key(config, steps_per_epoch: int, mesh) -> str:
+  cfg = _config_dict(config)
+  for key in _NOT_IN_STEPS:
+    cfg["train"].pop(key, None)
+  return json.dumps([cfg, steps_per_epoch, mesh.shape_tuple, [d.id for d in mesh.devices.flat]],
+                    sort_keys=True)
+
+
 @dataclasses.dataclass
 class _Context:
   config: Any
@@ -161,14 +177,24 @@ class _Context:
   writers: writers_lib.CurveWriters
   progress: _Progress
   epochs_run: int = 0
-  _compiled: dict = dataclasses.field(default_factory=dict)
 
-  def steps_for(self, tx_key, tx, mesh):
-    key = (tx_key, tuple(mesh.shape.items()))
-    if key not in self._compiled:
-      self._compiled[key] = steps_lib.make_steps(self.model, tx, self.config, is_flow=self.is_flow,
-                                                 num_classes=self.num_classes, mesh=mesh)
-    return self._compiled[key]
+  def steps_for(self, steps_per_epoch: int, mesh):
+    """(tx, train_step, eval_step, order_fn, init_fn) for this config, cached per process."""
+    key = _steps_key(self.config, steps_per_epoch, mesh) + f"{self.num_classes}{self.is_flow}"
+    if key not in _STEPS_CACHE:
+      tx = state_lib.create_optimizer(self.config.train, steps_per_epoch)
+      steps = steps_lib.make_steps(self.model, tx, self.config, is_flow=self.is_flow,
+                                   num_classes=self.num_classes, mesh=mesh)
+      fold_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("fold"))
+      model = self.model
+
+      def init_one(key, sample_x, sample_mask):
+        return state_lib.create_train_state(
+            model, jax.random.fold_in(key, steps_lib.STREAM_INIT), sample_x, sample_mask, tx)
+
+      init = jax.jit(jax.vmap(init_one, in_axes=(0, None, None)), out_shardings=fold_sharding)
+      _STEPS_CACHE[key] = (tx, *steps, init)
+    return _STEPS_CACHE[key]
 
 
 def _fold_layout(jobs: list[Job], subjects: np.ndarray, labels: np.ndarray, num_classes: int,
@@ -257,8 +283,7 @@ def train_chunk(ctx: _Context, name: str, jobs: list[Job], *, epochs: int,
   keys = np.stack([np.asarray(steps_lib.fold_keys(int(s), [int(i)])[0])
                    for s, i in zip(seeds, fold_idx)])
 
-  tx = state_lib.create_optimizer(tc, steps_per_epoch)
-  train_step, eval_step, order_fn = ctx.steps_for(steps_per_epoch, tx, mesh)
+  _, train_step, eval_step, order_fn, init = ctx.steps_for(steps_per_epoch, mesh)
   device_data = parallel.put_replicated(
       {"inputs": data["inputs"], "labels": data["labels"],
        **({"mask": data["mask"]} if "mask" in data else {})}, mesh)
@@ -268,11 +293,7 @@ def train_chunk(ctx: _Context, name: str, jobs: list[Job], *, epochs: int,
 
   sample_x = data["inputs"][:1]
   sample_mask = data["mask"][:1] if "mask" in data else None
-  fold_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("fold"))
-  init = jax.jit(jax.vmap(lambda key: state_lib.create_train_state(
-      ctx.model, jax.random.fold_in(key, steps_lib.STREAM_INIT), sample_x, sample_mask, tx)),
-                 out_shardings=fold_sharding)
-  state = init(plan["key"])
+  state = init(plan["key"], sample_x, sample_mask)
   if tc.get("freeze"):
     state_lib.check_freeze(jax.tree.map(lambda x: x[0], state.params), tc.freeze)
 
@@ -494,7 +515,15 @@ def train_and_evaluate(config, arrays: dict[str, np.ndarray], workdir: str | Pat
 
   Returns None when stopped early by `config.train.stop_after_epochs`.
   """
+  # Partitionable threefry compiles ~5x slower on XLA CPU (10 s for one jax.random.uniform on
+  # this project's machines); every key here is per fold, so the classic scheme loses nothing.
+  with jax.threefry_partitionable(False):
+    return _train_and_evaluate(config, arrays, workdir)
+
+
+def _train_and_evaluate(config, arrays, workdir):
   t_start = time.time()
+  checkpoint_lib.quiet_orbax_logs()
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   tc = config.train

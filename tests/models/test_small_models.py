@@ -34,13 +34,44 @@ def _model(name, dtype=jnp.float32, **overrides):
 
 def _inputs(name, key=0):
   shape = TINY[name][1]
-  x = jax.random.normal(jax.random.key(key), shape)
+  x = _normal(key, shape)
   mask = jnp.ones(shape[:2], bool) if name in SEQUENCE_MODELS else None
   return x, mask
 
 
+def _normal(seed, shape, scale=1.0):
+  return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def _key(seed):
+  # rbg keys: XLA CPU compiles threefry random bits slowly (seconds per shape on a 2-core machine).
+  return jax.random.key(seed, impl="rbg")
+
+
 def _init(model, x, mask, key=0):
-  return model.init({"params": jax.random.key(key)}, x, train=False, mask=mask)
+  """Variables with the structure, shapes and dtypes of `model.init`, drawn with numpy.
+
+  Running the initialisers compiles one truncated-normal sampler per parameter shape (~3 s each
+  on the test machine); tracing `init` for its shapes is free, and fan-in-scaled normals serve the
+  tests equally well.
+  """
+  shapes = jax.eval_shape(
+      lambda: model.init({"params": jax.random.key(0)}, x, train=False, mask=mask))
+  rng = np.random.default_rng(key)
+
+  def draw(path, leaf):
+    name, shape = path[-1].key, leaf.shape
+    if name == "var":
+      value = rng.uniform(0.5, 1.5, shape)
+    elif name == "scale":
+      value = 1 + 0.1 * rng.standard_normal(shape)
+    elif name in ("bias", "mean"):
+      value = 0.1 * rng.standard_normal(shape)
+    else:  # kernels [..., fan_in, fan_out]
+      value = rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))
+    return jnp.asarray(value, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -51,7 +82,7 @@ def test_logits_shape_and_dtypes(name, dtype):
   variables = jax.eval_shape(functools.partial(_init, model), x, mask)
   assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
   logits, updates = jax.eval_shape(
-      lambda v: model.apply(v, x, train=True, mask=mask, rngs={"dropout": jax.random.key(1)},
+      lambda v: model.apply(v, x, train=True, mask=mask, rngs={"dropout": _key(1)},
                             mutable=["batch_stats"]), variables)
   assert logits.shape == (x.shape[0], NUM_CLASSES)
   assert logits.dtype == jnp.float32
@@ -70,7 +101,7 @@ def test_bfloat16_forward_is_finite_and_close_to_float32(name):
 
 def _pad_with_garbage(x, mask, extra):
   """Appends `extra` garbage frames (mask False), NaN and huge values included."""
-  garbage = 1e6 * jax.random.normal(jax.random.key(7), (x.shape[0], extra) + x.shape[2:])
+  garbage = _normal(7, (x.shape[0], extra) + x.shape[2:], scale=1e6)
   garbage = garbage.at[:, 0, 0, 0, 0].set(jnp.nan)
   return (jnp.concatenate([x, garbage], axis=1),
           jnp.concatenate([mask, jnp.zeros((x.shape[0], extra), bool)], axis=1))
@@ -87,7 +118,7 @@ def test_padding_never_changes_output(name):
   variables = _init(model, x, mask)
 
   for train in (False, True):
-    apply = functools.partial(model.apply, train=train, rngs={"dropout": jax.random.key(3)},
+    apply = functools.partial(model.apply, train=train, rngs={"dropout": _key(3)},
                               mutable=["batch_stats"])
     ref, ref_stats = apply(variables, x, mask=mask)
     out, out_stats = apply(variables, padded_x, mask=padded_mask)
@@ -122,7 +153,7 @@ def test_jit_vmap_over_stacked_folds(name):
   @jax.jit
   @jax.vmap
   def forward(variables, x):
-    return model.apply(variables, x, train=True, mask=mask, rngs={"dropout": jax.random.key(0)},
+    return model.apply(variables, x, train=True, mask=mask, rngs={"dropout": _key(0)},
                        mutable=["batch_stats"])
 
   xs = jnp.stack([x, 2 * x])
@@ -130,7 +161,7 @@ def test_jit_vmap_over_stacked_folds(name):
   assert logits.shape == (2, x.shape[0], NUM_CLASSES)
   for k in (0, 1):
     ref, ref_updates = model.apply(folds[k], xs[k], train=True, mask=mask,
-                                   rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+                                   rngs={"dropout": _key(0)}, mutable=["batch_stats"])
     np.testing.assert_allclose(logits[k], ref, rtol=1e-4, atol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a[k], b, rtol=1e-4, atol=1e-5),
                  updates, ref_updates)
@@ -158,7 +189,7 @@ def _fit(model, x, mask, labels, steps, learning_rate):
 
   losses = []
   for i in range(steps):
-    params, state, opt_state, loss, logits = step(params, state, opt_state, jax.random.key(i))
+    params, state, opt_state, loss, logits = step(params, state, opt_state, _key(i))
     losses.append(float(loss))
   return np.array(losses), np.asarray(jnp.argmax(logits, -1))
 
@@ -170,7 +201,7 @@ def _fit(model, x, mask, labels, steps, learning_rate):
 def test_tiny_model_memorises_a_handful_of_examples(name, overrides, lr):
   n = 12
   shape = (n,) + TINY[name][1][1:]
-  x = jax.random.normal(jax.random.key(0), shape)
+  x = _normal(0, shape)
   mask = None
   if name in SEQUENCE_MODELS:
     lengths = jnp.array([2, 3, 4, 5] * 3)
@@ -189,7 +220,7 @@ def test_cnn_lstm_resnet50_frames_if_available():
   model = models.get("cnn_lstm", num_classes=NUM_CLASSES, frame_cnn="resnet50",
                      backbone_kwargs=dict(width=4, stage_sizes=(1, 1)), lstm_features=(8,),
                      dense_features=())
-  x = jax.random.normal(jax.random.key(0), (2, 3, 32, 32, 3))
+  x = _normal(0, (2, 3, 32, 32, 3))
   mask = jnp.array([[True, True, False], [True, True, True]])
   variables = _init(model, x, mask)
   assert "backbone" in variables["params"]["frame_cnn"]
@@ -212,4 +243,5 @@ def test_bad_inputs_raise_clear_errors(name, x_shape, kwargs, match):
   mask = kwargs.pop("mask", None)
   model = models.get(name, num_classes=NUM_CLASSES, **kwargs)
   with pytest.raises(ValueError, match=match):
-    model.init(jax.random.key(0), jnp.zeros(x_shape), train=False, mask=mask)
+    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(x_shape), train=False,
+                                      mask=mask))

@@ -177,7 +177,7 @@ def test_model_init_loads_backbone_and_keeps_random_head(torch_reference):
   _, safetensors, x, reference = torch_reference
   model = resnet.resnet50(num_classes=3, variant="torchvision", weights=str(safetensors))
   assert model.input_convention == "torch"
-  variables = model.init(jax.random.key(0), x[:1])
+  variables = jax.jit(model.init)(jax.random.key(0), x[:1])  # Eager init of ResNet50 is slow.
   ported = weights.load_imagenet_weights(safetensors, use_cache=False)
   np.testing.assert_array_equal(variables["params"]["backbone"]["conv_init"]["kernel"],
                                 ported["params"]["conv_init"]["kernel"])

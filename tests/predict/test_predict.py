@@ -49,7 +49,8 @@ def _config():
                 "eval_batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4,
                 "optimizer": "adamw", "momentum": 0.9, "warmup_epochs": 0,
                 "label_smoothing": 0.0, "class_balanced": False, "augment": {}, "seeds": [0],
-                "final_seeds": [0], "fold_parallel": False, "tensorboard": False},
+                "final_seeds": [0], "fold_parallel": False, "tensorboard": False,
+                "checkpoint_every": 1000},
   })
 
 

@@ -80,4 +80,4 @@ def check_shapes(path, found: dict[FlatKey, np.ndarray], variant: str,
          for k, v in found.items() if tuple(v.shape) != expected[k]]
   if bad:
     raise WeightFileError(path, "tensor shapes do not match ResNet50.", bad)
-  return {k: np.asarray(v, np.float32) for k, v in found.items()}
+  return {k: np.ascontiguousarray(v, np.float32) for k, v in found.items()}

@@ -1,0 +1,210 @@
+"""CASME II -> arrays in memory (the "casme2" dataset of the registry).
+
+Builds the TFDS dataset (tfds_casme2/casme2) on first use, from the user's copy or from a generated
+synthetic copy, then reads it into numpy arrays following the contract in docs/ARCHITECTURE.md.
+
+Values of `inputs` (no per-image normalisation anywhere, see docs/tfds.md):
+- apex_flow, flow_sequences: float32 (u, v, magnitude|strain); u, v and magnitude in pixels of the
+  stored `image_size` image, strain dimensionless.
+- sequences: float32 frames in [0, 1] (uint8 / 255), RGB or one gray channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import time
+from typing import Any, Mapping
+
+import numpy as np
+
+from microexp.data import registry
+
+DEFAULT_DATA_DIR = "./data"
+SEQUENCE_MODES = ("pad", "apex_window", "ragged")
+
+
+def _get(cfg, name: str, default: Any = None) -> Any:
+  """Field of a ConfigDict / dict / object, or `default` when absent or None."""
+  if isinstance(cfg, Mapping):
+    value = cfg.get(name, default)
+  else:
+    value = getattr(cfg, name, default)
+  return default if value is None else value
+
+
+def resolve_data_dir(dataset_config) -> pathlib.Path:
+  """config.dataset.data_dir, else $MICROEXP_DATA_DIR, else ./data."""
+  return pathlib.Path(_get(dataset_config, "data_dir")
+                      or os.environ.get("MICROEXP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+
+
+def synthetic_root(data_dir, synthetic_kwargs: Mapping[str, Any] | None) -> pathlib.Path:
+  """`data_dir/manual/synthetic_casme2-<hash of the kwargs>`: one tree per generator setting."""
+  kwargs = dict(synthetic_kwargs or {})
+  digest = hashlib.sha1(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:8]
+  return pathlib.Path(data_dir) / "manual" / f"synthetic_casme2-{digest}"
+
+
+def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | None = None,
+                 file_format: str | None = None):
+  """Builds (once) and returns the CASME II TFDS builder: the Python equivalent of `tfds build`.
+
+  Args:
+    manual_dir: the CASME II copy (coding sheet + Cropped/), see docs/tfds.md.
+    data_dir: TFDS data_dir; the dataset goes to data_dir/casme2/<config name>/<version>/.
+    config: a config name ('apex_flow', 'apex_flow_tvl1_strain_28', ...) or a `Casme2Config`
+      (`tfds_casme2.casme2.casme2_dataset_builder.make_config(...)`).
+    workers: processes for flow/decoding (None: all cores for >= 32 clips).
+    file_format: 'array_record' (default) or 'tfrecord' (for tf.data / tfds.load).
+
+  Returns:
+    The prepared `Builder`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
+
+  kwargs = {} if file_format is None else dict(file_format=file_format)
+  builder = cb.Builder(config=config, data_dir=os.fspath(data_dir), workers=workers, **kwargs)
+  if builder.data_path.exists():
+    print(f"CASME II {builder.builder_config.name}: reusing {builder.data_path}", flush=True)
+    return builder
+  from microexp.data import coding_sheet  # pylint: disable=g-import-not-at-top
+  manual_dir = pathlib.Path(manual_dir).expanduser()
+  if not manual_dir.is_dir():
+    raise FileNotFoundError(
+        f"CASME II manual_dir {manual_dir} does not exist. Set config.dataset.manual_dir to the "
+        "folder holding CASME2-coding-*.xlsx and Cropped/ (see docs/tfds.md), or set "
+        "config.dataset.synthetic=True to use the generated synthetic CASME II.")
+  coding_sheet.find_coding_sheet(manual_dir)  # clear error when there is no sheet
+  print(f"CASME II {builder.builder_config.name}: building from {manual_dir} into "
+        f"{builder.data_path} ...", flush=True)
+  start = time.time()
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)),
+      **kwargs)
+  print(f"CASME II {builder.builder_config.name}: built in {time.time() - start:.1f} s.",
+        flush=True)
+  return builder
+
+
+def read_examples(builder) -> list[dict[str, Any]]:
+  """All 'train' examples as numpy dicts, sorted by key (array_record without TensorFlow)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+    source = builder.as_data_source(split="train")
+    examples = [source[i] for i in range(len(source))]
+  else:
+    examples = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  text = lambda x: x.decode() if isinstance(x, bytes) else str(x)
+  for ex in examples:
+    for k in ("subject", "filename", "action_units"):
+      ex[k] = text(ex[k])
+  return sorted(examples, key=lambda ex: (ex["subject"], ex["filename"]))
+
+
+def window(num_frames: int, apex_index: int, length: int) -> tuple[int, int]:
+  """[start, stop) of `length` frames centred on the apex, inside 0..num_frames (shorter if the
+  clip is shorter)."""
+  if num_frames <= length:
+    return 0, num_frames
+  start = min(max(apex_index - length // 2, 0), num_frames - length)
+  return start, start + length
+
+
+def pad_sequences(sequences, apex_indices, *, mode: str = "pad",
+                  length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Variable-length clips -> one padded array and its mask.
+
+  Args:
+    sequences: list of [T_i, H, W, C] arrays.
+    apex_indices: apex position in each clip.
+    mode: 'pad' (to `length`, or the longest clip if None; longer clips are cut to `length`
+      frames centred on the apex), 'apex_window' (`length` frames centred on the apex, required),
+      'ragged' (to the longest clip; `length` ignored).
+    length: T.
+
+  Returns:
+    (x [N, T, H, W, C] with zeros after the real frames, mask [N, T] bool, True = real frame).
+  """
+  if mode not in SEQUENCE_MODES:
+    raise ValueError(f"Unknown sequence mode {mode!r}; choose one of {SEQUENCE_MODES}.")
+  if mode == "apex_window" and not length:
+    raise ValueError("sequence.mode='apex_window' needs sequence.length (e.g. 6).")
+  longest = max(len(s) for s in sequences)
+  t = longest if mode == "ragged" or not length else int(length)
+  x = np.zeros((len(sequences), t) + sequences[0].shape[1:], sequences[0].dtype)
+  mask = np.zeros((len(sequences), t), bool)
+  for i, (seq, apex) in enumerate(zip(sequences, apex_indices)):
+    start, stop = window(len(seq), int(apex), t)
+    x[i, :stop - start] = seq[start:stop]
+    mask[i, :stop - start] = True
+  return x, mask
+
+
+@registry.register("casme2")
+def load_casme2(dataset_config) -> dict[str, np.ndarray]:
+  """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
+
+  Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
+  flow_method, third_channel, sequence (mode, length, grayscale), workers.
+  """
+  from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
+
+  data_dir = resolve_data_dir(dataset_config)
+  representation = _get(dataset_config, "representation", "apex_flow")
+  sequence = _get(dataset_config, "sequence", {})
+  if _get(dataset_config, "synthetic", False):
+    from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+    kwargs = dict(_get(dataset_config, "synthetic_kwargs", {}))
+    manual_dir = synthetic_root(data_dir, kwargs)
+    if not (manual_dir / synthetic.COMPLETE_MARKER).is_file():
+      print(f"Writing the synthetic CASME II to {manual_dir} ...", flush=True)
+    synthetic.write_synthetic_casme2(manual_dir, **kwargs)
+    # Separate TFDS data_dir: a synthetic build must never be taken for the real one.
+    tfds_dir = data_dir / "synthetic" / manual_dir.name.split("-")[-1]
+  else:
+    manual_dir = _get(dataset_config, "manual_dir")
+    if manual_dir is None:
+      raise ValueError("config.dataset.manual_dir is not set: point it at your CASME II copy "
+                       "(coding sheet + Cropped/, see docs/tfds.md) or set "
+                       "config.dataset.synthetic=True.")
+    tfds_dir = data_dir
+
+  config = cb.make_config(
+      representation, image_size=_get(dataset_config, "image_size"),
+      flow_method=_get(dataset_config, "flow_method"),
+      third_channel=_get(dataset_config, "third_channel"),
+      grayscale=_get(sequence, "grayscale") if representation == "sequences" else None)
+  builder = build_casme2(manual_dir, tfds_dir, config,
+                         workers=_get(dataset_config, "workers"))
+  examples = read_examples(builder)
+  out = dict(
+      emotion=np.array([builder.info.features["emotion"].int2str(int(e["emotion"]))
+                        for e in examples]),
+      subject=np.array([e["subject"] for e in examples]),
+      dataset=np.array(["casme2"] * len(examples)),
+      clip=np.array([f"{e['subject']}/{e['filename']}" for e in examples]),
+  )
+  if representation == "apex_flow":
+    out["inputs"] = np.stack([e["flow"] for e in examples]).astype(np.float32)
+  else:
+    if representation == "sequences":
+      clips = [np.stack(e["frames"]).astype(np.float32) / 255.0 for e in examples]
+    else:
+      clips = [np.asarray(e["flow"], np.float32) for e in examples]
+    mode = _get(sequence, "mode", "pad")
+    out["inputs"], out["mask"] = pad_sequences(
+        clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"))
+    cut = sum(len(c) > out["inputs"].shape[1] for c in clips)
+    if cut:
+      print(f"CASME II: {cut} clip(s) longer than {out['inputs'].shape[1]} frames cut to a "
+            "window centred on the apex.", flush=True)
+  print(f"CASME II {config.name}: {len(examples)} clips loaded, inputs "
+        f"{out['inputs'].shape} {out['inputs'].dtype}"
+        + (f", mask {out['mask'].shape} ({out['mask'].mean():.0%} real frames)"
+           if "mask" in out else ""), flush=True)
+  return out

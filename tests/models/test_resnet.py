@@ -1,0 +1,124 @@
+"""ResNet50 model: shapes and dtypes of both variants, BN modes, freezing, the head, the registry."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import microexp.models
+from microexp.models import resnet
+
+TINY = dict(stage_sizes=(1, 1, 1, 1), width=8)  # Same structure as ResNet50, 8x narrower, 1 block.
+
+
+def _init(model, x):
+  return jax.jit(model.init)(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("variant", resnet.VARIANTS)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_shapes_and_dtypes(variant, dtype):
+  model = resnet.resnet50(num_classes=5, dtype=dtype, variant=variant, **TINY)
+  x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)), jnp.float32)
+  variables = _init(model, x)
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(variables))
+  block = variables["params"]["backbone"]["stage2_block1"]
+  assert ("bias" in block["conv1"]) == (variant == "keras")
+  assert block["conv1"]["kernel"].shape == (1, 1, 32, 16)
+  assert block["proj_conv"]["kernel"].shape == (1, 1, 32, 64)
+
+  logits, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
+                              mutable=["batch_stats"])
+  assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(logits)))
+  # Training updates the running statistics; evaluation leaves them alone.
+  before = variables["batch_stats"]["backbone"]["bn_init"]["mean"]
+  assert not np.allclose(state["batch_stats"]["backbone"]["bn_init"]["mean"], before)
+  eval_logits = model.apply(variables, x, train=False)
+  assert eval_logits.shape == (2, 5) and eval_logits.dtype == jnp.float32
+
+  features = resnet.ResNetBackbone(variant=variant, dtype=dtype, **TINY).apply(
+      {"params": variables["params"]["backbone"],
+       "batch_stats": variables["batch_stats"]["backbone"]}, x)
+  assert features.shape == (2, 2, 2, 256) and features.dtype == dtype
+
+
+@pytest.mark.parametrize("variant,strided", [("keras", "conv1"), ("torchvision", "conv2")])
+def test_variant_puts_the_stride_where_its_checkpoint_does(variant, strided):
+  block = resnet.Bottleneck(filters=4, strides=2, project=True, variant=variant)
+  x = jnp.ones((1, 8, 8, 16))
+  variables = block.init(jax.random.key(0), x, False)
+  _, state = block.apply(variables, x, False, capture_intermediates=True, mutable=["intermediates"])
+  shapes = {name: v["__call__"][0].shape for name, v in state["intermediates"].items()
+            if name.startswith("conv")}
+  assert shapes[strided] == (1, 4, 4, 4)
+  assert shapes["conv3"] == (1, 4, 4, 16)
+
+
+def test_head_guards_small_feature_maps():
+  """32x32 inputs leave a 1x1 final map: the 2x2 max-pool must not pool it away."""
+  model = resnet.resnet50(num_classes=3, **TINY)
+  x = jnp.ones((2, 32, 32, 3))
+  variables = _init(model, x)
+  assert model.apply(variables, x).shape == (2, 3)
+  assert variables["params"]["classifier"]["kernel"].shape == (64, 3)
+  assert variables["params"]["fc1"]["kernel"].shape == (256, 128)
+
+
+def test_dropout_needs_and_uses_its_key():
+  model = resnet.resnet50(num_classes=3, dropout_rate=0.5, **TINY)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32, 32, 3)), jnp.float32)
+  variables = _init(model, x)
+  run = lambda k: model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(k)},
+                              mutable=["batch_stats"])[0]
+  assert not np.allclose(run(0), run(1))
+  np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))
+
+
+def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics():
+  model = resnet.resnet50(num_classes=3, freeze_backbone=True, **TINY)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32, 32, 3)), jnp.float32)
+  labels = jnp.array([0, 1, 2, 0])
+  variables = _init(model, x)
+
+  def loss_fn(params):
+    logits, state = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                train=True, rngs={"dropout": jax.random.key(0)},
+                                mutable=["batch_stats"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), state
+
+  grads, state = jax.grad(loss_fn, has_aux=True)(variables["params"])
+  assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["backbone"]))
+  assert float(jnp.abs(grads["fc1"]["kernel"]).max()) > 0
+  for a, b in zip(jax.tree.leaves(state["batch_stats"]), jax.tree.leaves(variables["batch_stats"])):
+    np.testing.assert_array_equal(a, b)
+
+  # With the mask, AdamW's weight decay leaves the frozen backbone untouched too.
+  mask = resnet.trainable_mask(variables["params"])
+  assert not any(jax.tree.leaves(mask["backbone"])) and all(jax.tree.leaves(mask["fc2"]))
+  tx = optax.multi_transform(
+      {True: optax.adamw(1e-2, weight_decay=0.1), False: optax.set_to_zero()}, mask)
+  updates, _ = tx.update(grads, tx.init(variables["params"]), variables["params"])
+  params = optax.apply_updates(variables["params"], updates)
+  for a, b in zip(jax.tree.leaves(params["backbone"]),
+                  jax.tree.leaves(variables["params"]["backbone"])):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(params["fc1"]["kernel"], variables["params"]["fc1"]["kernel"])
+
+
+def test_registry_and_unknown_variant():
+  model = microexp.models.get("resnet50", num_classes=4, dtype=jnp.bfloat16, **TINY)
+  assert isinstance(model, resnet.ResNet50) and model.dtype == jnp.bfloat16
+  assert model.input_convention == "none"
+  assert resnet.resnet50(num_classes=2, weights="/x.h5").input_convention == "caffe"
+  with pytest.raises(ValueError, match="Unknown ResNet variant"):
+    resnet.resnet50(num_classes=2, variant="v2", **TINY).init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
+
+
+def test_imagenet_weights_need_the_full_network(tmp_path):
+  model = resnet.resnet50(num_classes=2, weights=str(tmp_path / "w.h5"), **TINY)
+  with pytest.raises(ValueError, match="need the full ResNet50"):
+    model.init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
