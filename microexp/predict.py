@@ -41,6 +41,7 @@ class FinalModel:
 
 def load_final(workdir: str | pathlib.Path) -> FinalModel:
   """Loads WORKDIR/final (model.json + variables.msgpack, docs/ARCHITECTURE.md)."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from microexp import models  # pylint: disable=g-import-not-at-top
@@ -59,9 +60,12 @@ def load_final(workdir: str | pathlib.Path) -> FinalModel:
   if missing:
     raise ValueError(f"{spec_path}: missing keys {missing} (schema: docs/ARCHITECTURE.md).")
   config, class_names = spec["config"], tuple(spec["class_names"])
-  model_config = config["model"]
+  model_config = spec.get("model") or config["model"]
+  kwargs = dict(model_config.get("kwargs") or {})
+  # A pretrained-weights path is only an initialiser: the trained variables replace it.
+  kwargs.pop("weights", None)
   module = models.get(model_config["name"], num_classes=len(class_names),
-                      **model_config.get("kwargs", {}))
+                      dtype=jnp.dtype(model_config.get("dtype") or "float32"), **kwargs)
   variables = serialization.msgpack_restore(variables_path.read_bytes())
   return FinalModel(module, variables, class_names, dict(spec["preprocessing"]), config, final)
 
@@ -126,32 +130,39 @@ class Prediction:
     }
 
 
-def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.DEFAULT_FPS,
-                   onset: int | None = None, apex: int | None = None,
-                   detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
-  """Face, spotting, representation and model on frames uint8 [T, H, W, 3] RGB."""
+def find_face(frames: np.ndarray, *, onset: int | None = None, apex: int | None = None,
+              detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> face_lib.FaceBox:
+  """Checks the clip and the given frames, then finds one face box (on the onset's frames)."""
   frames = np.asarray(frames)
   if len(frames) < 2:
     raise ValueError(f"Need at least 2 frames (onset and apex), got {len(frames)}.")
   for name, value in (("onset", onset), ("apex", apex)):
     if value is not None and not 0 <= value < len(frames):
       raise ValueError(f"--{name}={value} is outside the clip (frames 0..{len(frames) - 1}).")
-  if onset is not None and apex is not None and onset == apex:
-    raise ValueError(f"--onset and --apex are the same frame ({onset}); no motion to classify.")
-  box = face_lib.detect_face(frames, start=onset or 0, detectors=detectors)
-  crops = face_lib.crop(frames, box.box, _crop_size(final.preprocessing))
+  if onset is not None and apex is not None and onset >= apex:
+    raise ValueError(f"--onset={onset} must come before --apex={apex}.")
+  return face_lib.detect_face(frames, start=onset or 0, detectors=detectors)
+
+
+def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.DEFAULT_FPS,
+                   onset: int | None = None, apex: int | None = None,
+                   face: face_lib.FaceBox | None = None,
+                   detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
+  """Face, spotting, representation and model on frames uint8 [T, H, W, 3] RGB."""
+  frames = np.asarray(frames)
+  face = face or find_face(frames, onset=onset, apex=apex, detectors=detectors)
+  method = final.preprocessing.get("flow_method") or "farneback"
+  crops = face_lib.crop(frames, face.box, _crop_size(final.preprocessing))
   gray = spotting.to_gray(crops, width=None)
-  spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex,
-                          method=final.preprocessing.get("flow_method", "farneback"))
+  spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex, method=method)
   x = model_input(gray[spotted.onset], gray[spotted.apex], final.preprocessing)
   probs = classify(final, x)[0]
-  flow = flow_lib.dense_flow(gray[spotted.onset], gray[spotted.apex],
-                             final.preprocessing.get("flow_method", "farneback"))
   return Prediction(
       probabilities={n: float(p) for n, p in zip(final.class_names, probs)},
       label=final.class_names[int(np.argmax(probs))], onset=spotted.onset, apex=spotted.apex,
-      spotted=onset is None or apex is None, face=box, num_frames=len(frames), fps=float(fps),
-      onset_crop=crops[spotted.onset], apex_crop=crops[spotted.apex], flow=flow,
+      spotted=onset is None or apex is None, face=face, num_frames=len(frames), fps=float(fps),
+      onset_crop=crops[spotted.onset], apex_crop=crops[spotted.apex],
+      flow=flow_lib.dense_flow(gray[spotted.onset], gray[spotted.apex], method),
       motion=spotted.motion)
 
 
@@ -223,13 +234,15 @@ def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str |
         onset: int | None = None, apex: int | None = None,
         detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
   """The CLI: reads, predicts, prints and writes prediction.json / prediction.png under `out`."""
-  final = load_final(model)
+  # Input problems are reported before the (slower) model load.
   frames, fps = video.read_video(input_path)
   print(f"Read {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {fps:g} fps from "
         f"{input_path}")
-  prediction = predict_frames(final, frames, fps=fps, onset=onset, apex=apex, detectors=detectors)
-  print(f"Face found by the '{prediction.face.detector}' detector at x,y,w,h = "
-        f"{prediction.face.box} (on {prediction.face.num_detected} of the first frames)")
+  face = find_face(frames, onset=onset, apex=apex, detectors=detectors)
+  print(f"Face found by the '{face.detector}' detector at x,y,w,h = {face.box} (on "
+        f"{face.num_detected} of the first frames)")
+  final = load_final(model)
+  prediction = predict_frames(final, frames, fps=fps, onset=onset, apex=apex, face=face)
   how = "spotted" if prediction.spotted else "given"
   print(f"Onset frame {prediction.onset}, apex frame {prediction.apex} ({how})")
   for name, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
@@ -257,7 +270,9 @@ def main(argv: Sequence[str]) -> None:
   try:
     run(f.model, f.input, out=f.out or pathlib.Path(f.model) / "predictions" /
         pathlib.Path(f.input).stem, onset=f.onset, apex=f.apex, detectors=detectors)
-  except (video.VideoError, face_lib.NoFaceError, FileNotFoundError, ValueError) as e:
+  except face_lib.NoFaceError as e:
+    raise SystemExit(f"error: {f.input}: {e}") from None
+  except (video.VideoError, FileNotFoundError, ValueError) as e:
     raise SystemExit(f"error: {e}") from None
 
 

@@ -34,10 +34,11 @@ def learning_rate_fn(train_config, steps_per_epoch: int) -> optax.Schedule:
   """Linear warmup over `warmup_epochs`, then cosine decay to 0 at `epochs`."""
   total = max(int(train_config.epochs) * steps_per_epoch, 1)
   warmup = min(int(round(float(train_config.warmup_epochs) * steps_per_epoch)), total - 1)
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0 if warmup else float(train_config.learning_rate),
-      peak_value=float(train_config.learning_rate), warmup_steps=warmup, decay_steps=total,
-      end_value=0.0)
+  peak = float(train_config.learning_rate)
+  if not warmup:
+    return optax.cosine_decay_schedule(peak, decay_steps=total)
+  return optax.warmup_cosine_decay_schedule(init_value=0.0, peak_value=peak, warmup_steps=warmup,
+                                            decay_steps=total, end_value=0.0)
 
 
 def _decay_mask(params):
