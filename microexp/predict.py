@@ -216,12 +216,12 @@ def plot_prediction(prediction: Prediction, path: str | pathlib.Path, title: str
   ax.tick_params(labelsize=8)
   ax = fig.add_subplot(grid[1, :])
   ax.plot(np.arange(p.num_frames), p.motion, color="tab:blue",
-          label="face motion relative to onset (smoothed)")
+          label="facial motion relative to the onset frame (smoothed)")
   ax.axvline(p.onset, color="tab:green", ls="--", label=f"onset {p.onset}")
   ax.axvline(p.apex, color="tab:red", ls="--",
              label=f"apex {p.apex} ({'spotted' if p.spotted else 'given'})")
   ax.set_xlabel(f"frame ({p.fps:g} fps)")
-  ax.set_ylabel("mean |flow| (px)")
+  ax.set_ylabel(f"p{spotting.MOTION_PERCENTILE} |flow - median| (px)", fontsize=8)
   ax.legend(fontsize=8, loc="upper right")
   fig.suptitle(title or f"face found by '{p.face.detector}' detector at {p.face.box}", fontsize=10)
   fig.tight_layout()

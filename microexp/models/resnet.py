@@ -176,7 +176,14 @@ class ResNet50(nn.Module):
   @nn.nowrap
   def init(self, rngs, *args, **kwargs):
     """`nn.Module.init`, then the ImageNet backbone from `self.weights` when set (head stays random)."""
+    self._check_pretrainable()
     return self.load_pretrained(super().init(rngs, *args, **kwargs))
+
+  @nn.nowrap
+  def _check_pretrainable(self):
+    if self.weights is not None and (tuple(self.stage_sizes) != RESNET50_STAGES or self.width != 64):
+      raise ValueError("ImageNet weights need the full ResNet50 (stage_sizes=(3, 4, 6, 3), "
+                       f"width=64), got stage_sizes={self.stage_sizes}, width={self.width}.")
 
   @nn.nowrap
   def load_pretrained(self, variables):
@@ -185,9 +192,7 @@ class ResNet50(nn.Module):
       return variables
     from microexp.models import weights as weights_lib  # pylint: disable=g-import-not-at-top
 
-    if tuple(self.stage_sizes) != RESNET50_STAGES or self.width != 64:
-      raise ValueError("ImageNet weights need the full ResNet50 (stage_sizes=(3, 4, 6, 3), "
-                       f"width=64), got stage_sizes={self.stage_sizes}, width={self.width}.")
+    self._check_pretrainable()
     backbone = weights_lib.load_imagenet_weights(self.weights, variant=self.variant)
     if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(variables)):
       # Under jit/vmap/eval_shape: hand the arrays over at run time instead of baking ~100 MB of

@@ -42,6 +42,8 @@ class ChunkCheckpointer:
             max_to_keep=1, create=True, enable_async_checkpointing=False))
 
   def maybe_save(self, epochs_done: int, tree, *, force: bool = False) -> None:
+    if self.manager.latest_step() == epochs_done:
+      return
     if force or epochs_done % self.every == 0:
       self.manager.save(epochs_done, args=ocp.args.StandardSave(tree), force=True)
       self.manager.wait_until_finished()

@@ -18,6 +18,16 @@ def _init(model, x):
   return jax.jit(model.init)(jax.random.key(0), x)
 
 
+def _train_apply(model):
+  """Jitted training forward (eager dispatch would compile every op separately: slow)."""
+  return jax.jit(lambda v, x, key: model.apply(v, x, train=True, rngs={"dropout": key},
+                                               mutable=["batch_stats"]))
+
+
+def _eval_apply(model):
+  return jax.jit(lambda v, x: model.apply(v, x, train=False))
+
+
 @pytest.mark.parametrize("variant", resnet.VARIANTS)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_shapes_and_dtypes(variant, dtype):
@@ -30,17 +40,16 @@ def test_shapes_and_dtypes(variant, dtype):
   assert block["conv1"]["kernel"].shape == (1, 1, 32, 16)
   assert block["proj_conv"]["kernel"].shape == (1, 1, 32, 64)
 
-  logits, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)},
-                              mutable=["batch_stats"])
+  logits, state = _train_apply(model)(variables, x, jax.random.key(1))
   assert logits.shape == (2, 5) and logits.dtype == jnp.float32
   assert bool(jnp.all(jnp.isfinite(logits)))
   # Training updates the running statistics; evaluation leaves them alone.
   before = variables["batch_stats"]["backbone"]["bn_init"]["mean"]
   assert not np.allclose(state["batch_stats"]["backbone"]["bn_init"]["mean"], before)
-  eval_logits = model.apply(variables, x, train=False)
+  eval_logits = _eval_apply(model)(variables, x)
   assert eval_logits.shape == (2, 5) and eval_logits.dtype == jnp.float32
 
-  features = resnet.ResNetBackbone(variant=variant, dtype=dtype, **TINY).apply(
+  features = jax.jit(resnet.ResNetBackbone(variant=variant, dtype=dtype, **TINY).apply)(
       {"params": variables["params"]["backbone"],
        "batch_stats": variables["batch_stats"]["backbone"]}, x)
   assert features.shape == (2, 2, 2, 256) and features.dtype == dtype
@@ -63,7 +72,7 @@ def test_head_guards_small_feature_maps():
   model = resnet.resnet50(num_classes=3, **TINY)
   x = jnp.ones((2, 32, 32, 3))
   variables = _init(model, x)
-  assert model.apply(variables, x).shape == (2, 3)
+  assert _eval_apply(model)(variables, x).shape == (2, 3)
   assert variables["params"]["classifier"]["kernel"].shape == (64, 3)
   assert variables["params"]["fc1"]["kernel"].shape == (256, 128)
 
@@ -72,10 +81,10 @@ def test_dropout_needs_and_uses_its_key():
   model = resnet.resnet50(num_classes=3, dropout_rate=0.5, **TINY)
   x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32, 32, 3)), jnp.float32)
   variables = _init(model, x)
-  run = lambda k: model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(k)},
-                              mutable=["batch_stats"])[0]
-  assert not np.allclose(run(0), run(1))
-  np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))
+  train, evaluate = _train_apply(model), _eval_apply(model)
+  assert not np.allclose(train(variables, x, jax.random.key(0))[0],
+                         train(variables, x, jax.random.key(1))[0])
+  np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))
 
 
 def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics():
@@ -90,7 +99,7 @@ def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics():
                                 mutable=["batch_stats"])
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), state
 
-  grads, state = jax.grad(loss_fn, has_aux=True)(variables["params"])
+  grads, state = jax.jit(jax.grad(loss_fn, has_aux=True))(variables["params"])
   assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads["backbone"]))
   assert float(jnp.abs(grads["fc1"]["kernel"]).max()) > 0
   for a, b in zip(jax.tree.leaves(state["batch_stats"]), jax.tree.leaves(variables["batch_stats"])):
@@ -101,8 +110,8 @@ def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics():
   assert not any(jax.tree.leaves(mask["backbone"])) and all(jax.tree.leaves(mask["fc2"]))
   tx = optax.multi_transform(
       {True: optax.adamw(1e-2, weight_decay=0.1), False: optax.set_to_zero()}, mask)
-  updates, _ = tx.update(grads, tx.init(variables["params"]), variables["params"])
-  params = optax.apply_updates(variables["params"], updates)
+  step = jax.jit(lambda g, p: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))
+  params = step(grads, variables["params"])
   for a, b in zip(jax.tree.leaves(params["backbone"]),
                   jax.tree.leaves(variables["params"]["backbone"])):
     np.testing.assert_array_equal(a, b)

@@ -46,7 +46,7 @@ def _config():
                   "third_channel": "magnitude"},
       "model": {"name": "ststnet", "kwargs": {}, "dtype": "float32"},
       "train": {"protocol": "split", "test_subjects": ["sub05"], "selection": "last",
-                "num_val_subjects": 0, "select_metric": "loss", "epochs": 40, "batch_size": 16,
+                "num_val_subjects": 0, "select_metric": "loss", "epochs": 20, "batch_size": 16,
                 "eval_batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4,
                 "optimizer": "adamw", "momentum": 0.9, "warmup_epochs": 0,
                 "label_smoothing": 0.0, "class_balanced": False, "augment": {}, "seeds": [0],
