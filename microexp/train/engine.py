@@ -108,9 +108,16 @@ def is_flow(dataset_config) -> bool:
 # ----------------------------------------------------------------------------------------- model
 
 
+def _tuples(x):
+  """Lists (from JSON or the command line) -> tuples: flax module attributes must be hashable."""
+  if isinstance(x, dict):
+    return {k: _tuples(v) for k, v in x.items()}
+  return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
 def create_model(config, num_classes: int):
   """The registered model with `config.model.kwargs`; handles a missing pretrained file."""
-  kwargs = dict(config.model.get("kwargs", {}) or {})
+  kwargs = _tuples(config.model.kwargs.to_dict() if "kwargs" in config.model else {})
   weights = kwargs.get("weights")
   if weights and not Path(weights).exists():
     if config.dataset.get("synthetic", False):
@@ -497,7 +504,7 @@ def save_final(workdir: Path, config, subset, results: list[dict], epochs: int, 
               ["gray"] if ds.get("sequence", {}).get("grayscale", False) else ["r", "g", "b"])
   model_json = {
       "config": _config_dict(config), "class_names": list(subset.class_names),
-      "model": {"name": config.model.name, "kwargs": dict(config.model.get("kwargs", {}) or {}),
+      "model": {"name": config.model.name, "kwargs": config.model.kwargs.to_dict(),
                 "dtype": config.model.get("dtype", "float32")},
       "preprocessing": {"dataset": ds.name, "representation": ds.representation,
                         "image_size": ds.get("image_size"), "flow_method": ds.get("flow_method"),

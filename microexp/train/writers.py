@@ -36,8 +36,9 @@ class CurveWriters:
     if key not in self._writers:
       from clu import metric_writers  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
 
-      self._writers[key] = metric_writers.create_default_writer(
-          str(self.logdir / run / split), just_logging=False, asynchronous=False)
+      # CLU's SummaryWriter, not create_default_writer: the latter adds a LoggingWriter that would
+      # print 3 lines per fold per epoch; the engine logs one summary line per epoch instead.
+      self._writers[key] = metric_writers.SummaryWriter(str(self.logdir / run / split))
     self._writers[key].write_scalars(epoch, scalars)
 
   def close(self) -> None:

@@ -34,13 +34,6 @@ def _model(name, dtype=jnp.float32, **overrides):
   return models.get(name, num_classes=NUM_CLASSES, dtype=dtype, **{**kwargs, **overrides})
 
 
-def _inputs(name, key=0):
-  shape = TINY[name][1]
-  x = _normal(key, shape)
-  mask = jnp.ones(shape[:2], bool) if name in SEQUENCE_MODELS else None
-  return x, mask
-
-
 def _normal(seed, shape, scale=1.0):
   return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
@@ -48,6 +41,13 @@ def _normal(seed, shape, scale=1.0):
 def _key(seed):
   # rbg keys: XLA CPU compiles threefry random bits slowly (seconds per shape on a 2-core machine).
   return jax.random.key(seed, impl="rbg")
+
+
+def _inputs(name, key=0):
+  shape = TINY[name][1]
+  x = _normal(key, shape)
+  mask = jnp.ones(shape[:2], bool) if name in SEQUENCE_MODELS else None
+  return x, mask
 
 
 def _init(model, x, mask, key=0):

@@ -1,0 +1,16 @@
+"""ConvLSTM on grayscale frame windows around the apex, LOSO."""
+
+from __future__ import annotations
+
+from configs import cnn_lstm_padded
+
+
+def get_config(arg=None):
+  config = cnn_lstm_padded.sequence_config(arg, mode="apex_window")
+  config.model.name = "convlstm"
+  config.model.kwargs = type(config.model.kwargs)({"stem_features": (16,),
+                                                   "lstm_features": (16, 32), "dropout": 0.5})
+  if config.dataset.synthetic:
+    config.model.kwargs.update({"stem_features": (8,), "lstm_features": (8,),
+                                "dense_features": (16,)})
+  return config

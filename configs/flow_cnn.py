@@ -1,0 +1,23 @@
+"""Thesis method 5 (M5): a custom CNN on apex optical flow (u, v, magnitude), LOSO."""
+
+from __future__ import annotations
+
+from configs import base
+
+
+def get_config(arg=None):
+  opts = base.parse_arg(arg)
+  config = base.get_config(opts)
+  config.dataset.representation = "apex_flow"
+  config.dataset.image_size = 112
+  config.model.name = "flow_cnn"
+  config.model.kwargs.features = (32, 64, 128)
+  config.model.kwargs.dropout = 0.5
+  t = config.train
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 60, 32, 1e-3, 0.05
+  t.augment.update({"flip_h": True, "crop": 8, "rotation": 8.0, "mixup": 0.2})
+  if opts.synthetic:
+    base.make_synthetic(config, image_size=48, epochs=10)
+    config.model.kwargs.features = (16, 32)
+    t.augment.update({"crop": 3, "rotation": 0.0, "mixup": 0.0})
+  return config
