@@ -53,6 +53,8 @@ class ConvLSTM(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     """`x: [B, T, H, W, C]`, `mask: [B, T] bool` (True = real frame) -> logits `[B, num_classes]`."""
     mask = layers.check_sequence_inputs("convlstm", x, mask)
+    if not self.lstm_features:
+      raise ValueError("convlstm: lstm_features must name at least one recurrent layer.")
     b, t = x.shape[:2]
     frame_mask = mask.reshape(b * t)
     h = x.reshape((b * t,) + x.shape[2:])

@@ -210,8 +210,8 @@ def trainable_mask(params, frozen_scopes: Sequence[str] = ("backbone",)):
   `optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()}, labels)` so that frozen
   weights receive neither updates nor weight decay.
   """
-  return {k: jax.tree.map(lambda _, keep=k not in frozen_scopes: keep, v)
-          for k, v in params.items()}
+  return {scope: jax.tree.map(lambda _: scope not in frozen_scopes, subtree)
+          for scope, subtree in params.items()}
 
 
 @register("resnet50")

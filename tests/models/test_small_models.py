@@ -241,6 +241,7 @@ def test_cnn_lstm_resnet50_frames_if_available():
     ("convlstm", (2, 3, 8, 8, 1), dict(mask=np.ones((2, 4), bool)), "mask must be"),
     ("cnn_lstm", (2, 3, 8, 8, 1), dict(frame_cnn="vgg"), "frame_cnn must be"),
     ("convlstm", (2, 3, 8, 8, 1), dict(time_loop="while"), "time_loop must be"),
+    ("cnn_lstm", (2, 3, 8, 8, 1), dict(lstm_features=()), "at least one recurrent layer"),
 ])
 def test_bad_inputs_raise_clear_errors(name, x_shape, kwargs, match):
   kwargs = dict(kwargs)
