@@ -81,7 +81,8 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.freeze = []  # top-level parameter names to freeze (e.g. ['backbone'])
   t.seeds = [0, 1, 2]
   t.final_seeds = [0, 1, 2]  # final all-subject models (a seed ensemble for prediction)
-  t.fold_parallel = True
+  # 'auto': fold-parallel (vmapped folds) on GPU/TPU, sequential on CPU (~3x faster there).
+  t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)  # or True / False
   t.fold_chunk = 0  # jobs per chunk; 0 = all (fold_parallel) or 1 (sequential)
   t.checkpoint_every = 1
   t.tensorboard = True

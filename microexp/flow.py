@@ -25,6 +25,9 @@ import numpy as np
 # The 3 channels of a flow image, in order.
 FLOW_CHANNELS = ("u", "v")
 THIRD_CHANNELS = ("magnitude", "strain")
+# `config.dataset.flow_normalization`: how flow images are scaled before a model sees them.
+FLOW_NORMALIZATIONS = ("per_clip", "none")
+DEFAULT_FLOW_NORMALIZATION = "per_clip"
 
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOpticalFlow_PRESET_ULTRAFAST,
@@ -260,3 +263,40 @@ def map_clips(fn: Callable[..., Any], items: Iterable[tuple], *, workers: int | 
         yield pending.popleft().result()
     while pending:
       yield pending.popleft().result()
+
+
+def normalize_flow(x: np.ndarray, mode: str = DEFAULT_FLOW_NORMALIZATION) -> np.ndarray:
+  """Scales ONE clip's flow image(s) as `config.dataset.flow_normalization` says.
+
+  Args:
+    x: float [H, W, C] (apex flow) or [T, H, W, C] (a flow sequence's real frames, no padding).
+    mode: 'per_clip': each channel min-max scaled over the whole clip (all axes but the last) to
+      -1..1, as the STSTNet / MEGC2019 release's per-image 0..255 PNGs mapped to -1..1 (a constant
+      channel becomes 0); 'none': raw values (u, v, magnitude in pixels of the output image,
+      dimensionless strain).
+
+  Returns:
+    float32, same shape. min-max commutes with negation, so the augmentation's horizontal flip
+    (u -> -u) of a normalised image is the normalised image of the mirrored flow.
+  """
+  if mode not in FLOW_NORMALIZATIONS:
+    raise ValueError(f"Unknown flow_normalization {mode!r}; choose one of {FLOW_NORMALIZATIONS}.")
+  x = np.asarray(x, np.float32)
+  if mode == "none":
+    return x
+  axes = tuple(range(x.ndim - 1))
+  lo = x.min(axis=axes, keepdims=True)
+  hi = x.max(axis=axes, keepdims=True)
+  span = hi - lo
+  out = 2 * (x - lo) / np.maximum(span, 1e-6) - 1
+  return np.where(span > 1e-6, out, 0.0).astype(np.float32)
+
+
+def normalize_flows(x: np.ndarray, mode: str = DEFAULT_FLOW_NORMALIZATION) -> np.ndarray:
+  """`normalize_flow` of every clip of a batch: [N, H, W, C] (or [N, T, H, W, C]) -> same shape."""
+  if mode not in FLOW_NORMALIZATIONS:
+    raise ValueError(f"Unknown flow_normalization {mode!r}; choose one of {FLOW_NORMALIZATIONS}.")
+  x = np.asarray(x, np.float32)
+  if mode == "none":
+    return x
+  return np.stack([normalize_flow(c, mode) for c in x]) if len(x) else x

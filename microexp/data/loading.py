@@ -3,9 +3,11 @@
 Builds the TFDS dataset (tfds_casme2/casme2) on first use, from the user's copy or from a generated
 synthetic copy, then reads it into numpy arrays following the contract in docs/ARCHITECTURE.md.
 
-Values of `inputs` (no per-image normalisation anywhere, see docs/tfds.md):
-- apex_flow, flow_sequences: float32 (u, v, magnitude|strain); u, v and magnitude in pixels of the
-  stored `image_size` image, strain dimensionless.
+Values of `inputs` (the TFDS dataset stores raw flow, docs/tfds.md; the loader then applies
+`config.dataset.flow_normalization` through `microexp.flow.normalize_flow`, as predict does):
+- apex_flow, flow_sequences: float32 (u, v, magnitude|strain); 'per_clip' (default): each channel
+  min-max scaled per clip to -1..1; 'none': u, v and magnitude in pixels of the stored
+  `image_size` image, strain dimensionless.
 - sequences: float32 frames in [0, 1] (uint8 / 255), RGB or one gray channel.
 """
 
@@ -150,9 +152,16 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
-  flow_method, third_channel, sequence (mode, length, grayscale), workers.
+  flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale),
+  workers.
   """
+  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
+
+  normalization = _get(dataset_config, "flow_normalization", flow_lib.DEFAULT_FLOW_NORMALIZATION)
+  if normalization not in flow_lib.FLOW_NORMALIZATIONS:
+    raise ValueError(f"config.dataset.flow_normalization={normalization!r}; choose one of "
+                     f"{flow_lib.FLOW_NORMALIZATIONS}.")
 
   data_dir = resolve_data_dir(dataset_config)
   representation = _get(dataset_config, "representation", "apex_flow")
@@ -178,6 +187,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       representation, image_size=_get(dataset_config, "image_size"),
       flow_method=_get(dataset_config, "flow_method"),
       third_channel=_get(dataset_config, "third_channel"),
+      flow_kwargs=dict(_get(dataset_config, "flow_kwargs", {})) or None,
       grayscale=_get(sequence, "grayscale") if representation == "sequences" else None)
   builder = build_casme2(manual_dir, tfds_dir, config,
                          workers=_get(dataset_config, "workers"))
@@ -190,12 +200,14 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       clip=np.array([f"{e['subject']}/{e['filename']}" for e in examples]),
   )
   if representation == "apex_flow":
-    out["inputs"] = np.stack([e["flow"] for e in examples]).astype(np.float32)
+    out["inputs"] = flow_lib.normalize_flows(np.stack([e["flow"] for e in examples]),
+                                             normalization)
   else:
     if representation == "sequences":
       clips = [np.stack(e["frames"]).astype(np.float32) / 255.0 for e in examples]
     else:
-      clips = [np.asarray(e["flow"], np.float32) for e in examples]
+      # Whole clip, before padding/windowing (padding frames stay zero, never scaled).
+      clips = [flow_lib.normalize_flow(e["flow"], normalization) for e in examples]
     mode = _get(sequence, "mode", "pad")
     out["inputs"], out["mask"] = pad_sequences(
         clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"))

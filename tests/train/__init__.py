@@ -61,6 +61,7 @@ def tiny_config(**train) -> ml_collections.ConfigDict:
   t.warmup_epochs, t.seeds, t.final_seeds, t.tensorboard = 0.0, [0], [], False
   t.augment.crop, t.augment.flip_h = 1, True
   t.num_val_subjects = 1
+  t.fold_parallel = True  # explicit: the tests compare it with fold_parallel=False
   for k, v in train.items():
     t[k] = v
   return config

@@ -138,3 +138,17 @@ def test_multi_device_fold_and_data_sharding_matches_single_device(baseline, tmp
   single = _probs(results)
   for fold, probs in single.items():
     np.testing.assert_allclose(np.array(multi[fold]), probs, atol=2e-3)
+
+
+def test_fold_parallel_auto_picks_per_backend():
+  assert engine.resolve_fold_parallel("auto", "cpu") is False
+  assert engine.resolve_fold_parallel("auto", "gpu") is True
+  assert engine.resolve_fold_parallel("auto", "tpu") is True
+  assert engine.resolve_fold_parallel(True, "cpu") is True
+  assert engine.resolve_fold_parallel(False, "gpu") is False
+  jobs = list(range(6))
+  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "cpu")) == 6
+  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "gpu")) == 1
+  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel=True, fold_chunk=4).train, "cpu")) == 2
+  with pytest.raises(ValueError, match="fold_parallel"):
+    engine.resolve_fold_parallel("sometimes")

@@ -1,0 +1,46 @@
+"""The documented command line, `tfds build tfds_casme2/casme2 --manual_dir=...`, for each representation."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from microexp.data import synthetic
+
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+_TFDS = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
+
+
+@pytest.fixture(scope="module")
+def manual_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("cli") / "CASME2"
+  return synthetic.write_synthetic_casme2(root, num_subjects=2, clips_per_subject=2,
+                                          image_size=(48, 40), num_frames=(6, 8), seed=3)
+
+
+@pytest.mark.parametrize("config,feature,shape", [
+    ("apex_flow_farneback_strain_28", "flow", (28, 28, 3)),
+    ("sequences_gray_28", "frames", (28, 28, 1)),
+    ("flow_sequences_dis_magnitude_28", "flow", (28, 28, 3)),
+])
+def test_tfds_build_command(manual_dir, tmp_path, config, feature, shape):
+  assert _TFDS, "the `tfds` command is not installed (tensorflow-datasets provides it)"
+  data_dir = tmp_path / "tfds"
+  env = dict(os.environ, PYTHONPATH=str(_REPO))
+  result = subprocess.run(
+      [_TFDS, "build", str(_REPO / "tfds_casme2" / "casme2"), f"--manual_dir={manual_dir}",
+       f"--config={config}", f"--data_dir={data_dir}"],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  source = tfds.data_source(f"casme2/{config}", data_dir=str(data_dir), split="train")
+  assert len(source) == 4
+  example = source[0]
+  assert np.asarray(example[feature]).shape[-3:] == shape
+  assert example["subject"].decode() in {"sub01", "sub02"}
