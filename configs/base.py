@@ -45,6 +45,10 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   ds.image_size = 224
   ds.flow_method = "farneback"
   ds.third_channel = "magnitude"
+  ds.flow_kwargs = ml_collections.ConfigDict()  # the flow method's own parameters (tvl1 scales...)
+  # 'per_clip': each flow channel min-max scaled per clip to -1..1 (STSTNet / MEGC2019 release);
+  # 'none': raw pixels. Applied by the loaders and by predict (docs/training.md).
+  ds.flow_normalization = "per_clip"
   ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True})
   # write_synthetic_casme2 kwargs when synthetic=True.
   ds.synthetic_kwargs = ml_collections.ConfigDict({

@@ -78,8 +78,9 @@ def _crop_size(preprocessing: dict) -> tuple[int, int]:
 def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.ndarray:
   """The model's input from gray onset / apex crops [H, W]: float32 [1, S, S, 3].
 
-  The same function as the TFDS builder's apex_flow representation (`flow.apex_flow_image`), then
-  the normalisation recorded in model.json, if any.
+  The same function as the TFDS builder's apex_flow representation (`flow.apex_flow_image`, with
+  the recorded `flow_kwargs`), then the loader's `flow_normalization` (`flow.normalize_flow`) and
+  the mean/std recorded in model.json, if any.
   """
   representation = preprocessing.get("representation", "apex_flow")
   if representation != "apex_flow":
@@ -87,7 +88,11 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
                      f"{representation!r} (sequence models are not wired into predict yet).")
   x = flow_lib.apex_flow_image(onset, apex, method=preprocessing.get("flow_method", "farneback"),
                                third_channel=preprocessing.get("third_channel", "magnitude"),
-                               size=int(preprocessing["image_size"]))
+                               size=int(preprocessing["image_size"]),
+                               **dict(preprocessing.get("flow_kwargs") or {}))
+  # The loaders' scaling (config.dataset.flow_normalization); model.json files written before the
+  # option existed were trained on raw flow.
+  x = flow_lib.normalize_flow(x, preprocessing.get("flow_normalization") or "none")
   if "mean" in preprocessing and "std" in preprocessing:
     x = (x - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"],
                                                                         np.float32)

@@ -131,7 +131,6 @@ def parse_action_units(value: Any) -> tuple[str, ...]:
   return tuple(units)
 
 
-_parse_action_units = parse_action_units  # older name, used by microexp/data/samm.py
 
 
 def _format_filename(value: Any) -> str | None:

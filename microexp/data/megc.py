@@ -2,9 +2,12 @@
 CASME II + SAMM + SMIC-HS frames ('megc2019').
 
 Both return the registry's arrays (docs/ARCHITECTURE.md) with `inputs` float32 [N, S, S, 3] =
-(u, v, strain), each channel min-max scaled per clip (the STSTNet release's normalisation, so
-that models move between the two) and mapped to -1..1: then negating u (the augmentation's
-horizontal flip) is exactly the min-max image of the mirrored flow, and zero padding is mid-range; `emotion` the MEGC class name
+(u, v, strain) scaled by `config.dataset.flow_normalization` (`microexp.flow.normalize_flow`, the
+same function the CASME II loader and predict use): 'per_clip' (default) = each channel min-max
+scaled per clip to -1..1 (the STSTNet release's normalisation, so that models move between the
+two; negating u, the augmentation's horizontal flip, is exactly the min-max image of the mirrored
+flow, and zero padding is mid-range); 'none' = raw pixels (composite only: the precomputed release
+stores per-image min-max PNGs, so its raw amplitudes are lost); `emotion` the MEGC class name
 ('negative' | 'positive' | 'surprise'), `subject` dataset-qualified ('casme2/sub01', 'samm/006',
 's01' -> 'smic/s01'), `dataset`, `clip`. Use `config.dataset.classes = 'megc'`.
 
@@ -40,12 +43,12 @@ FOLDERS = {"casme2": ("casme2", "casme ii", "casme_ii", "casmeii"), "samm": ("sa
            "smic": ("smic", "smic-hs", "smic_hs", "hs")}
 
 
-def minmax(x: np.ndarray) -> np.ndarray:
-  """Per-example, per-channel min-max to -1..1. x: [N, H, W, C] -> float32, same shape."""
-  x = np.asarray(x, np.float32)
-  lo = x.min(axis=(1, 2), keepdims=True)
-  hi = x.max(axis=(1, 2), keepdims=True)
-  return 2 * (x - lo) / np.maximum(hi - lo, 1e-6) - 1
+def _normalization(config) -> str:
+  mode = config.get("flow_normalization") or flow_lib.DEFAULT_FLOW_NORMALIZATION
+  if mode not in flow_lib.FLOW_NORMALIZATIONS:
+    raise ValueError(f"config.dataset.flow_normalization={mode!r}; choose one of "
+                     f"{flow_lib.FLOW_NORMALIZATIONS}.")
+  return mode
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -93,6 +96,11 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tfds_casme2.megc2019_flow import megc2019_flow_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
 
+  if _normalization(config) != "per_clip":
+    raise ValueError(
+        f"megc2019_flow: flow_normalization={config.get('flow_normalization')!r} is impossible: "
+        "the precomputed release stores per-image min-max PNGs (raw amplitudes are lost). Use "
+        "'per_clip', or the composite from frames (config.dataset.name='megc2019').")
   data_dir = _data_dir(config)
   if config.get("synthetic"):
     manual_dir = synthetic_megc.write_synthetic_megc_flow(data_dir / "synthetic" / "megc2019_flow_raw")
@@ -111,7 +119,8 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   text = lambda key: np.array([e[key].decode() if isinstance(e[key], bytes) else str(e[key])
                                for e in examples])
   arrays = dict(
-      inputs=_resize(flows, int(config.get("image_size") or flows.shape[1])),
+      inputs=flow_lib.normalize_flows(
+          _resize(flows, int(config.get("image_size") or flows.shape[1])), "per_clip"),
       emotion=np.array([MEGC_CLASSES[int(e["label"])] for e in examples]),
       subject=text("subject"), dataset=text("dataset"), clip=text("clip"))
   _log(f"megc2019_flow from {manual_dir}:", count_report(
@@ -213,7 +222,8 @@ def _pair_flow(onset_path, apex_path, *, work_width, **kwargs):
 def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, image_size: int = 28,
                     flow_method: str = "farneback", third_channel: str = "strain",
                     gt_csv=None, work_width: int = 256, workers: int | None = 1,
-                    spot_method: str = "dis") -> tuple[dict[str, np.ndarray], list[str]]:
+                    spot_method: str = "dis", flow_normalization: str = "per_clip",
+                    ) -> tuple[dict[str, np.ndarray], list[str]]:
   """The MEGC2019 composite as arrays (see the module doc) and the report of every fix/drop."""
   dirs = dirs or find_dataset_dirs(root)
   clips, report = list_composite(dirs, gt_csv=gt_csv, spot_method=spot_method)
@@ -223,7 +233,7 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
   flows = list(flow_lib.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips),
                                   workers=workers))
   arrays = dict(
-      inputs=minmax(np.stack(flows)),
+      inputs=flow_lib.normalize_flows(np.stack(flows), flow_normalization),
       emotion=np.array([c.emotion for c in clips]),
       subject=np.array([f"{c.dataset}/{c.subject}" for c in clips]),
       dataset=np.array([c.dataset for c in clips]),
@@ -246,6 +256,7 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
       root, image_size=int(config.get("image_size") or 28),
       flow_method=config.get("flow_method") or "farneback",
       third_channel=config.get("third_channel") or "strain", gt_csv=config.get("gt_csv"),
+      flow_normalization=_normalization(config),
       workers=None if not config.get("synthetic") else 1)
   _log(f"MEGC2019 composite from {root}:", report)
   return arrays

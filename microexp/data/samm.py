@@ -133,17 +133,9 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     seen.add((subject, filename))
     records.append(coding_sheet.ClipRecord(
         subject=subject, filename=filename, onset=onset, apex=apex, offset=offset,
-        action_units=coding_sheet._parse_action_units(cell("action_units")),  # pylint: disable=protected-access
+        action_units=coding_sheet.parse_action_units(cell("action_units")),
         emotion=emotion))
   return records, report
-
-
-def frame_number(path) -> int:
-  """'006_05562.jpg' -> 5562 (the last number; `casme2.frame_number` takes the first)."""
-  numbers = re.findall(r"\d+", pathlib.Path(path).stem)
-  if not numbers:
-    raise ValueError(f"No frame number in file name {path}.")
-  return int(numbers[-1])
 
 
 def list_clips(root, *, spot_method: str = "dis") -> tuple[list[casme2.Clip], list[str]]:
@@ -164,11 +156,11 @@ def list_clips(root, *, spot_method: str = "dis") -> tuple[list[casme2.Clip], li
     clip, notes = casme2.resolve_clip(probe, folder, f"{record.subject}_")
     if spot:
       apex_index = smic.spot_apex(clip.frame_paths, method=spot_method)
-      notes.append(f"{folder}: apex spotted at frame {frame_number(clip.frame_paths[apex_index])}.")
+      notes.append(f"{folder}: apex spotted at frame {casme2.frame_number(clip.frame_paths[apex_index])}.")
       clip = dataclasses.replace(clip, record=record, apex_index=apex_index)
     if record.offset == 10**9:
       clip = dataclasses.replace(clip, record=dataclasses.replace(
-          clip.record, offset=frame_number(clip.frame_paths[-1])))
+          clip.record, offset=casme2.frame_number(clip.frame_paths[-1])))
     clips.append(clip)
     report.extend(notes)
   return clips, report

@@ -119,6 +119,11 @@ def _tuples(x):
 def create_model(config, num_classes: int):
   """The registered model with `config.model.kwargs`; handles a missing pretrained file."""
   kwargs = _tuples(config.model.kwargs.to_dict() if "kwargs" in config.model else {})
+  if (kwargs.get("flow_bound") is not None
+      and config.dataset.get("flow_normalization", "per_clip") != "none"):
+    raise ValueError("config.model.kwargs.flow_bound (a fixed speed scale in pixels) needs raw "
+                     "flow: set config.dataset.flow_normalization='none' (it is "
+                     f"{config.dataset.get('flow_normalization', 'per_clip')!r}).")
   weights = kwargs.get("weights")
   if weights and not Path(weights).exists():
     if config.dataset.get("synthetic", False):
@@ -507,6 +512,20 @@ def _check_resume_config(ckpt_root: Path, config) -> None:
   checkpoint_lib.write_json_atomic(path, cfg)
 
 
+def training_crop_size(dataset_config) -> list[int] | None:
+  """[H, W] of the face crops the flow was computed on (predict crops to it), None if unknown.
+
+  `config.dataset.crop_size` if set, else the synthetic CASME II's image size; None (predict's
+  default, CASME II's ~340x280) for real data.
+  """
+  size = dataset_config.get("crop_size")
+  if size is None and dataset_config.get("synthetic") and dataset_config.get("name") == "casme2":
+    size = (dataset_config.get("synthetic_kwargs") or {}).get("image_size")
+  if size is None:
+    return None
+  return [int(size), int(size)] if isinstance(size, (int, float)) else [int(s) for s in size]
+
+
 def save_final(workdir: Path, config, subset, results: list[dict], epochs: int, input_shape):
   """WORKDIR/final/: model.json + variables.msgpack (first seed) + variables_seed<s>.msgpack."""
   out = workdir / "final"
@@ -527,6 +546,10 @@ def save_final(workdir: Path, config, subset, results: list[dict], epochs: int, 
       "preprocessing": {"dataset": ds.name, "representation": ds.representation,
                         "image_size": ds.get("image_size"), "flow_method": ds.get("flow_method"),
                         "third_channel": third, "channel_order": channels,
+                        "flow_kwargs": dict(ds.get("flow_kwargs") or {}),
+                        "flow_normalization": (ds.get("flow_normalization") or "per_clip"
+                                               if is_flow(ds) else None),
+                        "crop_size": training_crop_size(ds),
                         "sequence": dict(ds.get("sequence", {}) or {}),
                         "input_shape": list(input_shape)},
       "trained_epochs": epochs, "variables": files,

@@ -9,6 +9,7 @@ import numpy as np
 import openpyxl
 import pytest
 
+from microexp.data import casme2
 from microexp.data import coding_sheet
 from microexp.data import megc
 from microexp.data import samm
@@ -40,7 +41,7 @@ def test_samm_clips(raw):
   assert 0 < first.apex_index < len(first.frame_paths)
   assert any("apex spotted at frame" in line for line in report)
   for clip in clips[1:]:
-    assert samm.frame_number(clip.frame_paths[clip.apex_index]) == clip.record.apex
+    assert casme2.frame_number(clip.frame_paths[clip.apex_index]) == clip.record.apex
     assert clip.frame_paths[0].name.startswith(clip.record.subject + "_")
 
 

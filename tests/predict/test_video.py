@@ -61,14 +61,14 @@ def test_corrupt_image_in_folder_named(tmp_path):
     video.read_video(tmp_path)
 
 
-def test_unreadable_file(tmp_path):
+def test_unreadable_file(tmp_path, monkeypatch):
+  # Root reads mode-000 files, so permission is denied by a stand-in `open` instead of chmod.
   path = tmp_path / "locked.mp4"
   path.write_bytes(b"x")
-  path.chmod(0)
-  try:
-    with open(path, "rb"):
-      pytest.skip("running as a user who can read mode-000 files (root)")
-  except OSError:
-    pass
-  with pytest.raises(video.VideoError, match="cannot be read"):
+
+  def deny(*args, **kwargs):
+    raise PermissionError(13, "Permission denied", str(path))
+
+  monkeypatch.setattr("builtins.open", deny)
+  with pytest.raises(video.VideoError, match="locked.mp4: cannot be read .Permission denied"):
     video.read_video(path)
