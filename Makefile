@@ -14,8 +14,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# The LOSO run, its report (PNG + markdown), then the trained model on a synthetic video.
 demo: $(VENV)/.installed
 	$(PY) main.py --config=configs/resnet_loso.py:synthetic --workdir=$(WORKDIR)
+	$(PY) -m microexp.report $(WORKDIR)
+	$(PY) -m microexp.video --synthetic=$(WORKDIR)/example_surprise.mp4 --emotion=surprise
+	$(PY) -m microexp.predict --model=$(WORKDIR) --input=$(WORKDIR)/example_surprise.mp4
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

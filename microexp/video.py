@@ -171,3 +171,25 @@ def write_synthetic_video(path: str | pathlib.Path, *, emotion: str = "happiness
   frames[:, y0:y0 + face_h, x0:x0 + face_w] = faces
   write_video(path, frames, fps)
   return SyntheticVideo(pathlib.Path(path), emotion, onset, apex, (x0, y0, face_w, face_h), fps)
+
+
+def main(argv) -> None:
+  """`python -m microexp.video --synthetic=OUT.mp4 [--emotion=surprise]`: a demo video to predict."""
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  f = flags.FLAGS
+  video = write_synthetic_video(f.synthetic, emotion=f.emotion, seed=f.seed)
+  print(f"Wrote {video.path}: '{video.emotion}' planted, onset frame {video.onset}, "
+        f"apex frame {video.apex}, face box (x, y, w, h) {video.face_box}.")
+
+
+if __name__ == "__main__":
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("synthetic", None, "Output .mp4 of a synthetic face with a planted "
+                      "micro-expression.", required=True)
+  flags.DEFINE_string("emotion", "surprise", "Planted emotion (a CASME II emotion).")
+  flags.DEFINE_integer("seed", 0, "Face identity, placement and noise.")
+  app.run(main)
