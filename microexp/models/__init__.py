@@ -1,6 +1,8 @@
 """Model registry: configs name a model by string; `get(name, **kwargs)` builds it.
 
-Adding a model is writing one module with a decorated factory and importing it below.
+Adding a model is writing one module with a decorated factory. A module of your own (outside this
+library) is named in the config as `"<module>:<name>"` (e.g. `config.model.name = "my_nets:tiny"`):
+`get` imports the module, whose import registers `name`. Library models are listed in `_MODULES`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,19 @@ def register(name: str):
 def get(name: str, **kwargs) -> nn.Module:
   """Builds the registered model `name` with the config's keyword arguments."""
   _import_all()
-  if name not in _REGISTRY:
-    raise ValueError(f"Unknown model {name!r}; registered: {sorted(_REGISTRY)}.")
-  return _REGISTRY[name](**kwargs)
+  module, _, registered = name.rpartition(":")
+  if module:
+    import importlib  # pylint: disable=g-import-not-at-top
+
+    try:
+      importlib.import_module(module)
+    except ImportError as e:
+      raise ValueError(f"Model {name!r}: cannot import module {module!r} ({e}); it must be "
+                       "importable (on PYTHONPATH or installed).") from e
+  if registered not in _REGISTRY:
+    raise ValueError(f"Unknown model {registered!r}; registered: {sorted(_REGISTRY)}"
+                     + (f" (module {module!r} registered no such name)." if module else "."))
+  return _REGISTRY[registered](**kwargs)
 
 
 def names() -> list[str]:
