@@ -49,7 +49,9 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # 'per_clip': each flow channel min-max scaled per clip to -1..1 (STSTNet / MEGC2019 release);
   # 'none': raw pixels. Applied by the loaders and by predict (docs/training.md).
   ds.flow_normalization = "per_clip"
-  ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True})
+  # subtract_onset: frames minus the clip's onset frame (sequences only; see docs/training.md).
+  ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True,
+                                           "subtract_onset": False})
   # write_synthetic_casme2 kwargs when synthetic=True.
   ds.synthetic_kwargs = ml_collections.ConfigDict({
       "num_subjects": 26, "clips_per_subject": 10, "image_size": (85, 70),
@@ -87,7 +89,7 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.final_seeds = [0, 1, 2]  # final all-subject models (a seed ensemble for prediction)
   # 'auto': fold-parallel (vmapped folds) on GPU/TPU, sequential on CPU (~3x faster there).
   t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)  # or True / False
-  t.fold_chunk = 0  # jobs per chunk; 0 = all (fold_parallel) or 1 (sequential)
+  t.fold_chunk = 0  # fold-parallel: jobs per chunk (0 = all); sequential runs one job at a time
   t.checkpoint_every = 1
   t.tensorboard = True
   t.stop_after_epochs = 0  # test hook: stop (as if killed) after this many epochs

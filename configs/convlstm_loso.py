@@ -12,5 +12,5 @@ def get_config(arg=None):
                                                    "lstm_features": (16, 32), "dropout": 0.5})
   if config.dataset.synthetic:
     config.model.kwargs.update({"stem_features": (8,), "lstm_features": (8,),
-                                "dense_features": (16,)})
+                                "dense_features": (16,), "dropout": 0.2})
   return config

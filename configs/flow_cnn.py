@@ -17,7 +17,11 @@ def get_config(arg=None):
   t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 60, 32, 1e-3, 0.05
   t.augment.update({"flip_h": True, "crop": 8, "rotation": 8.0, "mixup": 0.2})
   if opts.synthetic:
-    base.make_synthetic(config, image_size=48, epochs=10)
-    config.model.kwargs.features = (16, 32)
+    base.make_synthetic(config, image_size=48, epochs=40)
+    config.model.kwargs.features = (16, 32, 64)
+    # The real recipe's dropout 0.5 / weight decay 0.05 underfit the small set in CPU-minutes
+    # (10 epochs: train accuracy 0.25, pooled test 0.38).
+    config.model.kwargs.dropout = 0.2
+    t.learning_rate, t.weight_decay = 3e-3, 1e-4
     t.augment.update({"crop": 3, "rotation": 0.0, "mixup": 0.0})
   return config

@@ -292,6 +292,17 @@ def normalize_flow(x: np.ndarray, mode: str = DEFAULT_FLOW_NORMALIZATION) -> np.
   return np.where(span > 1e-6, out, 0.0).astype(np.float32)
 
 
+def flow_normalization(dataset_config) -> str:
+  """`config.dataset.flow_normalization` checked, DEFAULT_FLOW_NORMALIZATION when absent/None."""
+  get = getattr(dataset_config, "get", None)
+  mode = (get("flow_normalization") if get else getattr(dataset_config, "flow_normalization",
+                                                        None)) or DEFAULT_FLOW_NORMALIZATION
+  if mode not in FLOW_NORMALIZATIONS:
+    raise ValueError(f"config.dataset.flow_normalization={mode!r}; choose one of "
+                     f"{FLOW_NORMALIZATIONS}.")
+  return mode
+
+
 def normalize_flows(x: np.ndarray, mode: str = DEFAULT_FLOW_NORMALIZATION) -> np.ndarray:
   """`normalize_flow` of every clip of a batch: [N, H, W, C] (or [N, T, H, W, C]) -> same shape."""
   if mode not in FLOW_NORMALIZATIONS:

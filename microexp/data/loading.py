@@ -8,7 +8,8 @@ Values of `inputs` (the TFDS dataset stores raw flow, docs/tfds.md; the loader t
 - apex_flow, flow_sequences: float32 (u, v, magnitude|strain); 'per_clip' (default): each channel
   min-max scaled per clip to -1..1; 'none': u, v and magnitude in pixels of the stored
   `image_size` image, strain dimensionless.
-- sequences: float32 frames in [0, 1] (uint8 / 255), RGB or one gray channel.
+- sequences: float32 frames in [0, 1] (uint8 / 255), RGB or one gray channel; with
+  `sequence.subtract_onset`, each frame minus the clip's onset frame (in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -152,16 +153,14 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
-  flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale),
+  flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
+  subtract_onset),
   workers.
   """
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 
-  normalization = _get(dataset_config, "flow_normalization", flow_lib.DEFAULT_FLOW_NORMALIZATION)
-  if normalization not in flow_lib.FLOW_NORMALIZATIONS:
-    raise ValueError(f"config.dataset.flow_normalization={normalization!r}; choose one of "
-                     f"{flow_lib.FLOW_NORMALIZATIONS}.")
+  normalization = flow_lib.flow_normalization(dataset_config)
 
   data_dir = resolve_data_dir(dataset_config)
   representation = _get(dataset_config, "representation", "apex_flow")
@@ -205,6 +204,10 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   else:
     if representation == "sequences":
       clips = [np.stack(e["frames"]).astype(np.float32) / 255.0 for e in examples]
+      if _get(sequence, "subtract_onset", False):
+        # Onset-relative frames (the clip's first frame, before any windowing): removes the face's
+        # identity and keeps what moved; padding frames stay zero.
+        clips = [c - c[:1] for c in clips]
     else:
       # Whole clip, before padding/windowing (padding frames stay zero, never scaled).
       clips = [flow_lib.normalize_flow(e["flow"], normalization) for e in examples]

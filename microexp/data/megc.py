@@ -43,12 +43,6 @@ FOLDERS = {"casme2": ("casme2", "casme ii", "casme_ii", "casmeii"), "samm": ("sa
            "smic": ("smic", "smic-hs", "smic_hs", "hs")}
 
 
-def _normalization(config) -> str:
-  mode = config.get("flow_normalization") or flow_lib.DEFAULT_FLOW_NORMALIZATION
-  if mode not in flow_lib.FLOW_NORMALIZATIONS:
-    raise ValueError(f"config.dataset.flow_normalization={mode!r}; choose one of "
-                     f"{flow_lib.FLOW_NORMALIZATIONS}.")
-  return mode
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -96,7 +90,7 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tfds_casme2.megc2019_flow import megc2019_flow_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
 
-  if _normalization(config) != "per_clip":
+  if flow_lib.flow_normalization(config) != "per_clip":
     raise ValueError(
         f"megc2019_flow: flow_normalization={config.get('flow_normalization')!r} is impossible: "
         "the precomputed release stores per-image min-max PNGs (raw amplitudes are lost). Use "
@@ -256,7 +250,7 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
       root, image_size=int(config.get("image_size") or 28),
       flow_method=config.get("flow_method") or "farneback",
       third_channel=config.get("third_channel") or "strain", gt_csv=config.get("gt_csv"),
-      flow_normalization=_normalization(config),
+      flow_normalization=flow_lib.flow_normalization(config),
       workers=None if not config.get("synthetic") else 1)
   _log(f"MEGC2019 composite from {root}:", report)
   return arrays

@@ -4,8 +4,8 @@
     train_and_evaluate(config, arrays, workdir)   works on in-memory arrays (tests pass fake ones)
 
 A *job* is one (seed, fold). Jobs are trained in chunks: with `config.train.fold_parallel` one
-chunk holds every job (or `fold_chunk` of them), otherwise `fold_chunk` (default 1); the default
-'auto' is fold-parallel on GPU/TPU and sequential on CPU. A chunk's
+chunk holds every job (or `fold_chunk` of them), otherwise one job; the default 'auto' is
+fold-parallel on GPU/TPU and sequential on CPU. A chunk's
 models are stacked on a leading fold axis, the train step is `jax.vmap`-ed over it and sharded over
 a ('fold', 'data') device mesh under one `jax.jit` (see steps.py, parallel.py). Sequential mode is
 the same code with a fold axis of size 1. Every random draw derives from (seed, fold index, epoch,
@@ -120,7 +120,7 @@ def create_model(config, num_classes: int):
   """The registered model with `config.model.kwargs`; handles a missing pretrained file."""
   kwargs = _tuples(config.model.kwargs.to_dict() if "kwargs" in config.model else {})
   if (kwargs.get("flow_bound") is not None
-      and config.dataset.get("flow_normalization", "per_clip") != "none"):
+      and config.dataset.get("flow_normalization") != "none"):
     raise ValueError("config.model.kwargs.flow_bound (a fixed speed scale in pixels) needs raw "
                      "flow: set config.dataset.flow_normalization='none' (it is "
                      f"{config.dataset.get('flow_normalization', 'per_clip')!r}).")
@@ -157,11 +157,10 @@ def resolve_fold_parallel(value, backend: str | None = None) -> bool:
 
 
 def chunk_jobs(jobs: list[Job], train_config, backend: str | None = None) -> list[list[Job]]:
-  """Splits jobs into chunks of `fold_chunk` (0: all when fold-parallel, else 1)."""
-  size = int(train_config.get("fold_chunk", 0) or 0)
-  if size <= 0:
-    parallel_folds = resolve_fold_parallel(train_config.get("fold_parallel", "auto"), backend)
-    size = len(jobs) if parallel_folds else 1
+  """Fold-parallel: chunks of `fold_chunk` jobs (0 = all of them); sequential: one job each."""
+  if not resolve_fold_parallel(train_config.get("fold_parallel", "auto"), backend):
+    return [[job] for job in jobs]
+  size = int(train_config.get("fold_chunk", 0) or 0) or len(jobs)
   return [jobs[i:i + size] for i in range(0, len(jobs), size)]
 
 
@@ -526,6 +525,23 @@ def training_crop_size(dataset_config) -> list[int] | None:
   return [int(size), int(size)] if isinstance(size, (int, float)) else [int(s) for s in size]
 
 
+def preprocessing_spec(ds, input_shape) -> dict:
+  """model.json's `preprocessing`: how the inputs were made, everything predict must repeat."""
+  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+
+  third = ds.get("third_channel", "magnitude")
+  channels = (["u", "v", third] if is_flow(ds) else
+              ["gray"] if ds.get("sequence", {}).get("grayscale", False) else ["r", "g", "b"])
+  return {"dataset": ds.name, "representation": ds.representation,
+          "image_size": ds.get("image_size"), "flow_method": ds.get("flow_method"),
+          "flow_kwargs": dict(ds.get("flow_kwargs") or {}),
+          "third_channel": third, "channel_order": channels,
+          "flow_normalization": flow_lib.flow_normalization(ds) if is_flow(ds) else None,
+          "crop_size": training_crop_size(ds),
+          "sequence": dict(ds.get("sequence", {}) or {}),
+          "input_shape": list(input_shape)}
+
+
 def save_final(workdir: Path, config, subset, results: list[dict], epochs: int, input_shape):
   """WORKDIR/final/: model.json + variables.msgpack (first seed) + variables_seed<s>.msgpack."""
   out = workdir / "final"
@@ -535,23 +551,11 @@ def save_final(workdir: Path, config, subset, results: list[dict], epochs: int, 
     fname = "variables.msgpack" if i == 0 else f"variables_seed{r['seed']}.msgpack"
     (out / fname).write_bytes(flax.serialization.to_bytes(r["variables"]))
     files.append({"seed": r["seed"], "file": fname})
-  ds = config.dataset
-  third = ds.get("third_channel", "magnitude")
-  channels = (["u", "v", third] if is_flow(ds) else
-              ["gray"] if ds.get("sequence", {}).get("grayscale", False) else ["r", "g", "b"])
   model_json = {
       "config": _config_dict(config), "class_names": list(subset.class_names),
       "model": {"name": config.model.name, "kwargs": config.model.kwargs.to_dict(),
                 "dtype": config.model.get("dtype", "float32")},
-      "preprocessing": {"dataset": ds.name, "representation": ds.representation,
-                        "image_size": ds.get("image_size"), "flow_method": ds.get("flow_method"),
-                        "third_channel": third, "channel_order": channels,
-                        "flow_kwargs": dict(ds.get("flow_kwargs") or {}),
-                        "flow_normalization": (ds.get("flow_normalization") or "per_clip"
-                                               if is_flow(ds) else None),
-                        "crop_size": training_crop_size(ds),
-                        "sequence": dict(ds.get("sequence", {}) or {}),
-                        "input_shape": list(input_shape)},
+      "preprocessing": preprocessing_spec(config.dataset, input_shape),
       "trained_epochs": epochs, "variables": files,
   }
   checkpoint_lib.write_json_atomic(out / "model.json", model_json)

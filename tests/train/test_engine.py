@@ -149,6 +149,9 @@ def test_fold_parallel_auto_picks_per_backend():
   jobs = list(range(6))
   assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "cpu")) == 6
   assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "gpu")) == 1
-  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel=True, fold_chunk=4).train, "cpu")) == 2
+  capped = tiny_config(fold_parallel=True, fold_chunk=4).train
+  assert [len(c) for c in engine.chunk_jobs(jobs, capped, "cpu")] == [4, 2]
+  capped.fold_parallel = "auto"
+  assert [len(c) for c in engine.chunk_jobs(jobs, capped, "cpu")] == [1] * 6
   with pytest.raises(ValueError, match="fold_parallel"):
     engine.resolve_fold_parallel("sometimes")
