@@ -50,8 +50,9 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # 'none': raw pixels. Applied by the loaders and by predict (docs/training.md).
   ds.flow_normalization = "per_clip"
   # subtract_onset: frames minus the clip's onset frame (sequences only; see docs/training.md).
+  # mask_padding=False: padded frames are fed as frames (mask all True; thesis M1).
   ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True,
-                                           "subtract_onset": False})
+                                           "subtract_onset": False, "mask_padding": True})
   # write_synthetic_casme2 kwargs when synthetic=True.
   ds.synthetic_kwargs = ml_collections.ConfigDict({
       "num_subjects": 26, "clips_per_subject": 10, "image_size": (85, 70),

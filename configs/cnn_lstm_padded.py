@@ -54,4 +54,7 @@ def synthetic_sequences(config, *, length: int | None = None):
 
 
 def get_config(arg=None):
-  return sequence_config(arg, mode="pad", length_synthetic=12)
+  config = sequence_config(arg, mode="pad", length_synthetic=12)
+  # M1 feeds the zero padding frames to the CNN-LSTM (no mask); M3 (ragged) masks them.
+  config.dataset.sequence.mask_padding = False
+  return config

@@ -34,6 +34,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model.kwargs.weights = ml_collections.FieldReference(None, field_type=str)
     config.model.kwargs.stage_sizes = (1, 1, 1, 1)
     config.model.kwargs.width = 8
-    t.epochs = 10
+    # As resnet_loso's demo: BN momentum 0.9 (Keras' 0.99 leaves the running statistics near their
+    # initial values after a few dozen steps) and a higher learning rate. 10 epochs of batch 32 at
+    # 3e-4 (20 steps) stayed at chance (UF1 0.34); one seed keeps it CPU-sized.
+    config.model.kwargs.variant = "torchvision"
+    t.epochs, t.batch_size, t.learning_rate = 20, 16, 2e-3
+    t.seeds, t.final_seeds = [0], [0]
     t.augment.crop = 2
   return config

@@ -112,6 +112,7 @@ def test_sequence_methods_keep_their_path():
   assert m1.sequence.length >= m1.synthetic_kwargs.num_frames[1]
   assert (m2.sequence.mode, m2.sequence.length) == ("apex_window", 6)
   assert _get_config("cnn_lstm_apex", "").dataset.sequence.length == 6
-  assert m3.sequence.mode == "ragged"
+  assert not m1.sequence.mask_padding  # M1 feeds the padding; M3 masks it
+  assert m3.sequence.mode == "ragged" and m3.sequence.mask_padding
   assert m4.representation == "flow_sequences"
   assert not _get_config("cnn_lstm_padded", "").dataset.sequence.subtract_onset

@@ -154,7 +154,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
-  subtract_onset),
+  subtract_onset, mask_padding: False = every padded frame counts as real, mask all True),
   workers.
   """
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
@@ -214,6 +214,9 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
     mode = _get(sequence, "mode", "pad")
     out["inputs"], out["mask"] = pad_sequences(
         clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"))
+    if not _get(sequence, "mask_padding", True):
+      # M1: the padding frames are fed to the model as frames (no mask), as in the thesis.
+      out["mask"] = np.ones_like(out["mask"])
     cut = sum(len(c) > out["inputs"].shape[1] for c in clips)
     if cut:
       print(f"CASME II: {cut} clip(s) longer than {out['inputs'].shape[1]} frames cut to a "

@@ -6,6 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from microexp import flow
 from microexp.data import loading
 from microexp.data import registry
 from microexp.data.emotions import CASME2_EMOTIONS
@@ -19,7 +20,7 @@ def _config(data_dir, **overrides) -> ml_collections.ConfigDict:
       name="casme2", representation="apex_flow", classes="7", synthetic=True, manual_dir=None,
       data_dir=str(data_dir), image_size=28, flow_method="dis", third_channel="magnitude",
       sequence=dict(mode="pad", length=0, grayscale=True), synthetic_kwargs=_SYNTHETIC,
-      workers=1))
+      workers=1, flow_normalization="none"))
   cfg.update(overrides)
   return cfg
 
@@ -53,6 +54,10 @@ def test_apex_flow_builds_once_and_loads(data_dir, capsys):
   assert "reusing" in capsys.readouterr().out
   np.testing.assert_array_equal(again["inputs"], out["inputs"])
   assert (data_dir / "manual").is_dir() and (data_dir / "synthetic").is_dir()
+  # The default scaling, per clip and channel to -1..1, is applied to the same stored flow.
+  scaled = loading.load_casme2(_config(data_dir, flow_normalization="per_clip"))
+  np.testing.assert_allclose(scaled["inputs"], flow.normalize_flows(out["inputs"], "per_clip"))
+  assert scaled["inputs"].min() >= -1 and scaled["inputs"].max() <= 1
 
 
 def test_sequences_modes(data_dir):

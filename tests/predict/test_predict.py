@@ -19,7 +19,8 @@ FRAME_SIZE = (170, 140)  # synthetic CASME II crops (H, W)
 
 
 def _training_arrays(num_subjects=5, clips_per_class=4, seed=0):
-  """Apex flow (farneback, magnitude, 28x28) of synthetic clips, as the dataset registry returns."""
+  """Apex flow (farneback, magnitude, 28x28, per-clip scaled) of synthetic clips, as the CASME II
+  loader returns it with the default `flow_normalization`."""
   from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
   inputs, emotions, subjects = [], [], []
@@ -34,7 +35,7 @@ def _training_arrays(num_subjects=5, clips_per_class=4, seed=0):
         emotions.append(emotion)
         subjects.append(f"sub{s + 1:02d}")
   n = len(inputs)
-  return {"inputs": np.stack(inputs), "emotion": np.array(emotions), "subject": np.array(subjects),
+  return {"inputs": flow.normalize_flows(np.stack(inputs)), "emotion": np.array(emotions), "subject": np.array(subjects),
           "dataset": np.full(n, "casme2"), "clip": np.array([f"clip{i}" for i in range(n)])}
 
 
@@ -43,7 +44,8 @@ def _config():
   return ml_collections.ConfigDict({
       "dataset": {"name": "casme2", "representation": "apex_flow", "classes": "3",
                   "synthetic": True, "image_size": 28, "flow_method": "farneback",
-                  "third_channel": "magnitude"},
+                  "third_channel": "magnitude",
+                  "flow_normalization": flow.DEFAULT_FLOW_NORMALIZATION},
       "model": {"name": "ststnet", "kwargs": {}, "dtype": "float32"},
       "train": {"protocol": "split", "test_subjects": ["sub05"], "selection": "last",
                 "num_val_subjects": 0, "select_metric": "loss", "epochs": 20, "batch_size": 16,
