@@ -71,10 +71,7 @@ class CNNLSTM(nn.Module):
     if not self.lstm_features:
       raise ValueError("cnn_lstm: lstm_features must name at least one recurrent layer.")
     b, t = x.shape[:2]
-    frame_mask = mask.reshape(b * t)
-    frames = x.reshape((b * t,) + x.shape[2:])
-    # Zeroing keeps non-finite garbage in padded frames out of the forward and backward passes.
-    frames = jnp.where(frame_mask[:, None, None, None], frames, 0)
+    frames, frame_mask = layers.frames_in_batch(x, mask)
     feats = self._frame_cnn()(frames, train=train, mask=frame_mask)
     h = feats.reshape((b, t, -1))
     for i, f in enumerate(self.lstm_features):

@@ -56,9 +56,7 @@ class ConvLSTM(nn.Module):
     if not self.lstm_features:
       raise ValueError("convlstm: lstm_features must name at least one recurrent layer.")
     b, t = x.shape[:2]
-    frame_mask = mask.reshape(b * t)
-    h = x.reshape((b * t,) + x.shape[2:])
-    h = jnp.where(frame_mask[:, None, None, None], h, 0)
+    h, frame_mask = layers.frames_in_batch(x, mask)
     for i, f in enumerate(self.stem_features):
       h = layers.ConvBlock(f, dtype=self.dtype, name=f"stem{i}")(h, train=train, mask=frame_mask)
     h = h.reshape((b, t) + h.shape[1:])

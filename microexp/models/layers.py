@@ -122,6 +122,18 @@ def check_sequence_inputs(model: str, x: jax.Array, mask: jax.Array | None) -> j
   return mask.astype(bool)
 
 
+def frames_in_batch(x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`x: [B, T, H, W, C]`, `mask: [B, T]` -> (frames `[B*T, H, W, C]`, frame_mask `[B*T]`).
+
+  Padded frames are zeroed, which keeps non-finite garbage in them out of the forward and
+  backward passes of a per-frame network shared over time.
+  """
+  b, t = x.shape[:2]
+  frame_mask = mask.reshape(b * t)
+  frames = x.reshape((b * t,) + x.shape[2:])
+  return jnp.where(frame_mask[:, None, None, None], frames, 0), frame_mask
+
+
 def check_image_inputs(model: str, x: jax.Array, min_channels: int = 1) -> None:
   """Validates `x: [B, H, W, C]` with at least `min_channels` channels."""
   if x.ndim != 4:
