@@ -641,6 +641,10 @@ def _train_and_evaluate(config, arrays, workdir):
                m["uar"]["std"],
                (f"; seed ensemble UF1 {results['ensemble']['metrics']['uf1']:.4f}"
                 if "ensemble" in results and len(seeds) > 1 else ""), workdir)
+  for name, dm in sorted(results.get("per_dataset", {}).items()):
+    logging.info("  %-8s UF1 %.4f ± %.4f, UAR %.4f ± %.4f, accuracy %.4f ± %.4f", name,
+                 dm["uf1"]["mean"], dm["uf1"]["std"], dm["uar"]["mean"], dm["uar"]["std"],
+                 dm["accuracy"]["mean"], dm["accuracy"]["std"])
   return results
 
 

@@ -155,3 +155,15 @@ def test_fold_parallel_auto_picks_per_backend():
   assert [len(c) for c in engine.chunk_jobs(jobs, capped, "cpu")] == [1] * 6
   with pytest.raises(ValueError, match="fold_parallel"):
     engine.resolve_fold_parallel("sometimes")
+
+
+def test_composite_reports_and_prints_each_dataset(tmp_path, caplog):
+  arrays = fake_arrays()
+  arrays["dataset"] = np.where(np.isin(arrays["subject"], ["s00", "s01", "s02"]), "casme2", "samm")
+  with caplog.at_level("INFO"):
+    results = engine.train_and_evaluate(tiny_config(fold_parallel=False), arrays, tmp_path)
+  assert sorted(results["per_dataset"]) == ["casme2", "samm"]
+  for name in ("casme2", "samm"):
+    uf1 = results["per_dataset"][name]["uf1"]["mean"]
+    assert any(r.getMessage().lstrip().startswith(f"{name}") and f"UF1 {uf1:.4f}" in r.getMessage()
+               for r in caplog.records), name
