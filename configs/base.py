@@ -18,7 +18,9 @@ RESNET50_KERAS_WEIGHTS = "data/weights/resnet50_weights_tf_dim_ordering_tf_kerne
 
 def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
   """'classes=3,synthetic' -> ConfigDict(classes='3', synthetic=True)."""
-  opts = ml_collections.ConfigDict({"classes": "5", "synthetic": False})
+  # classes=None: not given; each config family has its own default (CASME II: '5').
+  opts = ml_collections.ConfigDict({"classes": ml_collections.FieldReference(None, field_type=str),
+                                    "synthetic": False})
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.strip().partition("=")
     if key == "classes" and value in ("7", "5", "3", "megc"):
@@ -38,7 +40,7 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.dataset = ds = ml_collections.ConfigDict()
   ds.name = "casme2"
   ds.representation = "apex_flow"
-  ds.classes = opts.classes
+  ds.classes = opts.classes or "5"
   ds.synthetic = bool(opts.synthetic)
   ds.manual_dir = ml_collections.FieldReference(None, field_type=str)
   ds.data_dir = ml_collections.FieldReference(None, field_type=str)
@@ -52,7 +54,8 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # subtract_onset: frames minus the clip's onset frame (sequences only; see docs/training.md).
   # mask_padding=False: padded frames are fed as frames (mask all True; thesis M1).
   ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True,
-                                           "subtract_onset": False, "mask_padding": True})
+                                           "subtract_onset": False, "mask_padding": True,
+                                           "padding": "post"})
   # write_synthetic_casme2 kwargs when synthetic=True.
   ds.synthetic_kwargs = ml_collections.ConfigDict({
       "num_subjects": 26, "clips_per_subject": 10, "image_size": (85, 70),

@@ -55,6 +55,9 @@ def synthetic_sequences(config, *, length: int | None = None):
 
 def get_config(arg=None):
   config = sequence_config(arg, mode="pad", length_synthetic=12)
-  # M1 feeds the zero padding frames to the CNN-LSTM (no mask); M3 (ragged) masks them.
+  # M1 feeds the zero padding frames to the CNN-LSTM (no mask); M3 (ragged) masks them. Zeros go
+  # before the clip, as Keras' pad_sequences (the thesis's tool) puts them by default, so the LSTM
+  # reads the real frames last.
   config.dataset.sequence.mask_padding = False
+  config.dataset.sequence.padding = "pre"
   return config

@@ -22,7 +22,7 @@ from configs import base
 def megc_config(arg: str | None) -> ml_collections.ConfigDict:
   """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty."""
   opts = base.parse_arg(arg)
-  if opts.classes not in ("5", "megc"):  # '5' is parse_arg's default
+  if opts.classes not in (None, "megc"):
     raise ValueError(f"MEGC2019 configs use classes=megc, got classes={opts.classes}.")
   opts.classes = "megc"
   config = base.get_config(opts)

@@ -53,7 +53,7 @@ def test_config_builds(name, arg):
   config = _get_config(name, arg)
   opts = base.parse_arg(arg)
   assert config.dataset.synthetic == opts.synthetic
-  assert config.dataset.classes == ("megc" if name in MEGC else opts.classes)
+  assert config.dataset.classes == ("megc" if name in MEGC else opts.classes or "5")
   assert config.train.fold_parallel == "auto"
   assert config.dataset.flow_normalization in ("per_clip", "none")
   if name in MEGC:
@@ -98,8 +98,9 @@ def test_bad_args_give_a_clear_error(name, arg, match):
 
 @pytest.mark.parametrize("name", MEGC)
 def test_megc_configs_refuse_other_class_sets(name):
-  with pytest.raises(ValueError, match="classes=megc"):
-    _get_config(name, "classes=3,synthetic")
+  for arg in ("classes=3,synthetic", "classes=5"):
+    with pytest.raises(ValueError, match="classes=megc"):
+      _get_config(name, arg)
 
 
 def test_sequence_methods_keep_their_path():

@@ -118,8 +118,8 @@ def window(num_frames: int, apex_index: int, length: int) -> tuple[int, int]:
   return start, start + length
 
 
-def pad_sequences(sequences, apex_indices, *, mode: str = "pad",
-                  length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | None = None,
+                  padding: str = "post") -> tuple[np.ndarray, np.ndarray]:
   """Variable-length clips -> one padded array and its mask.
 
   Args:
@@ -129,12 +129,16 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad",
       frames centred on the apex), 'apex_window' (`length` frames centred on the apex, required),
       'ragged' (to the longest clip; `length` ignored).
     length: T.
+    padding: 'post' (zeros after the real frames) or 'pre' (zeros before them, as Keras'
+      `pad_sequences` does by default: an LSTM then reads the real frames last).
 
   Returns:
-    (x [N, T, H, W, C] with zeros after the real frames, mask [N, T] bool, True = real frame).
+    (x [N, T, H, W, C] zero-padded, mask [N, T] bool, True = real frame).
   """
   if mode not in SEQUENCE_MODES:
     raise ValueError(f"Unknown sequence mode {mode!r}; choose one of {SEQUENCE_MODES}.")
+  if padding not in ("post", "pre"):
+    raise ValueError(f"Unknown sequence padding {padding!r}; choose 'post' or 'pre'.")
   if mode == "apex_window" and not length:
     raise ValueError("sequence.mode='apex_window' needs sequence.length (e.g. 6).")
   longest = max(len(s) for s in sequences)
@@ -143,8 +147,9 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad",
   mask = np.zeros((len(sequences), t), bool)
   for i, (seq, apex) in enumerate(zip(sequences, apex_indices)):
     start, stop = window(len(seq), int(apex), t)
-    x[i, :stop - start] = seq[start:stop]
-    mask[i, :stop - start] = True
+    at = slice(t - (stop - start), t) if padding == "pre" else slice(0, stop - start)
+    x[i, at] = seq[start:stop]
+    mask[i, at] = True
   return x, mask
 
 
@@ -154,7 +159,8 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
-  subtract_onset, mask_padding: False = every padded frame counts as real, mask all True),
+  subtract_onset, mask_padding: False = every padded frame counts as real, mask all True,
+  padding: 'post' | 'pre'),
   workers.
   """
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
@@ -213,7 +219,8 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       clips = [flow_lib.normalize_flow(e["flow"], normalization) for e in examples]
     mode = _get(sequence, "mode", "pad")
     out["inputs"], out["mask"] = pad_sequences(
-        clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"))
+        clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"),
+        padding=_get(sequence, "padding", "post"))
     if not _get(sequence, "mask_padding", True):
       # M1: the padding frames are fed to the model as frames (no mask), as in the thesis.
       out["mask"] = np.ones_like(out["mask"])

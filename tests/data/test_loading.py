@@ -99,6 +99,11 @@ def test_pad_sequences_windows():
   np.testing.assert_array_equal(x[2, :, 0, 0, 0], [0, 1, 2, 3])  # apex 2 near the start
   x, mask = loading.pad_sequences(seqs, [1, 6, 9], mode="pad", length=5)
   np.testing.assert_array_equal(x[2, :, 0, 0, 0], [5, 6, 7, 8, 9])  # cut, apex kept
+  x, mask = loading.pad_sequences(seqs, [1, 6, 2], mode="pad", length=5, padding="pre")
+  np.testing.assert_array_equal(x[0, :, 0, 0, 0], [0, 0, 0, 1, 2])  # zeros first, clip last
+  np.testing.assert_array_equal(mask[0], [False, False, True, True, True])
+  with pytest.raises(ValueError, match="padding"):
+    loading.pad_sequences(seqs, [1, 6, 2], padding="middle")
   x, mask = loading.pad_sequences(seqs, [1, 6, 2], mode="ragged", length=2)
   assert x.shape[1] == 10
   with pytest.raises(ValueError, match="apex_window"):
