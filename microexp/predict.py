@@ -22,6 +22,7 @@ from microexp import face as face_lib
 from microexp import flow as flow_lib
 from microexp import spotting
 from microexp import video
+from microexp import workdir as workdir_lib
 
 # CASME II's cropped faces are ~280 x 340 (W x H); used when model.json records no crop size.
 DEFAULT_CROP_SIZE = (340, 280)
@@ -48,17 +49,12 @@ def load_final(workdir: str | pathlib.Path) -> FinalModel:
 
   final = pathlib.Path(workdir) / "final"
   spec_path, variables_path = final / "model.json", final / "variables.msgpack"
-  for path in (spec_path, variables_path):
-    if not path.is_file():
-      raise FileNotFoundError(f"{path}: missing; train with main.py first (the engine writes "
-                              "WORKDIR/final after the LOSO folds).")
-  try:
-    spec = json.loads(spec_path.read_text())
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{spec_path}: not valid JSON ({e}).") from e
-  missing = [k for k in ("config", "class_names", "preprocessing") if k not in spec]
-  if missing:
-    raise ValueError(f"{spec_path}: missing keys {missing} (schema: docs/ARCHITECTURE.md).")
+  missing_hint = ("missing; train with main.py first (the engine writes WORKDIR/final after the "
+                  "LOSO folds).")
+  spec = workdir_lib.read_json(spec_path, required=("config", "class_names", "preprocessing"),
+                               missing_hint=missing_hint)
+  if not variables_path.is_file():
+    raise FileNotFoundError(f"{variables_path}: {missing_hint}")
   config, class_names = spec["config"], tuple(spec["class_names"])
   model_config = spec.get("model") or config["model"]
   kwargs = dict(model_config.get("kwargs") or {})

@@ -9,7 +9,6 @@ Everything is read from `WORKDIR/results.json` (schema: docs/ARCHITECTURE.md, "W
 
 from __future__ import annotations
 
-import json
 import pathlib
 from typing import Sequence
 
@@ -18,7 +17,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
 from absl import app, flags  # noqa: E402
+
+from microexp import workdir as workdir_lib  # noqa: E402
 
 METRICS = ("accuracy", "uf1", "uar")
 METRIC_TITLES = {"accuracy": "Accuracy", "uf1": "UF1", "uar": "UAR"}
@@ -26,17 +28,9 @@ METRIC_TITLES = {"accuracy": "Accuracy", "uf1": "UF1", "uar": "UAR"}
 
 def load_results(workdir: str | pathlib.Path) -> dict:
   """Reads WORKDIR/results.json; a clear error if it is missing or not the engine's schema."""
-  path = pathlib.Path(workdir) / "results.json"
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: no results.json; is {workdir} a finished training workdir?")
-  try:
-    results = json.loads(path.read_text())
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not valid JSON ({e}).") from e
-  missing = [k for k in ("class_names", "metrics", "confusion") if k not in results]
-  if missing:
-    raise ValueError(f"{path}: missing keys {missing} (schema: docs/ARCHITECTURE.md).")
-  return results
+  return workdir_lib.read_json(
+      pathlib.Path(workdir) / "results.json", required=("class_names", "metrics", "confusion"),
+      missing_hint=f"no results.json; is {workdir} a finished training workdir?")
 
 
 # ----------------------------------------------------------------------------------------------
