@@ -23,10 +23,12 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from microexp.registry import Registry
+
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 Detector = Callable[[np.ndarray], list[Box]]
 
-_DETECTORS: dict[str, Detector] = {}
+_DETECTORS = Registry("face detector")
 
 # Detectors tried by default, in order.
 DEFAULT_DETECTORS = ("haar", "skin")
@@ -38,24 +40,15 @@ class NoFaceError(ValueError):
 
 def register(name: str):
   """Decorator: registers `detector(frame [H, W, 3] uint8 RGB) -> list[Box]` under `name`."""
-
-  def wrap(detector):
-    if name in _DETECTORS:
-      raise ValueError(f"Face detector {name!r} is registered twice.")
-    _DETECTORS[name] = detector
-    return detector
-
-  return wrap
+  return _DETECTORS.register(name)
 
 
 def get(name: str) -> Detector:
-  if name not in _DETECTORS:
-    raise ValueError(f"Unknown face detector {name!r}; registered: {names()}.")
-  return _DETECTORS[name]
+  return _DETECTORS.get(name)
 
 
 def names() -> list[str]:
-  return sorted(_DETECTORS)
+  return _DETECTORS.names()
 
 
 def _expand(box: Box, left_right: float, top: float, bottom: float) -> Box:

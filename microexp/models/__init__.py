@@ -7,55 +7,25 @@ library) is named in the config as `"<module>:<name>"` (e.g. `config.model.name 
 
 from __future__ import annotations
 
-from typing import Callable
-
 import flax.linen as nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from microexp.registry import Registry
+
+# One module per network; each registers itself on import (lazily, so that `import microexp.models`
+# stays cheap and cycle-free).
+_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet")
+_REGISTRY = Registry("model", modules=[f"microexp.models.{m}" for m in _MODULES])
 
 
 def register(name: str):
   """Decorator: registers a factory `(**kwargs) -> nn.Module` under `name`."""
-
-  def wrap(factory):
-    if name in _REGISTRY:
-      raise ValueError(f"Model {name!r} is registered twice.")
-    _REGISTRY[name] = factory
-    return factory
-
-  return wrap
+  return _REGISTRY.register(name)
 
 
 def get(name: str, **kwargs) -> nn.Module:
-  """Builds the registered model `name` with the config's keyword arguments."""
-  _import_all()
-  module, _, registered = name.rpartition(":")
-  if module:
-    import importlib  # pylint: disable=g-import-not-at-top
-
-    try:
-      importlib.import_module(module)
-    except ImportError as e:
-      raise ValueError(f"Model {name!r}: cannot import module {module!r} ({e}); it must be "
-                       "importable (on PYTHONPATH or installed).") from e
-  if registered not in _REGISTRY:
-    raise ValueError(f"Unknown model {registered!r}; registered: {sorted(_REGISTRY)}"
-                     + (f" (module {module!r} registered no such name)." if module else "."))
-  return _REGISTRY[registered](**kwargs)
+  """Builds the registered model `name` (or `'module:name'`) with the config's keyword arguments."""
+  return _REGISTRY.get(name)(**kwargs)
 
 
 def names() -> list[str]:
-  _import_all()
-  return sorted(_REGISTRY)
-
-
-def _import_all():
-  # Imported lazily so that `import microexp.models` stays cheap and cycle-free.
-  import importlib
-
-  for module in _MODULES:
-    importlib.import_module(f"microexp.models.{module}")
-
-
-# One module per network; each registers itself on import.
-_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet")
+  return _REGISTRY.names()
