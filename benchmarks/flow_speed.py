@@ -38,7 +38,7 @@ def main():
 
   import cv2  # pylint: disable=g-import-not-at-top
   from microexp import flow  # pylint: disable=g-import-not-at-top
-  from microexp.data import loading  # pylint: disable=g-import-not-at-top
+  from microexp.loaders import casme2 as loading  # pylint: disable=g-import-not-at-top
 
   h, w = (int(x) for x in args.frames.split("x"))
   clips = _clips(args.clips, (h, w), args.clip_length)

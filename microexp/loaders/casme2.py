@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from microexp.data import registry
+from microexp.loaders import register
 
 DEFAULT_DATA_DIR = "./data"
 SEQUENCE_MODES = ("pad", "apex_window", "ragged")
@@ -153,7 +153,7 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
   return x, mask
 
 
-@registry.register("casme2")
+@register("casme2")
 def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
 

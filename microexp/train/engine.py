@@ -650,7 +650,7 @@ def _train_and_evaluate(config, arrays, workdir):
 
 def run(config, workdir: str | Path) -> dict | None:
   """Loads `config.dataset` through the dataset registry and trains (see train_and_evaluate)."""
-  from microexp.data import registry  # pylint: disable=g-import-not-at-top
+  from microexp import loaders as registry  # pylint: disable=g-import-not-at-top
 
   logging.info("Loading dataset %s (%s, synthetic=%s)...", config.dataset.name,
                config.dataset.representation, config.dataset.get("synthetic", False))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from microexp import flow
-from microexp.data import loading
-from microexp.data import registry
+from microexp.loaders import casme2 as loading
+from microexp import loaders
 from microexp.data.emotions import CASME2_EMOTIONS
 
 _SYNTHETIC = dict(num_subjects=2, clips_per_subject=3, image_size=(48, 40), num_frames=(6, 10),
@@ -40,7 +40,7 @@ def _check_common(out, n):
 
 
 def test_apex_flow_builds_once_and_loads(data_dir, capsys):
-  assert registry._LOADERS["casme2"] is loading.load_casme2  # pylint: disable=protected-access
+  assert loaders.get("casme2") is loading.load_casme2
   out = loading.load_casme2(_config(data_dir))
   _check_common(out, 6)
   assert out["inputs"].shape == (6, 28, 28, 3) and out["inputs"].dtype == np.float32

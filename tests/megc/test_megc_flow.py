@@ -124,7 +124,7 @@ def test_presplit_only_folder_is_refused(release, tmp_path):
 
 
 def test_tfds_loader(release, tmp_path):
-  from microexp.data import megc
+  from microexp.loaders import megc
   config = ml_collections.ConfigDict(dict(
       name="megc2019_flow", synthetic=False, manual_dir=str(release), data_dir=str(tmp_path),
       image_size=28))

@@ -10,7 +10,7 @@ import pytest
 from microexp import flow
 from microexp import predict
 from microexp.data import casme2
-from microexp.data import loading
+from microexp.loaders import casme2 as loading
 from microexp.train import engine
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ml_collections
 import numpy as np
 
-from microexp.data import loading
+from microexp.loaders import casme2 as loading
 
 
 def _config(root, data_dir, **sequence):

@@ -185,7 +185,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       CASME2_RAW_selected/sub01/EP02_01f/img46.jpg   # only for configs with layout='raw'
 
   Then: tfds build tfds_casme2/casme2 --manual_dir=PATH --config=apex_flow
-  (or, in Python, microexp.data.loading.build_casme2(...); see docs/tfds.md).
+  (or, in Python, microexp.loaders.casme2.build_casme2(...); see docs/tfds.md).
   """
   BUILDER_CONFIGS = _builder_configs()
   MIN_CLIPS_FOR_WORKERS = 32

@@ -1,0 +1,108 @@
+"""MEGC2019 loaders: the precomputed flow release ('megc2019_flow', via the TFDS builder
+tfds_casme2/megc2019_flow) and the composite computed from CASME II + SAMM + SMIC-HS frames
+('megc2019', `microexp.data.megc.build_composite`).
+
+Both return the registry's arrays (docs/ARCHITECTURE.md; values: microexp/data/megc.py); use
+`config.dataset.classes = 'megc'`. Each load logs the per-dataset counts next to the real data's.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from absl import logging
+import numpy as np
+
+from microexp import flow as flow_lib
+from microexp.data import megc as megc_lib
+from microexp.data import synthetic_megc
+from microexp.data.emotions import MEGC_CLASSES
+from microexp.loaders import register
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+  import cv2  # pylint: disable=g-import-not-at-top
+  if x.shape[1:3] == (size, size):
+    return x
+  return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in x])
+
+
+
+def _data_dir(config) -> pathlib.Path:
+  data_dir = config.get("data_dir") or os.path.expanduser("~/tensorflow_datasets")
+  return pathlib.Path(data_dir)
+
+
+def _log(title: str, lines) -> None:
+  logging.info("%s", title)
+  for line in lines:
+    logging.info("  %s", line)
+
+
+
+# --- the precomputed release -------------------------------------------------------------------
+
+
+@register("megc2019_flow")
+def load_megc2019_flow(config) -> dict[str, np.ndarray]:
+  """Precomputed release via the `megc2019_flow` TFDS builder (built once into data_dir).
+
+  config: `manual_dir` (the release folder), `data_dir`, `synthetic`, `image_size` (28 = native;
+  other sizes are resized), optional `gt_csv`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tfds_casme2.megc2019_flow import megc2019_flow_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
+
+  if flow_lib.flow_normalization(config) != "per_clip":
+    raise ValueError(
+        f"megc2019_flow: flow_normalization={config.get('flow_normalization')!r} is impossible: "
+        "the precomputed release stores per-image min-max PNGs (raw amplitudes are lost). Use "
+        "'per_clip', or the composite from frames (config.dataset.name='megc2019').")
+  data_dir = _data_dir(config)
+  if config.get("synthetic"):
+    manual_dir = synthetic_megc.write_synthetic_megc_flow(data_dir / "synthetic" / "megc2019_flow_raw")
+    data_dir = data_dir / "synthetic"
+  elif config.get("manual_dir"):
+    manual_dir = pathlib.Path(config.manual_dir).expanduser()
+  else:
+    raise ValueError("megc2019_flow: set config.dataset.manual_dir to the precomputed flow release "
+                     "(PNGs + ground-truth CSV; see docs/megc.md) or config.dataset.synthetic=True.")
+  builder = builder_lib.Builder(data_dir=str(data_dir), gt_csv=config.get("gt_csv"))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(manual_dir)))
+  source = builder.as_data_source(split="train")
+  examples = [source[i] for i in range(len(source))]
+  flows = np.stack([e["flow"] for e in examples]).astype(np.float32) * (2 / 255.0) - 1
+  text = lambda key: np.array([e[key].decode() if isinstance(e[key], bytes) else str(e[key])
+                               for e in examples])
+  arrays = dict(
+      inputs=flow_lib.normalize_flows(
+          _resize(flows, int(config.get("image_size") or flows.shape[1])), "per_clip"),
+      emotion=np.array([MEGC_CLASSES[int(e["label"])] for e in examples]),
+      subject=text("subject"), dataset=text("dataset"), clip=text("clip"))
+  _log(f"megc2019_flow from {manual_dir}:", megc_lib.count_report(
+      arrays["dataset"], arrays["subject"], arrays["emotion"]))
+  return arrays
+
+
+
+@register("megc2019")
+def load_megc2019(config) -> dict[str, np.ndarray]:
+  """Composite computed from frames. config: `manual_dir` (holding CASME2/, SAMM/, SMIC/) or
+  `synthetic`, `image_size`, `flow_method`, `third_channel`, optional `gt_csv`."""
+  if config.get("synthetic"):
+    root = synthetic_megc.write_synthetic_megc(_data_dir(config) / "synthetic" / "megc2019_raw")
+  elif config.get("manual_dir"):
+    root = pathlib.Path(config.manual_dir).expanduser()
+  else:
+    raise ValueError("megc2019: set config.dataset.manual_dir to a folder holding CASME2/, SAMM/ "
+                     "and SMIC/ (docs/megc.md) or config.dataset.synthetic=True.")
+  arrays, report = megc_lib.build_composite(
+      root, image_size=int(config.get("image_size") or 28),
+      flow_method=config.get("flow_method") or "farneback",
+      third_channel=config.get("third_channel") or "strain", gt_csv=config.get("gt_csv"),
+      flow_normalization=flow_lib.flow_normalization(config),
+      workers=None if not config.get("synthetic") else 1)
+  _log(f"MEGC2019 composite from {root}:", report)
+  return arrays
