@@ -143,7 +143,8 @@ def _pair_flow(onset_path, apex_path, *, work_width, **kwargs):
 
 
 def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, image_size: int = 28,
-                    flow_method: str = "farneback", third_channel: str = "strain",
+                    flow_method: str = "farneback", flow_kwargs: dict | None = None,
+                    third_channel: str = "strain",
                     gt_csv=None, work_width: int = 256, workers: int | None = 1,
                     spot_method: str = "dis", flow_normalization: str = "per_clip",
                     ) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -151,7 +152,7 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
   dirs = dirs or find_dataset_dirs(root)
   clips, report = list_composite(dirs, gt_csv=gt_csv, spot_method=spot_method)
   fn = functools.partial(_pair_flow, work_width=work_width, method=flow_method,
-                         third_channel=third_channel, size=image_size)
+                         third_channel=third_channel, size=image_size, **(flow_kwargs or {}))
   logging.info("MEGC2019 composite: %s flow of %d clips.", flow_method, len(clips))
   flows = list(flow_lib.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips),
                                   workers=workers))

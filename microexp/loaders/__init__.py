@@ -9,7 +9,9 @@ loader and naming it in `_MODULES` (a module of one's own: `config.dataset.name 
 
 from __future__ import annotations
 
-from typing import Callable
+import os
+import pathlib
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -20,6 +22,13 @@ _MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc")
 _LOADERS = Registry("dataset", modules=_MODULES)
 
 Loader = Callable[..., dict[str, np.ndarray]]
+
+# Every loader caches its builds here unless config.dataset.data_dir / $MICROEXP_DATA_DIR says
+# otherwise: the repository's ./data, next to data/weights (README, demo), never a global cache.
+DEFAULT_DATA_DIR = "./data"
+# config.dataset fields no loader reads: the engine reads them (name: the registry; classes: the
+# class subset; crop_size: predict's face crop, recorded in final/model.json).
+ENGINE_FIELDS = ("name", "classes", "crop_size")
 
 
 def register(name: str):
@@ -39,3 +48,57 @@ def names() -> list[str]:
 def load(dataset_config) -> dict[str, np.ndarray]:
   """Loads the dataset named by `dataset_config.name` into memory."""
   return get(dataset_config.name)(dataset_config)
+
+
+def field(dataset_config, name: str, default: Any = None) -> Any:
+  """Field of a ConfigDict / dict / object, or `default` when absent or None."""
+  if isinstance(dataset_config, Mapping) or hasattr(dataset_config, "get"):
+    value = dataset_config.get(name, default)
+  else:
+    value = getattr(dataset_config, name, default)
+  return default if value is None else value
+
+
+def resolve_data_dir(dataset_config) -> pathlib.Path:
+  """config.dataset.data_dir, else $MICROEXP_DATA_DIR, else ./data (DEFAULT_DATA_DIR)."""
+  return pathlib.Path(field(dataset_config, "data_dir")
+                      or os.environ.get("MICROEXP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+
+
+def check_fields(dataset_config, loader: str, reads: Iterable[str]) -> None:
+  """Refuses every set field of `config.dataset` that neither `loader` nor the engine reads.
+
+  A field counts as set unless it is absent, None or empty ({}): a silently dropped option would
+  let a run claim a setting it never used. The error names the field and what the loader reads.
+  """
+  known = set(reads) | set(ENGINE_FIELDS)
+  keys = dataset_config.keys() if hasattr(dataset_config, "keys") else vars(dataset_config)
+  unused = sorted(k for k in keys if k not in known and not _empty(field(dataset_config, k)))
+  if unused:
+    raise ValueError(
+        f"{loader}: config.dataset.{unused[0]} is set but the {loader!r} loader does not use it"
+        + (f" (nor {', '.join(unused[1:])})" if len(unused) > 1 else "")
+        + f"; remove it. It reads: {', '.join(sorted(known))}.")
+
+
+def _empty(value) -> bool:
+  return value is None or (hasattr(value, "__len__") and len(value) == 0)
+
+
+def read_examples(builder, text_fields: Iterable[str]) -> list[dict[str, Any]]:
+  """All 'train' examples of a prepared TFDS builder as numpy dicts, `text_fields` decoded to str.
+
+  array_record is read with `as_data_source` (no TensorFlow needed); tfrecord with `tfds.as_numpy`.
+  Order: the builder's (stable keys); callers sort if they need another.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
+    source = builder.as_data_source(split="train")
+    examples = [source[i] for i in range(len(source))]
+  else:
+    examples = list(tfds.as_numpy(builder.as_dataset(split="train")))
+  for ex in examples:
+    for k in text_fields:
+      ex[k] = ex[k].decode() if isinstance(ex[k], bytes) else str(ex[k])
+  return examples

@@ -21,27 +21,20 @@ import pathlib
 import time
 from typing import Any, Mapping
 
+from absl import logging
 import numpy as np
 
+from microexp.loaders import check_fields
+from microexp.loaders import field as _get
+from microexp.loaders import read_examples as _read_examples
 from microexp.loaders import register
+from microexp.loaders import resolve_data_dir
 
-DEFAULT_DATA_DIR = "./data"
 SEQUENCE_MODES = ("pad", "apex_window", "ragged")
-
-
-def _get(cfg, name: str, default: Any = None) -> Any:
-  """Field of a ConfigDict / dict / object, or `default` when absent or None."""
-  if isinstance(cfg, Mapping):
-    value = cfg.get(name, default)
-  else:
-    value = getattr(cfg, name, default)
-  return default if value is None else value
-
-
-def resolve_data_dir(dataset_config) -> pathlib.Path:
-  """config.dataset.data_dir, else $MICROEXP_DATA_DIR, else ./data."""
-  return pathlib.Path(_get(dataset_config, "data_dir")
-                      or os.environ.get("MICROEXP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+# config.dataset fields this module's loader reads (any other set field is refused).
+FIELDS = {"casme2": ("representation", "synthetic", "synthetic_kwargs", "manual_dir", "data_dir",
+                     "image_size", "flow_method", "flow_kwargs", "third_channel",
+                     "flow_normalization", "sequence", "workers")}
 
 
 def synthetic_root(data_dir, synthetic_kwargs: Mapping[str, Any] | None) -> pathlib.Path:
@@ -72,7 +65,7 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
   kwargs = {} if file_format is None else dict(file_format=file_format)
   builder = cb.Builder(config=config, data_dir=os.fspath(data_dir), workers=workers, **kwargs)
   if builder.data_path.exists():
-    print(f"CASME II {builder.builder_config.name}: reusing {builder.data_path}", flush=True)
+    logging.info("CASME II %s: reusing %s", builder.builder_config.name, builder.data_path)
     return builder
   from microexp.data import coding_sheet  # pylint: disable=g-import-not-at-top
   manual_dir = pathlib.Path(manual_dir).expanduser()
@@ -82,30 +75,19 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
         "folder holding CASME2-coding-*.xlsx and Cropped/ (see docs/tfds.md), or set "
         "config.dataset.synthetic=True to use the generated synthetic CASME II.")
   coding_sheet.find_coding_sheet(manual_dir)  # clear error when there is no sheet
-  print(f"CASME II {builder.builder_config.name}: building from {manual_dir} into "
-        f"{builder.data_path} ...", flush=True)
+  logging.info("CASME II %s: building from %s into %s ...", builder.builder_config.name,
+               manual_dir, builder.data_path)
   start = time.time()
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)),
       **kwargs)
-  print(f"CASME II {builder.builder_config.name}: built in {time.time() - start:.1f} s.",
-        flush=True)
+  logging.info("CASME II %s: built in %.1f s.", builder.builder_config.name, time.time() - start)
   return builder
 
 
 def read_examples(builder) -> list[dict[str, Any]]:
-  """All 'train' examples as numpy dicts, sorted by key (array_record without TensorFlow)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-
-  if builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD:
-    source = builder.as_data_source(split="train")
-    examples = [source[i] for i in range(len(source))]
-  else:
-    examples = list(tfds.as_numpy(builder.as_dataset(split="train")))
-  text = lambda x: x.decode() if isinstance(x, bytes) else str(x)
-  for ex in examples:
-    for k in ("subject", "filename", "action_units"):
-      ex[k] = text(ex[k])
+  """All 'train' examples as numpy dicts, sorted by (subject, filename)."""
+  examples = _read_examples(builder, ("subject", "filename", "action_units"))
   return sorted(examples, key=lambda ex: (ex["subject"], ex["filename"]))
 
 
@@ -166,6 +148,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 
+  check_fields(dataset_config, "casme2", FIELDS["casme2"])
   normalization = flow_lib.flow_normalization(dataset_config)
 
   data_dir = resolve_data_dir(dataset_config)
@@ -176,7 +159,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
     kwargs = dict(_get(dataset_config, "synthetic_kwargs", {}))
     manual_dir = synthetic_root(data_dir, kwargs)
     if not (manual_dir / synthetic.COMPLETE_MARKER).is_file():
-      print(f"Writing the synthetic CASME II to {manual_dir} ...", flush=True)
+      logging.info("Writing the synthetic CASME II to %s ...", manual_dir)
     synthetic.write_synthetic_casme2(manual_dir, **kwargs)
     # Separate TFDS data_dir: a synthetic build must never be taken for the real one.
     tfds_dir = data_dir / "synthetic" / manual_dir.name.split("-")[-1]
@@ -226,10 +209,10 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       out["mask"] = np.ones_like(out["mask"])
     cut = sum(len(c) > out["inputs"].shape[1] for c in clips)
     if cut:
-      print(f"CASME II: {cut} clip(s) longer than {out['inputs'].shape[1]} frames cut to a "
-            "window centred on the apex.", flush=True)
-  print(f"CASME II {config.name}: {len(examples)} clips loaded, inputs "
-        f"{out['inputs'].shape} {out['inputs'].dtype}"
-        + (f", mask {out['mask'].shape} ({out['mask'].mean():.0%} real frames)"
-           if "mask" in out else ""), flush=True)
+      logging.info("CASME II: %d clip(s) longer than %d frames cut to a window centred on the "
+                   "apex.", cut, out["inputs"].shape[1])
+  logging.info("CASME II %s: %d clips loaded, inputs %s %s%s", config.name, len(examples),
+               out["inputs"].shape, out["inputs"].dtype,
+               f", mask {out['mask'].shape} ({out['mask'].mean():.0%} real frames)"
+               if "mask" in out else "")
   return out
