@@ -96,7 +96,6 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.fold_chunk = 0  # fold-parallel: jobs per chunk (0 = all); sequential runs one job at a time
   t.checkpoint_every = 1
   t.tensorboard = True
-  t.stop_after_epochs = 0  # test hook: stop (as if killed) after this many epochs
   return config
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from configs import cnn_lstm_padded
+from configs import common
 
 
 def get_config(arg=None):
-  return cnn_lstm_padded.sequence_config(arg, mode="apex_window")
+  return common.sequence_config(arg, mode="apex_window")

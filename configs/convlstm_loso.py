@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from configs import cnn_lstm_padded
+from configs import common
 
 
 def get_config(arg=None):
-  config = cnn_lstm_padded.sequence_config(arg, mode="apex_window")
+  config = common.sequence_config(arg, mode="apex_window")
   config.model.name = "convlstm"
   config.model.kwargs = type(config.model.kwargs)({"stem_features": (16,),
                                                    "lstm_features": (16, 32), "dropout": 0.5})

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import ststnet_megc
+from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = ststnet_megc.megc_config(arg)
+  config = common.megc_config(arg)
   config.model.name = "offapexnet"
   config.model.kwargs = ml_collections.ConfigDict({"dropout": 0.5})
   config.train.learning_rate = 1e-3

@@ -14,11 +14,11 @@ from __future__ import annotations
 import ml_collections
 
 from configs import base
-from configs import ststnet_megc
+from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = ststnet_megc.megc_config(arg)
+  config = common.megc_config(arg)
   config.dataset.image_size = 112
   config.model.name = "resnet50"
   config.model.kwargs = ml_collections.ConfigDict({

@@ -16,52 +16,11 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs import base
-
-
-def megc_config(arg: str | None) -> ml_collections.ConfigDict:
-  """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty."""
-  opts = base.parse_arg(arg)
-  if opts.classes not in (None, "megc"):
-    raise ValueError(f"MEGC2019 configs use classes=megc, got classes={opts.classes}.")
-  opts.classes = "megc"
-  config = base.get_config(opts)
-  ds = config.dataset
-  ds.name = "megc2019_flow"
-  ds.classes = "megc"
-  ds.image_size = 28
-  ds.flow_method = "tvl1"  # 'megc2019' (from frames) only; the release is TV-L1 already
-  ds.third_channel = "strain"
-  ds.gt_csv = ml_collections.FieldReference(None, field_type=str)
-
-  t = config.train
-  t.protocol = "loso"
-  t.selection = "last"
-  t.epochs = 150
-  t.batch_size = 32
-  t.optimizer = "adamw"
-  t.learning_rate = 3e-3
-  t.weight_decay = 1e-3
-  t.warmup_epochs = 5.0
-  t.label_smoothing = 0.1
-  t.class_balanced = True
-  # 28x28 flow: a 2 px shift and 8 degrees are within a face's registration error.
-  t.augment = ml_collections.ConfigDict({
-      "flip_h": True, "flip_v": False, "crop": 2, "rotation": 8.0, "mixup": 0.2})
-  t.seeds = [0, 1, 2, 3, 4]
-  t.final_seeds = [0, 1, 2, 3, 4]
-  if opts.synthetic:
-    ds.synthetic = True
-    t.epochs = 25
-    t.warmup_epochs = 1.0
-    t.seeds = [0, 1]
-    t.final_seeds = [0]
-    t.num_val_subjects = 2
-  return config
+from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = megc_config(arg)
+  config = common.megc_config(arg)
   config.model.name = "ststnet"
   # BatchNorm + dropout (the authors' PyTorch release) train far more stably than the paper's net.
   config.model.kwargs = ml_collections.ConfigDict({"batch_norm": True, "dropout": 0.5})

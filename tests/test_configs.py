@@ -17,7 +17,8 @@ from microexp.data import emotions
 from microexp.train import engine
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem not in ("__init__", "base"))
+CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
+                 if p.stem not in ("__init__", "base", "common"))
 MEGC = [c for c in CONFIGS if c.endswith("_megc")]
 CASME2 = [c for c in CONFIGS if c not in MEGC]
 ARGS = {c: (["", "synthetic", "classes=megc,synthetic"] if c in MEGC else

@@ -1,0 +1,104 @@
+"""Config builders shared by several method files (the methods' common recipes).
+
+`megc_config`: the MEGC2019 protocol (configs/*_megc.py). `sequence_config` and
+`synthetic_sequences`: the CNN-LSTM / ConvLSTM sequence methods (thesis M1-M4, configs/cnn_lstm_*.py,
+convlstm_loso.py). The defaults every method shares stay in configs/base.py.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import base
+
+
+def megc_config(arg: str | None) -> ml_collections.ConfigDict:
+  """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty."""
+  opts = base.parse_arg(arg)
+  if opts.classes not in (None, "megc"):
+    raise ValueError(f"MEGC2019 configs use classes=megc, got classes={opts.classes}.")
+  opts.classes = "megc"
+  config = base.get_config(opts)
+  ds = config.dataset
+  ds.name = "megc2019_flow"
+  ds.classes = "megc"
+  ds.image_size = 28
+  ds.flow_method = "tvl1"  # 'megc2019' (from frames) only; the release is TV-L1 already
+  ds.third_channel = "strain"
+  ds.gt_csv = ml_collections.FieldReference(None, field_type=str)
+  # CASME II-only fields: the MEGC loaders refuse them (microexp/loaders/megc.py).
+  del ds["sequence"]
+  del ds["synthetic_kwargs"]
+
+  t = config.train
+  t.protocol = "loso"
+  t.selection = "last"
+  t.epochs = 150
+  t.batch_size = 32
+  t.optimizer = "adamw"
+  t.learning_rate = 3e-3
+  t.weight_decay = 1e-3
+  t.warmup_epochs = 5.0
+  t.label_smoothing = 0.1
+  t.class_balanced = True
+  # 28x28 flow: a 2 px shift and 8 degrees are within a face's registration error.
+  t.augment = ml_collections.ConfigDict({
+      "flip_h": True, "flip_v": False, "crop": 2, "rotation": 8.0, "mixup": 0.2})
+  t.seeds = [0, 1, 2, 3, 4]
+  t.final_seeds = [0, 1, 2, 3, 4]
+  if opts.synthetic:
+    ds.synthetic = True
+    t.epochs = 25
+    t.warmup_epochs = 1.0
+    t.seeds = [0, 1]
+    t.final_seeds = [0]
+    t.num_val_subjects = 2
+  return config
+
+
+def sequence_config(arg, *, mode: str, representation: str = "sequences", grayscale: bool = True,
+                    length_synthetic: int | None = None):
+  """Shared by M1-M4: a CNN-LSTM over frame (or flow) sequences."""
+  opts = base.parse_arg(arg)
+  config = base.get_config(opts)
+  config.dataset.representation = representation
+  config.dataset.image_size = 64
+  config.dataset.sequence.update({"mode": mode, "length": 32, "grayscale": grayscale})
+  config.model.name = "cnn_lstm"
+  config.model.kwargs.frame_features = (32, 64, 128)
+  config.model.kwargs.lstm_features = (128,)
+  config.model.kwargs.dropout = 0.5
+  t = config.train
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 40, 16, 1e-3, 0.01
+  t.augment.update({"flip_h": True, "crop": 4, "rotation": 0.0, "mixup": 0.0})
+  t.fold_chunk = 9  # sequences are memory-heavy: 9 (seed, fold) models at a time
+  if mode == "apex_window" and representation == "sequences":
+    config.dataset.sequence.length = 6  # M2: 6 frames around the apex
+  if opts.synthetic:
+    synthetic_sequences(config, length=length_synthetic)
+  return config
+
+
+def synthetic_sequences(config, *, length: int | None = None):
+  """CPU-sized sequence variant (M1-M4, ConvLSTM): short clips, 32x32, a tiny CNN-LSTM.
+
+  The synthetic clips are 6-12 frames (M1 pads them to 12, M2 takes 6 around the apex, M3 pads
+  to the longest) with 4x the default synthetic motion, and raw gray frames are taken relative to
+  the onset frame: at 32x32 the default motion is ~0.4 px, a ~2 grey-level change next to a
+  subject's face, and a frame CNN with global pooling does not see it in CPU-minutes (measured:
+  train accuracy at chance). Real configs keep raw frames (`sequence.subtract_onset=False`).
+  """
+  t = config.train
+  base.make_synthetic(config, image_size=32, epochs=25)
+  config.dataset.synthetic_kwargs.update({"num_frames": (6, 12), "motion_scale": 0.1})
+  config.dataset.sequence.length = length or min(config.dataset.sequence.length, 8)
+  if config.dataset.representation == "sequences":
+    config.dataset.sequence.subtract_onset = True
+  config.model.kwargs.frame_features = (8, 16)
+  config.model.kwargs.lstm_features = (16,)
+  config.model.kwargs.dense_features = (16,)
+  config.model.kwargs.dropout = 0.2
+  t.batch_size, t.learning_rate = 8, 3e-3
+  t.augment.crop = 2
+  t.fold_chunk = 0
+  return config
