@@ -21,9 +21,8 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from microexp import workdir as workdir_lib  # noqa: E402
-
-METRICS = ("accuracy", "uf1", "uar")
-METRIC_TITLES = {"accuracy": "Accuracy", "uf1": "UF1", "uar": "UAR"}
+from microexp.summary import (METRICS, draw_confusion, metric_cell, metrics_table,  # noqa: E402
+                              plot_confusion)
 
 
 def load_results(workdir: str | pathlib.Path) -> dict:
@@ -35,40 +34,6 @@ def load_results(workdir: str | pathlib.Path) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 # Figures.
-
-
-def _draw_confusion(ax, confusion: np.ndarray, class_names: Sequence[str], title: str,
-                    small: bool = False):
-  """Row-normalised colours (recall per true class), raw counts written in the cells."""
-  confusion = np.asarray(confusion, np.int64)
-  rows = confusion.sum(axis=1, keepdims=True)
-  normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-  ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-  ticks = np.arange(len(class_names))
-  labels = [n[:3] for n in class_names] if small else list(class_names)
-  ax.set_xticks(ticks, labels, rotation=45 if not small else 90, ha="right" if not small else "center",
-                fontsize=6 if small else 9)
-  ax.set_yticks(ticks, labels, fontsize=6 if small else 9)
-  if not small:
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-  ax.set_title(title, fontsize=8 if small else 11)
-  for i, j in np.ndindex(confusion.shape):
-    if confusion[i, j] or not small:
-      ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6 if small else 9,
-              color="white" if normalised[i, j] > 0.5 else "black")
-
-
-def plot_confusion(confusion, class_names: Sequence[str], path: str | pathlib.Path,
-                   title: str = "Confusion (pooled over folds)") -> pathlib.Path:
-  """Writes one confusion matrix [K, K] (rows: true class) as a PNG."""
-  size = 1.6 + 0.6 * len(class_names)
-  fig, ax = plt.subplots(figsize=(size, size))
-  _draw_confusion(ax, confusion, class_names, title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return pathlib.Path(path)
 
 
 def per_subject(per_fold: list[dict]) -> dict[str, dict]:
@@ -97,7 +62,7 @@ def plot_fold_confusions(per_fold: list[dict], class_names: Sequence[str],
     ax.axis("off")
   for ax, (subject, entry) in zip(axes.flat, sorted(subjects.items())):
     ax.axis("on")
-    _draw_confusion(ax, entry["confusion"], class_names,
+    draw_confusion(ax, entry["confusion"], class_names,
                     f"{subject}  {entry['accuracy']:.0%} of {entry['n_test']}", small=True)
   fig.suptitle("Confusion per test subject (rows: true, summed over seeds)", fontsize=10)
   fig.tight_layout()
@@ -169,15 +134,6 @@ def plot_history(history: dict[str, dict[str, list]], path: str | pathlib.Path) 
 # Markdown.
 
 
-def _metric_cell(metric: dict | float | None) -> str:
-  if metric is None:
-    return "–"
-  if isinstance(metric, dict):
-    std = metric.get("std")
-    return f"{metric['mean']:.3f} ± {std:.3f}" if std is not None else f"{metric['mean']:.3f}"
-  return f"{float(metric):.3f}"
-
-
 def _flatten(config: dict, prefix: str = "") -> list[tuple[str, object]]:
   items = []
   for key, value in config.items():
@@ -186,25 +142,6 @@ def _flatten(config: dict, prefix: str = "") -> list[tuple[str, object]]:
     else:
       items.append((f"{prefix}{key}", value))
   return items
-
-
-def metrics_table(results: dict) -> str:
-  """Markdown table: metric, mean ± std over seeds, per-seed values (and per dataset if any)."""
-  lines = ["| metric | mean ± std over seeds | per seed |", "|---|---|---|"]
-  for name in METRICS:
-    metric = results["metrics"].get(name)
-    if metric is None:
-      continue
-    seeds = ", ".join(f"{v:.3f}" for v in metric.get("per_seed", []))
-    lines.append(f"| {METRIC_TITLES[name]} | {_metric_cell(metric)} | {seeds} |")
-  per_dataset = results.get("per_dataset") or {}
-  if per_dataset:
-    lines += ["", "| dataset | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
-              "|---|" + "---|" * len(METRICS)]
-    for dataset, metrics in sorted(per_dataset.items()):
-      lines.append(f"| {dataset} | " + " | ".join(_metric_cell(metrics.get(m)) for m in METRICS)
-                   + " |")
-  return "\n".join(lines)
 
 
 def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = None) -> pathlib.Path:
@@ -264,7 +201,7 @@ def compare(workdirs: Sequence[str | pathlib.Path]) -> str:
     cells = [pathlib.Path(workdir).name, model.get("name", "?"), representation,
              str(len(results["class_names"])), train.get("protocol", "?"),
              str(len(results.get("folds", []))), str(len(results.get("seeds", [])))]
-    cells += [_metric_cell(results["metrics"].get(m)) for m in METRICS]
+    cells += [metric_cell(results["metrics"].get(m)) for m in METRICS]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

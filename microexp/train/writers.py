@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from microexp import summary
 from microexp.train import checkpoint
 
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")
@@ -48,36 +48,6 @@ class CurveWriters:
     self._writers = {}
 
 
-def plot_confusion(path: str | Path, cm: np.ndarray, class_names: Sequence[str], title: str):
-  """Row-normalised confusion matrix with counts, as a PNG."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
-  cm = np.asarray(cm)
-  norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-  k = len(class_names)
-  fig, ax = plt.subplots(figsize=(1.2 * k + 2, 1.2 * k + 1.5))
-  ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-  for i in range(k):
-    for j in range(k):
-      ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
-              color="white" if norm[i, j] > 0.5 else "black")
-  ax.set_xticks(range(k), class_names, rotation=45, ha="right")
-  ax.set_yticks(range(k), class_names)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
-  ax.set_title(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def _fmt(m: dict) -> str:
-  return f"{m['mean']:.4f} ± {m['std']:.4f}"
-
-
 def summary_markdown(results: dict) -> str:
   """The human-readable summary of results.json."""
   cfg = results["config"]
@@ -86,17 +56,7 @@ def summary_markdown(results: dict) -> str:
            f"Protocol: {cfg['train']['protocol']}, selection: {cfg['train']['selection']}, "
            f"seeds: {results['seeds']}, folds: {len(results['folds'])}, "
            f"synthetic: {cfg['dataset'].get('synthetic', False)}", "",
-           "| metric | mean ± std over seeds | per seed | seed ensemble |", "|---|---|---|---|"]
-  ens = results.get("ensemble", {}).get("metrics", {})
-  for name in ("accuracy", "uf1", "uar"):
-    m = results["metrics"][name]
-    per = ", ".join(f"{v:.4f}" for v in m["per_seed"])
-    e = f"{ens[name]:.4f}" if name in ens else "-"
-    lines.append(f"| {name} | {_fmt(m)} | {per} | {e} |")
-  if results.get("per_dataset"):
-    lines += ["", "| dataset | accuracy | UF1 | UAR |", "|---|---|---|---|"]
-    for ds, m in results["per_dataset"].items():
-      lines.append(f"| {ds} | {_fmt(m['accuracy'])} | {_fmt(m['uf1'])} | {_fmt(m['uar'])} |")
+           summary.metrics_table(results)]
   lines += ["", "Per class (pooled over folds and seeds):", "",
             "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
   for r in results["class_report"]:
@@ -125,6 +85,7 @@ def write_outputs(workdir: str | Path, results: dict) -> None:
   checkpoint.write_json_atomic(workdir / "results.json", results)
   (workdir / "summary.md").write_text(summary_markdown(results))
   m = results["metrics"]
-  plot_confusion(workdir / "confusion.png", np.array(results["confusion"]), results["class_names"],
-                 f"pooled, {len(results['seeds'])} seed(s): acc {m['accuracy']['mean']:.3f} "
-                 f"UF1 {m['uf1']['mean']:.3f} UAR {m['uar']['mean']:.3f}")
+  summary.plot_confusion(results["confusion"], results["class_names"], workdir / "confusion.png",
+                         f"pooled, {len(results['seeds'])} seed(s): acc "
+                         f"{m['accuracy']['mean']:.3f} UF1 {m['uf1']['mean']:.3f} UAR "
+                         f"{m['uar']['mean']:.3f}")
