@@ -67,7 +67,7 @@ def load_final(workdir: str | pathlib.Path) -> FinalModel:
 
 
 def _crop_size(preprocessing: dict) -> tuple[int, int]:
-  size = preprocessing.get("crop_size") or preprocessing.get("frame_size") or DEFAULT_CROP_SIZE
+  size = preprocessing.get("crop_size") or DEFAULT_CROP_SIZE
   return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
 
 
@@ -75,8 +75,7 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
   """The model's input from gray onset / apex crops [H, W]: float32 [1, S, S, 3].
 
   The same function as the TFDS builder's apex_flow representation (`flow.apex_flow_image`, with
-  the recorded `flow_kwargs`), then the loader's `flow_normalization` (`flow.normalize_flow`) and
-  the mean/std recorded in model.json, if any.
+  the recorded `flow_kwargs`), then the loader's `flow_normalization` (`flow.normalize_flow`).
   """
   representation = preprocessing.get("representation", "apex_flow")
   if representation != "apex_flow":
@@ -89,9 +88,6 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
   # The loaders' scaling (config.dataset.flow_normalization); model.json files written before the
   # option existed were trained on raw flow.
   x = flow_lib.normalize_flow(x, preprocessing.get("flow_normalization") or "none")
-  if "mean" in preprocessing and "std" in preprocessing:
-    x = (x - np.asarray(preprocessing["mean"], np.float32)) / np.asarray(preprocessing["std"],
-                                                                        np.float32)
   return x[None].astype(np.float32)
 
 
