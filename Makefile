@@ -1,11 +1,12 @@
-# `make demo` runs the main job on the synthetic CASME II; `make test` runs the tests.
+# `make demo` runs the main job on the synthetic CASME II; `make test` runs every test (what CI
+# runs); `make test-fast` skips the ones marked slow (learning, engine runs, tfds builds).
 # Both create .venv from the pinned requirements on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/demo
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast bench clean
 
 $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow" tests
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/flow_speed.py

@@ -47,3 +47,21 @@ def fixture_write_coding_sheet():
   Rows are lists of cell values under `header` (official columns + one unnamed empty column).
   """
   return _write_coding_sheet
+
+
+# Tests marked slow from here, by what makes them slow, for files whose owners had not marked
+# them (an explicit @pytest.mark.slow in the file does the same): the engine runs behind the
+# `baseline` fixture, the Keras reference model (builds Keras' ResNet50), the learning test, and the
+# label-leak check (trains twice); each over ~10 s measured with `pytest --durations=30`.
+_SLOW_FIXTURES = ("baseline", "keras_reference")
+_SLOW_FILES = ("tests/train/test_learning.py",)
+_SLOW_TESTS = ("tests/train/test_engine.py::test_test_labels_never_influence_their_fold",)
+
+
+def pytest_collection_modifyitems(config, items):
+  root = pathlib.Path(str(config.rootpath))
+  for item in items:
+    path = pathlib.Path(str(item.path)).relative_to(root).as_posix()
+    if (any(f in item.fixturenames for f in _SLOW_FIXTURES) or path in _SLOW_FILES
+        or f"{path}::{item.originalname}" in _SLOW_TESTS):
+      item.add_marker(pytest.mark.slow)

@@ -91,6 +91,7 @@ def test_logits_shape_and_dtypes(name, dtype):
   assert set(updates) == ({"batch_stats"} if "batch_stats" in variables else set())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ststnet", "cnn_lstm"])
 def test_bfloat16_forward_is_finite_and_close_to_float32(name):
   x, mask = _inputs(name)
@@ -110,6 +111,7 @@ def _pad_with_garbage(x, mask, extra):
           jnp.concatenate([mask, jnp.zeros((x.shape[0], extra), bool)], axis=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SEQUENCE_MODELS)
 def test_padding_never_changes_output(name):
   model = _model(name)
@@ -131,6 +133,7 @@ def test_padding_never_changes_output(name):
   np.testing.assert_allclose(alone, out[0][:1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SEQUENCE_MODELS)
 def test_scan_and_python_loop_agree(name):
   x, mask = _inputs(name)
@@ -197,6 +200,7 @@ def _fit(model, x, mask, labels, steps, learning_rate):
   return np.array(losses), np.asarray(jnp.argmax(logits, -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, overrides, lr", [
     ("ststnet", {}, 3e-2),
     ("cnn_lstm", dict(dropout=0.0), 1e-2),
@@ -217,10 +221,8 @@ def test_tiny_model_memorises_a_handful_of_examples(name, overrides, lr):
   assert np.mean(preds == np.asarray(labels)) >= 0.9
 
 
-def test_cnn_lstm_resnet50_frames_if_available():
-  resnet = pytest.importorskip("microexp.models.resnet")
-  if not hasattr(resnet, "ResNetBackbone"):
-    pytest.skip("microexp.models.resnet has no ResNetBackbone")
+@pytest.mark.slow
+def test_cnn_lstm_resnet50_frames():
   model = models.get("cnn_lstm", num_classes=NUM_CLASSES, frame_cnn="resnet50",
                      backbone_kwargs=dict(width=4, stage_sizes=(1, 1)), lstm_features=(8,),
                      dense_features=())

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from microexp import flow, predict, video
+from microexp.train import engine
 
 CLASSES = ("happiness", "surprise", "repression")  # class subset '3'
 FRAME_SIZE = (170, 140)  # synthetic CASME II crops (H, W)
@@ -40,26 +41,24 @@ def _training_arrays(num_subjects=5, clips_per_class=4, seed=0):
 
 
 def _config():
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict({
-      "dataset": {"name": "casme2", "representation": "apex_flow", "classes": "3",
-                  "synthetic": True, "image_size": 28, "flow_method": "farneback",
-                  "third_channel": "magnitude",
-                  "flow_normalization": flow.DEFAULT_FLOW_NORMALIZATION},
-      "model": {"name": "ststnet", "kwargs": {}, "dtype": "float32"},
-      "train": {"protocol": "split", "test_subjects": ["sub05"], "selection": "last",
-                "num_val_subjects": 0, "select_metric": "loss", "epochs": 20, "batch_size": 16,
-                "eval_batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4,
-                "optimizer": "adamw", "momentum": 0.9, "warmup_epochs": 0,
-                "label_smoothing": 0.0, "class_balanced": False, "augment": {}, "seeds": [0],
-                "final_seeds": [0], "fold_parallel": False, "tensorboard": False,
-                "checkpoint_every": 1000},
-  })
+  """The shared defaults (configs/base.py) with a small STSTNet, a fixed split and no augmentation."""
+  from configs import base  # pylint: disable=g-import-not-at-top
+
+  config = base.get_config(base.parse_arg("classes=3,synthetic"))
+  config.dataset.image_size = 28
+  config.model.name = "ststnet"
+  t = config.train
+  t.protocol, t.test_subjects, t.num_val_subjects, t.select_metric = "split", ["sub05"], 0, "loss"
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 20, 16, 3e-3, 1e-4
+  t.warmup_epochs, t.label_smoothing, t.class_balanced, t.grad_clip = 0.0, 0.0, False, 0.0
+  t.augment.update({"flip_h": False, "crop": 0, "rotation": 0.0, "mixup": 0.0})
+  t.seeds, t.final_seeds, t.fold_parallel, t.tensorboard = [0], [0], False, False
+  t.checkpoint_every = 1000
+  return config
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  engine = pytest.importorskip("microexp.train.engine")
   workdir = tmp_path_factory.mktemp("ststnet_synthetic")
   engine.train_and_evaluate(_config(), _training_arrays(), workdir)
   return workdir

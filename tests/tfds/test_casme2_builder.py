@@ -20,6 +20,7 @@ _DUMMY_KWARGS = dict(num_subjects=2, clips_per_subject=3, image_size=(48, 40), n
                      seed=1, quirks=True)
 
 
+@pytest.mark.slow  # builds the dataset several times (test_download_and_prepare_as_dataset ~11 s)
 class Casme2BuilderTest(tfds.testing.DatasetBuilderTestCase):
   """The `tfds new` test: build each config from dummy data, read back with `as_dataset`."""
 

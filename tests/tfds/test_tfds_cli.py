@@ -25,6 +25,7 @@ def manual_dir(tmp_path_factory):
                                           image_size=(48, 40), num_frames=(6, 8), seed=3)
 
 
+@pytest.mark.slow  # one `tfds build` subprocess each (~10-15 s)
 @pytest.mark.parametrize("config,feature,shape", [
     ("apex_flow_farneback_strain_28", "flow", (28, 28, 3)),
     ("sequences_gray_28", "frames", (28, 28, 1)),
