@@ -1,8 +1,8 @@
 """Config builders shared by several method files (the methods' common recipes).
 
 `megc_config`: the MEGC2019 protocol (configs/*_megc.py). `sequence_config` and
-`synthetic_sequences`: the CNN-LSTM / ConvLSTM sequence methods (thesis M1-M4, configs/cnn_lstm_*.py,
-convlstm_loso.py). The defaults every method shares stay in configs/base.py.
+`synthetic_sequences`: the CNN-LSTM / ConvLSTM sequence methods (thesis M1-M4,
+configs/cnn_lstm_*.py, convlstm_loso.py). The defaults every method shares stay in configs/base.py.
 """
 
 from __future__ import annotations

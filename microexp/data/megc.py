@@ -1,14 +1,14 @@
 """The MEGC2019 composite read from frames: CASME II + SAMM + SMIC-HS -> (u, v, strain) apex flow.
 
 `build_composite` returns the arrays of docs/ARCHITECTURE.md with `inputs` float32 [N, S, S, 3] =
-(u, v, strain) scaled by `flow_normalization` (`microexp.flow.normalize_flow`, the same function the
-CASME II loader and predict use): 'per_clip' (default) = each channel min-max scaled per clip to
--1..1 (the STSTNet release's normalisation, so that models move between the composite and the
-precomputed release; negating u, the augmentation's horizontal flip, is exactly the min-max image of
-the mirrored flow, and zero padding is mid-range); 'none' = raw pixels; `emotion` the MEGC class name
-('negative' | 'positive' | 'surprise'), `subject` dataset-qualified ('casme2/sub01', 'samm/006',
-'s01' -> 'smic/s01'), `dataset`, `clip`. The registered loaders ('megc2019', 'megc2019_flow') live in
-`microexp/loaders/megc.py`.
+(u, v, strain) scaled by `flow_normalization` (`microexp.flow.normalize_flow`, the same function
+the CASME II loader and predict use): 'per_clip' (default) = each channel min-max scaled per clip
+to -1..1 (the STSTNet release's normalisation, so that models move between the composite and the
+precomputed release; negating u, the augmentation's horizontal flip, is exactly the min-max image
+of the mirrored flow, and zero padding is mid-range); 'none' = raw pixels; `emotion` the MEGC
+class name ('negative' | 'positive' | 'surprise'), `subject` dataset-qualified ('casme2/sub01',
+'samm/006', 's01' -> 'smic/s01'), `dataset`, `clip`. The registered loaders ('megc2019',
+'megc2019_flow') live in `microexp/loaders/megc.py`.
 
 On the real data the composite has 442 clips from 68 subjects (EXPECTED); `count_report` puts the
 per-dataset counts next to the expected ones.

@@ -2,9 +2,10 @@
 
 A loader is `(dataset_config) -> dict[str, np.ndarray]` following the contract in
 docs/ARCHITECTURE.md (inputs, mask?, emotion, subject, dataset, clip). Loaders sit above the TFDS
-builders (`tfds_casme2/`), which they build on demand, and the readers (`microexp.data`), which never
-import them. Adding a dataset is writing one module `microexp/loaders/<name>.py` with a decorated
-loader and naming it in `_MODULES` (a module of one's own: `config.dataset.name = "my_module:name"`).
+builders (`tfds_casme2/`), which they build on demand, and the readers (`microexp.data`), which
+never import them. Adding a dataset is writing one module `microexp/loaders/<name>.py` with a
+decorated loader and naming it in `_MODULES` (a module of one's own: `name = "my_module:name"`).
+The conventions every loader shares live here: `resolve_data_dir`, `read_examples`, `check_fields`.
 """
 
 from __future__ import annotations

@@ -110,7 +110,8 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
   check_fields(config, "megc2019", FIELDS["megc2019"])
   _check_apex_flow(config, "megc2019")
   if config.get("synthetic"):
-    root = synthetic_megc.write_synthetic_megc(resolve_data_dir(config) / "synthetic" / "megc2019_raw")
+    root = synthetic_megc.write_synthetic_megc(
+        resolve_data_dir(config) / "synthetic" / "megc2019_raw")
   elif config.get("manual_dir"):
     root = pathlib.Path(config.manual_dir).expanduser()
   else:
