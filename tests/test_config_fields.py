@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import pathlib
@@ -50,9 +51,10 @@ def _loader_fields(name: str) -> tuple[str, ...]:
   return sys.modules[loaders.get(name).__module__].FIELDS[name]
 
 
-def _engine_names() -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _engine_names() -> frozenset[str]:
   paths = list((_REPO / "microexp" / "train").glob("*.py")) + [_REPO / "microexp" / "predict.py"]
-  return set().union(*(_names_used(p) for p in paths))
+  return frozenset(set().union(*(_names_used(p) for p in paths)))
 
 
 @pytest.mark.parametrize("name", ["casme2", "megc2019_flow", "megc2019"])
