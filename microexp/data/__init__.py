@@ -1,1 +1,2 @@
-"""Data layer: coding sheets, class subsets, synthetic datasets, loading to arrays."""
+"""Data layer (bottom): coding sheets, official layouts, class subsets, synthetic datasets; never
+imports the TFDS builders or the loaders (microexp/loaders/)."""
