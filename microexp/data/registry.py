@@ -15,7 +15,7 @@ import numpy as np
 _LOADERS: dict[str, Callable[..., dict[str, np.ndarray]]] = {}
 
 # Modules whose import registers loaders.
-_MODULES = ("microexp.data.loading", "microexp.data.megc")
+_MODULES = ("microexp.data.loading", "microexp.data.megc", "microexp.loaders.casme3")
 
 
 def register(name: str):
