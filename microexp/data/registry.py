@@ -15,7 +15,8 @@ import numpy as np
 _LOADERS: dict[str, Callable[..., dict[str, np.ndarray]]] = {}
 
 # Modules whose import registers loaders.
-_MODULES = ("microexp.data.loading", "microexp.data.megc", "microexp.loaders.casme3")
+_MODULES = ("microexp.data.loading", "microexp.data.megc", "microexp.loaders.casme3",
+            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic")
 
 
 def register(name: str):
