@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from microexp.data import coding_sheet
 from microexp.data import registry
 
 DEFAULT_DATA_DIR = "./data"
@@ -155,7 +156,8 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
 
 @registry.register("casme2")
 def load_casme2(dataset_config) -> dict[str, np.ndarray]:
-  """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
+  """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip', 'au',
+  'au_names'} (AUs: `coding_sheet.au_arrays`, L/R kept apart with `au_sides`).
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
@@ -203,6 +205,9 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       subject=np.array([e["subject"] for e in examples]),
       dataset=np.array(["casme2"] * len(examples)),
       clip=np.array([f"{e['subject']}/{e['filename']}" for e in examples]),
+      **coding_sheet.au_arrays([e["action_units"].split("+") if e["action_units"] else ()
+                                for e in examples],
+                               sides=bool(_get(dataset_config, "au_sides", False))),
   )
   if representation == "apex_flow":
     out["inputs"] = flow_lib.normalize_flows(np.stack([e["flow"] for e in examples]),

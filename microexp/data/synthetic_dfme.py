@@ -7,7 +7,7 @@ splits. The frame folder layout of the real release is not published (docs/data.
 plausible layout the reader must find, not a copy of the real one.
 
 Quirks (`quirks=True`): frame rates 500 / 300 / 200 written as numbers, text ('300') and with a
-unit ('200fps'); one apex not coded (blank); one emotion spelled 'Happy'; one EmotionId that
+unit ('200fps'); one apex not coded (blank); the first happiness clip's emotion spelled 'Happy'; one EmotionId that
 disagrees with the others of its emotion; AU cells in every form the parser knows ('AU4+AU7',
 'L12', '12(weak)', 'A1+B4', '4, 7', a lone number); one clip folder with zero-padded frame names.
 """
@@ -55,7 +55,7 @@ def write_synthetic_dfme(root, *, num_subjects: tuple[int, int, int] = (6, 2, 2)
   h, w = image_size
   size = (int(h * 1.5), int(w * 2))
   jpeg = (cv2.IMWRITE_JPEG_QUALITY, 95)
-  subject_number = 0
+  subject_number, happy_written = 0, False
   for (split, sheet), n in zip(SHEETS.items(), num_subjects):
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -87,8 +87,8 @@ def write_synthetic_dfme(root, *, num_subjects: tuple[int, int, int] = (6, 2, 2)
         apex_cell = onset + apex
         if quirks and subject_number == 1 and k == 0:
           apex_cell = None  # not coded -> midpoint
-        if quirks and subject_number == 2 and emotion == "happiness":
-          label = "Happy"
+        if quirks and emotion == "happiness" and not happy_written:
+          label, happy_written = "Happy", True
         if quirks and subject_number == 2 and k == 2:
           emotion_id = 99  # disagrees with the other rows of this emotion
         ws.append([subject_number, filename, onset, apex_cell, onset + t - 1,
