@@ -9,7 +9,8 @@ Objective class, emotion`, plus the full sheet's `Expression type`). Faces and m
 Quirks (`quirks=True`; the meb loader's hand fixes and the paper's description): folder `a` of each
 subject holds two expressions; one apex lies outside onset..offset; one apex equals the onset; one
 extra row has offset < onset (dropped); one macro-expression row (dropped); one frame missing
-inside a clip (a frame drop); AU cells as numbers, with sides ('L12') and a full-width comma
+inside a clip (a frame drop); AU cells as numbers, with sides (the first happy clip 'L12', the first surprise
+'R1+R2') and a full-width comma
 ('4，7'); emotions in mixed case ('Others').
 """
 
@@ -29,6 +30,7 @@ SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
 MOTION = {"happy": "happiness", "sad": "sadness", "others": "other"}
 AUS = {"happy": ("12", "L12", "6+12"), "disgust": ("4+9", "4，7"), "fear": ("1+2+4+20",),
        "anger": ("4+7", "4"), "sad": ("1+15",), "surprise": ("1+2", "R1+R2"), "others": ("45",)}
+SIDED = {"happy": "L12", "surprise": "R1+R2"}
 GAP = 3  # neutral frames between two expressions of one folder
 
 
@@ -77,6 +79,7 @@ def write_synthetic_casme3(root, *, num_subjects: int = 4, clips_per_subject: in
   ws.append(["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion",
              "Expression type"])
   jpeg = (cv2.IMWRITE_JPEG_QUALITY, 95)
+  sided_written = set()
   for s in range(num_subjects):
     subject = f"spNO.{s + 1}"
     face = synthetic.make_face(rng, image_size)
@@ -108,6 +111,9 @@ def write_synthetic_casme3(root, *, num_subjects: int = 4, clips_per_subject: in
                   np.full((8, 8), 1000, np.uint16))
       next_frame[folder] = onset + t
       apex_cell, aus = onset + apex, AUS[emotion][int(rng.integers(len(AUS[emotion])))]
+      if quirks and emotion in SIDED and emotion not in sided_written:
+        aus = SIDED[emotion]  # one-sided AUs, on the first clip of these emotions
+        sided_written.add(emotion)
       label = emotion
       if quirks and s == 0 and k == 0:
         apex_cell = onset + t + 5  # outside onset..offset -> midpoint
