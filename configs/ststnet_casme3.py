@@ -28,7 +28,6 @@ def dataset_config(config: ml_collections.ConfigDict, opts, *, name: str, classe
   ds = config.dataset
   ds.name = name
   ds.classes = classes[opts.classes]
-  ds.au_sides = False
   ds.synthetic_kwargs = ml_collections.ConfigDict(synthetic_kwargs)
   return config
 
