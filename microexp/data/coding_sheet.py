@@ -4,6 +4,10 @@ The official sheet has quirks (int or text subjects, '/' apexes, Action Units ty
 irregular filenames). Each is handled by a fixed policy documented in docs/data.md; every row
 that is changed or dropped gets one line in the report, so a build log says exactly what was
 done to the annotations.
+
+Shared by every dataset's reader: the AU parser (`parse_action_units`, `action_unit_numbers`,
+`au_arrays`), the onset/apex/offset policies (`check_frames`) and the header search of any
+label workbook (`read_sheet_table`).
 """
 
 from __future__ import annotations
@@ -115,11 +119,6 @@ def _parse_frame(value: Any) -> int | None:
   if re.fullmatch(r"\d+(\.0*)?", text):
     return int(float(text))
   return None
-
-
-def parse_frame(value: Any) -> int | None:
-  """46, 46.0, '46' -> 46; '/', '', None, 46.5, -1 -> None."""
-  return _parse_frame(value)
 
 
 def check_frames(onset_cell: Any, apex_cell: Any, offset_cell: Any,

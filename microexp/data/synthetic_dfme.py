@@ -46,6 +46,9 @@ def write_synthetic_dfme(root, *, num_subjects: tuple[int, int, int] = (6, 2, 2)
   import openpyxl  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top
 
+  if isinstance(num_subjects, int) or len(num_subjects) != 3:
+    raise ValueError(f"num_subjects={num_subjects!r}: give the subjects of (train, testA, testB), "
+                     "e.g. (6, 2, 2).")
   root = pathlib.Path(root)
   params = dict(kind="dfme", num_subjects=list(num_subjects), clips_per_subject=clips_per_subject,
                 image_size=list(image_size), num_frames=list(num_frames), seed=seed, quirks=quirks)

@@ -99,3 +99,8 @@ def test_subsets():
   labels, keep = get_subset("dfme_3").map_emotions(list(DFME_EMOTIONS))
   assert keep.all() and list(labels) == [1, 0, 0, 0, 0, 0, 2]
   assert get_subset("dfme_7").class_names == DFME_EMOTIONS
+
+
+def test_synthetic_needs_three_subject_counts(tmp_path):
+  with pytest.raises(ValueError, match=r"subjects of \(train, testA, testB\)"):
+    synthetic_dfme.write_synthetic_dfme(tmp_path, num_subjects=4)
