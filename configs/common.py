@@ -102,3 +102,18 @@ def synthetic_sequences(config, *, length: int | None = None):
   t.augment.crop = 2
   t.fold_chunk = 0
   return config
+
+
+def apex_flow_dataset(config: ml_collections.ConfigDict, opts, *, name: str, classes: dict,
+                   synthetic_kwargs: dict) -> ml_collections.ConfigDict:
+  """Points `config.dataset` at an apex-flow-only dataset (CAS(ME)^3, DFME): its class subsets and
+  synthetic tree; `sequence` is removed (those loaders build apex flow only and refuse it)."""
+  if opts.classes not in classes:
+    raise ValueError(f"{name} configs take classes={sorted(k for k in classes if k)}, got "
+                     f"classes={opts.classes}.")
+  ds = config.dataset
+  ds.name = name
+  ds.classes = classes[opts.classes]
+  ds.synthetic_kwargs = ml_collections.ConfigDict(synthetic_kwargs)
+  del ds["sequence"]
+  return config

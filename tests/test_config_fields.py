@@ -21,10 +21,17 @@ import pytest
 
 from microexp import loaders
 from microexp.data import synthetic
+from microexp.data import synthetic_casme3
+from microexp.data import synthetic_dfme
+from microexp.loaders import apex_flow
 from tests.test_configs import ARGS, CONFIGS
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 CASES = [(c, a) for c in CONFIGS for a in ARGS[c]]
+# The synthetic-tree writer each dataset's `synthetic_kwargs` go to.
+SYNTHETIC_WRITERS = {"casme2": synthetic.write_synthetic_casme2,
+                     "casme3": synthetic_casme3.write_synthetic_casme3,
+                     "dfme": synthetic_dfme.write_synthetic_dfme}
 
 
 def _names_used(path: pathlib.Path, skip: tuple[str, ...] = ()) -> set[str]:
@@ -57,10 +64,13 @@ def _engine_names() -> frozenset[str]:
   return frozenset(set().union(*(_names_used(p) for p in paths)))
 
 
-@pytest.mark.parametrize("name", ["casme2", "megc2019_flow", "megc2019"])
+@pytest.mark.parametrize("name", ["casme2", "megc2019_flow", "megc2019", "casme3", "dfme", "samm",
+                                  "smic"])
 def test_each_loader_reads_the_fields_it_lists(name):
   path = pathlib.Path(inspect.getfile(loaders.get(name)))
   used = _names_used(path, skip=("FIELDS", "_RELEASE"))
+  if name in ("casme3", "dfme", "samm", "smic"):  # the shared apex-flow loader reads the rest
+    used |= _names_used(pathlib.Path(inspect.getfile(apex_flow)), skip=("FIELDS",))
   assert set(_loader_fields(name)) - used == set()
 
 
@@ -74,7 +84,7 @@ def test_dataset_fields_are_read_by_the_loader(name, arg):
     assert set(ds.sequence.keys()) <= used
   if "synthetic_kwargs" in ds:
     assert set(ds.synthetic_kwargs.keys()) <= set(
-        inspect.signature(synthetic.write_synthetic_casme2).parameters)
+        inspect.signature(SYNTHETIC_WRITERS[ds.name]).parameters)
 
 
 @pytest.mark.parametrize("name,arg", CASES)

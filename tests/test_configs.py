@@ -20,8 +20,12 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
                  if p.stem not in ("__init__", "base", "common"))
 MEGC = [c for c in CONFIGS if c.endswith("_megc")]
-CASME2 = [c for c in CONFIGS if c not in MEGC]
+# Configs of the other datasets: config -> (dataset name, {':classes=' value: class subset}).
+OTHER = {"ststnet_casme3": ("casme3", {None: "casme3_4", "7": "casme3_7", "3": "casme3_3"}),
+         "ststnet_dfme": ("dfme", {None: "dfme_7", "7": "dfme_7", "3": "dfme_3"})}
+CASME2 = [c for c in CONFIGS if c not in MEGC and c not in OTHER]
 ARGS = {c: (["", "synthetic", "classes=megc,synthetic"] if c in MEGC else
+            ["", "synthetic", "classes=3,synthetic", "classes=7"] if c in OTHER else
             ["", "synthetic", "classes=3,synthetic", "classes=7", "classes=megc,synthetic"])
         for c in CONFIGS}
 CASES = [(c, a) for c in CONFIGS for a in ARGS[c]]
@@ -35,7 +39,7 @@ def test_every_method_has_a_config():
   assert set(CONFIGS) == {
       "resnet_loso", "resnet_split", "cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged",
       "cnn_lstm_flow", "flow_cnn", "ststnet_loso", "offapexnet_loso", "convlstm_loso",
-      "ststnet_megc", "offapexnet_megc", "resnet_megc"}
+      "ststnet_megc", "offapexnet_megc", "resnet_megc", "ststnet_casme3", "ststnet_dfme"}
 
 
 def input_shape(config, batch: int = 2) -> tuple[int, ...]:
@@ -54,10 +58,15 @@ def test_config_builds(name, arg):
   config = _get_config(name, arg)
   opts = base.parse_arg(arg)
   assert config.dataset.synthetic == opts.synthetic
-  assert config.dataset.classes == ("megc" if name in MEGC else opts.classes or "5")
+  if name in OTHER:
+    assert config.dataset.classes == OTHER[name][1][opts.classes]
+  else:
+    assert config.dataset.classes == ("megc" if name in MEGC else opts.classes or "5")
   assert config.train.fold_parallel == "auto"
   assert config.dataset.flow_normalization in ("per_clip", "none")
-  if name in MEGC:
+  if name in OTHER:
+    assert config.dataset.name == OTHER[name][0]
+  elif name in MEGC:
     assert config.dataset.name == "megc2019_flow"
   else:
     assert config.dataset.name == "casme2"

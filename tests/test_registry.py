@@ -32,9 +32,10 @@ def test_module_colon_name_imports_the_module(tmp_path, monkeypatch):
 
 
 def test_library_registries_list_their_names_when_the_name_is_unknown():
-  assert {"casme2", "megc2019", "megc2019_flow"} <= set(loaders.names())
-  with pytest.raises(ValueError, match=r"Unknown dataset 'casme3'; registered: \[.*'casme2'"):
-    loaders.get("casme3")
+  assert {"casme2", "megc2019", "megc2019_flow", "casme3", "dfme", "samm", "smic"} <= set(
+      loaders.names())
+  with pytest.raises(ValueError, match=r"Unknown dataset 'casme9'; registered: \[.*'casme2'"):
+    loaders.get("casme9")
   assert {"haar", "skin", "center", "none"} <= set(face.names())
   with pytest.raises(ValueError, match=r"Unknown face detector 'dlib'; registered: \[.*'haar'"):
     face.get("dlib")

@@ -76,11 +76,12 @@ def _scan_frames(folder: pathlib.Path, prefix: str) -> tuple[dict[int, pathlib.P
 
 
 def resolve_clip(record: coding_sheet.ClipRecord, folder: pathlib.Path,
-                 prefix: str) -> tuple[Clip, list[str]]:
+                 prefix: str, *, report_outside: bool = True) -> tuple[Clip, list[str]]:
   """Matches one sheet record to the frames `<prefix><frame>[ (k)].<ext>` in `folder`.
 
   Applies the disk policies of docs/data.md; returns (clip, report lines). Also used for the
-  SAMM layout (prefix '<subject>_').
+  SAMM layout (prefix '<subject>_'). `report_outside=False`: frames outside onset..offset are
+  normal (a folder holding a whole recording, CAS(ME)^3) and not reported.
   """
   if not folder.is_dir():
     raise FileNotFoundError(
@@ -95,7 +96,7 @@ def resolve_clip(record: coding_sheet.ClipRecord, folder: pathlib.Path,
     raise FileNotFoundError(
         f"Clip folder {folder} has frames {min(frames)}..{max(frames)} but none within the sheet's "
         f"onset..offset {record.onset}..{record.offset}.")
-  if outside:
+  if outside and report_outside:
     report.append(f"{folder}: {len(outside)} frame(s) outside onset..offset "
                   f"{record.onset}..{record.offset} ignored ({outside[0]}..{outside[-1]}).")
   if inside[0] != record.onset:

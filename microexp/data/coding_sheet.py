@@ -4,6 +4,10 @@ The official sheet has quirks (int or text subjects, '/' apexes, Action Units ty
 irregular filenames). Each is handled by a fixed policy documented in docs/data.md; every row
 that is changed or dropped gets one line in the report, so a build log says exactly what was
 done to the annotations.
+
+Shared by every dataset's reader: the AU parser (`parse_action_units`, `action_unit_numbers`,
+`au_arrays`), the onset/apex/offset policies (`check_frames`) and the header search of any
+label workbook (`read_sheet_table`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import dataclasses
 import pathlib
 import re
 from typing import Any
+
+import numpy as np
 
 from microexp.data.emotions import CASME2_EMOTIONS
 
@@ -115,14 +121,61 @@ def _parse_frame(value: Any) -> int | None:
   return None
 
 
+def check_frames(onset_cell: Any, apex_cell: Any, offset_cell: Any,
+                 where: str) -> tuple[tuple[int, int, int] | None, list[str]]:
+  """The onset/apex/offset policies of docs/data.md for one sheet row (every sheet).
+
+  Returns ((onset, apex, offset) or None when the row is dropped, report lines prefixed `where`).
+  """
+  onset, apex, offset = (_parse_frame(c) for c in (onset_cell, apex_cell, offset_cell))
+  if onset is None or offset is None:
+    return None, [f"{where}: dropped: onset {onset_cell!r} / offset {offset_cell!r} is not a "
+                  "frame number."]
+  if onset > offset:
+    return None, [f"{where}: dropped: onset {onset} > offset {offset}."]
+  if onset == offset:
+    return None, [f"{where}: dropped: onset == offset == {onset} (one frame has no motion)."]
+  midpoint = (onset + offset) // 2
+  report = []
+  if apex is None:
+    report.append(f"{where}: apex {apex_cell!r} not a frame number; set to the midpoint "
+                  f"{midpoint} of onset {onset} and offset {offset}.")
+    apex = midpoint
+  elif apex < onset or apex > offset:
+    report.append(f"{where}: apex {apex} outside onset..offset {onset}..{offset}; set to the "
+                  f"midpoint {midpoint}.")
+    apex = midpoint
+  elif apex == onset:
+    # An onset->apex flow would be zero: take the midpoint like a missing apex.
+    report.append(f"{where}: apex == onset == {apex}; set to the midpoint {midpoint} of "
+                  f"onset..offset {onset}..{offset}.")
+    apex = midpoint
+  elif apex == offset:
+    # onset->apex is non-degenerate; only apex->offset would be: kept as coded.
+    report.append(f"{where}: apex == offset == {apex}; kept (onset->apex motion is non-zero).")
+  return (onset, apex, offset), report
+
+
+# Separators between AUs in the sheets: '+', ',', the full-width comma, ';', '、', and spaces.
+_AU_SEPARATORS = r"[+,;\uff0c\u3001]+|(?<=[\d)])\s+(?=[A-Za-z]{0,2}\d)"
+# One AU token once normalised: optional side, the AU number, an optional FACS intensity letter.
+_AU_TOKEN = re.compile(
+    r"(?:AU)?\s*(?P<pre>[A-Z]{0,2}?)\s*(?:AU)?\s*(?P<num>\d+)(?:\.0+)?\s*(?P<post>[A-Z]{0,2})")
+SIDES = ("L", "R")  # left / right; other letters (FACS intensity A-E, 'U', 'T', 'B') are dropped
+
+
 def parse_action_units(value: Any) -> tuple[str, ...]:
-  """4 / 4.0 / '4+L10+R12' / '?' -> ('4',) / ('4',) / ('4', 'L10', 'R12') / ('?',)."""
+  """An AU cell split into its tokens, kept as written (one parser for every sheet).
+
+  4 / 4.0 / '4+L10+R12' / '?' / '1, 2' / 'AU4，AU7' -> ('4',) / ('4',) / ('4', 'L10', 'R12') /
+  ('?',) / ('1', '2') / ('AU4', 'AU7'). `action_unit_numbers` normalises the tokens.
+  """
   if value is None:
     return ()
   if isinstance(value, float) and value == int(value):
     value = int(value)
   units = []
-  for part in str(value).split("+"):
+  for part in re.split(_AU_SEPARATORS, str(value).strip()):
     part = part.strip()
     if re.fullmatch(r"\d+\.0+", part):  # '4.0' typed by Excel
       part = part.split(".")[0]
@@ -131,6 +184,68 @@ def parse_action_units(value: Any) -> tuple[str, ...]:
   return tuple(units)
 
 
+def normalize_action_unit(token: str, *, sides: bool = False) -> str | None:
+  """One AU token -> its number as a string, or None when it names no AU.
+
+  'AU4', '4', '4.0', '12(weak)', '12B' (FACS intensity), 'A1', 'B4', 'T12' -> '4', '4', '4', '12',
+  '12', '1', '4', '12'; 'L12', 'R12', 'AU12R', 'AU12L' -> '12', or 'L12' / 'R12' with `sides`;
+  '?', '', 'none', '/' -> None.
+  """
+  text = re.sub(r"\(.*?\)|\[.*?\]", "", str(token)).strip().upper()
+  m = _AU_TOKEN.fullmatch(text)
+  if m is None:
+    return None
+  side = next((c for c in m.group("pre") + m.group("post") if c in SIDES), "")
+  number = str(int(m.group("num")))
+  return f"{side}{number}" if sides and side else number
+
+
+def action_unit_numbers(value: Any, *, sides: bool = False) -> tuple[str, ...]:
+  """An AU cell (or parsed tokens) -> normalised AUs, unique, in numeric order.
+
+  '4+L10+R12' -> ('4', '10', '12'); with `sides` -> ('4', 'L10', 'R12'). Tokens naming no AU
+  ('?') are left out.
+  """
+  tokens = value if isinstance(value, (tuple, list)) else parse_action_units(value)
+  found = {a for a in (normalize_action_unit(t, sides=sides) for t in tokens) if a}
+  return tuple(sorted(found, key=_au_sort_key))
+
+
+def _au_sort_key(name: str) -> tuple[int, str]:
+  return int(re.sub(r"\D", "", name)), name
+
+
+def au_multi_hot(action_units, *, sides: bool = False,
+                 vocabulary=None) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Per-clip AU cells or token tuples -> (multi-hot float32 [N, A], AU names [A]).
+
+  `vocabulary` fixes the columns (e.g. a union over datasets); by default it is every AU present,
+  in numeric order ('1', '2', '4', ..., with `sides` 'L12' and 'R12' are columns of their own).
+  An AU outside a given vocabulary raises ValueError.
+  """
+  per_clip = [action_unit_numbers(a, sides=sides) for a in action_units]
+  if vocabulary is None:
+    vocabulary = sorted({a for aus in per_clip for a in aus}, key=_au_sort_key)
+  vocabulary = tuple(str(v) for v in vocabulary)
+  column = {a: i for i, a in enumerate(vocabulary)}
+  hot = np.zeros((len(per_clip), len(vocabulary)), np.float32)
+  for i, aus in enumerate(per_clip):
+    for a in aus:
+      if a not in column:
+        raise ValueError(f"AU {a!r} of clip {i} is not in the vocabulary {vocabulary}.")
+      hot[i, column[a]] = 1.0
+  return hot, vocabulary
+
+
+def au_arrays(action_units, *, sides: bool = False) -> dict[str, np.ndarray]:
+  """The loaders' AU arrays: {'au': float32 [N, A] multi-hot, 'au_names': str [N, A]}.
+
+  `au_names` repeats the column names on every row so that every array keeps a leading N (the
+  engine subsets arrays by rows).
+  """
+  hot, names = au_multi_hot(action_units, sides=sides)
+  return dict(au=hot, au_names=np.tile(np.array(names, dtype=str)[None], (len(hot), 1))
+              if names else np.zeros((len(hot), 0), dtype=str))
 
 
 def _format_filename(value: Any) -> str | None:
@@ -192,34 +307,11 @@ def parse_coding_sheet(path) -> tuple[list[ClipRecord], list[str]]:
                     f"(known: {', '.join(CASME2_EMOTIONS)}).")
       continue
 
-    onset, apex, offset = (_parse_frame(cell(f)) for f in ("onset", "apex", "offset"))
-    if onset is None or offset is None:
-      report.append(f"{where}: dropped: onset {cell('onset')!r} / offset {cell('offset')!r} "
-                    "is not a frame number.")
+    frames, notes = check_frames(*(cell(f) for f in ("onset", "apex", "offset")), where)
+    report.extend(notes)
+    if frames is None:
       continue
-    if onset > offset:
-      report.append(f"{where}: dropped: onset {onset} > offset {offset}.")
-      continue
-    if onset == offset:
-      report.append(f"{where}: dropped: onset == offset == {onset} (one frame has no motion).")
-      continue
-    midpoint = (onset + offset) // 2
-    if apex is None:
-      report.append(f"{where}: apex {cell('apex')!r} not a frame number; set to the midpoint "
-                    f"{midpoint} of onset {onset} and offset {offset}.")
-      apex = midpoint
-    elif apex < onset or apex > offset:
-      report.append(f"{where}: apex {apex} outside onset..offset {onset}..{offset}; set to the "
-                    f"midpoint {midpoint}.")
-      apex = midpoint
-    elif apex == onset:
-      # An onset->apex flow would be zero: take the midpoint like a missing apex.
-      report.append(f"{where}: apex == onset == {apex}; set to the midpoint {midpoint} of "
-                    f"onset..offset {onset}..{offset}.")
-      apex = midpoint
-    elif apex == offset:
-      # onset->apex is non-degenerate; only apex->offset would be: kept as coded.
-      report.append(f"{where}: apex == offset == {apex}; kept (onset->apex motion is non-zero).")
+    onset, apex, offset = frames
 
     key = (subject, filename)
     if key in seen:
@@ -233,3 +325,67 @@ def parse_coding_sheet(path) -> tuple[list[ClipRecord], list[str]]:
   if not records:
     raise CodingSheetError(f"{path}: no usable rows in sheet {SHEET_NAME!r}.")
   return records, report
+
+
+def _squash(value: Any) -> str:
+  """Header cell -> lower case without spaces or underscores ('Onset Frame' == 'onset_frame')."""
+  return re.sub(r"[\s_]+", "", str(value)).lower() if value is not None else ""
+
+
+def read_sheet_table(path, columns: dict[str, tuple[str, ...]], *, search_rows: int = 40,
+                     what: str = "label sheet") -> tuple[list[dict[str, Any]], list[str]]:
+  """Rows of the first worksheet holding a header with every required column (any sheet).
+
+  Args:
+    path: an .xlsx file.
+    columns: field -> accepted header names (matched without case, spaces or underscores); a
+      field whose names end with None is optional.
+    search_rows: rows searched for the header in each sheet.
+    what: the file's role, for messages.
+
+  Returns:
+    (rows as {field: cell} with the Excel row number under '_row', notes: where the header was).
+  """
+  import openpyxl  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{what} {path} does not exist.")
+  if path.suffix.lower() != ".xlsx":
+    raise CodingSheetError(f"{path}: only .xlsx {what}s can be read (openpyxl); open it in a "
+                           "spreadsheet program and save it as .xlsx next to the original.")
+  try:
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+  except Exception as e:  # openpyxl raises several types for a corrupt file.
+    raise CodingSheetError(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
+  required = {f: names for f, names in columns.items() if names[-1] is not None}
+  best = (0, None)
+  try:
+    for sheet in workbook.sheetnames:
+      rows = [tuple(r) for r in workbook[sheet].iter_rows(values_only=True)]
+      for r, row in enumerate(rows[:search_rows]):
+        names = [_squash(v) for v in row]
+        cols = {}
+        for field, options in columns.items():
+          hit = [names.index(_squash(o)) for o in options if o is not None and _squash(o) in names]
+          if hit:
+            cols[field] = hit[0]
+        if all(f in cols for f in required):
+          table = []
+          for i in range(r + 1, len(rows)):
+            cells = {f: rows[i][c] if c < len(rows[i]) else None for f, c in cols.items()}
+            if all(v is None or str(v).strip() == "" for v in cells.values()):
+              continue
+            table.append({**cells, "_row": i + 1})
+          notes = [] if r == 0 else [f"{path.name}: header found in sheet {sheet!r} row {r + 1}."]
+          return table, notes
+        found = sum(f in cols for f in required)
+        if found > best[0]:
+          best = (found, (sheet, r, [f for f in required if f not in cols]))
+  finally:
+    workbook.close()
+  detail = (f"; best match sheet {best[1][0]!r} row {best[1][1] + 1} lacks {best[1][2]}"
+            if best[1] else "")
+  raise CodingSheetError(
+      f"{path}: no header row with columns {[n[0] for n in required.values()]} in the first "
+      f"{search_rows} rows of any sheet{detail}.")

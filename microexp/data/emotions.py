@@ -59,8 +59,34 @@ SUBSETS = {
 }
 
 
+# --- CAS(ME)^3 part A and DFME (issue 14). Subset names carry the dataset's name so that they never
+# clash with CASME II's '7' / '5' / '3'.
+# CAS(ME)^3's 'emotion' column values (lower case), in the order of the stored 7-class label.
+CASME3_EMOTIONS = ("happy", "disgust", "fear", "anger", "sad", "surprise", "others")
+# DFME's seven emotions (its sheets' 'Emotion' column, lower case).
+DFME_EMOTIONS = ("happiness", "anger", "contempt", "disgust", "fear", "sadness", "surprise")
+# CAS(ME)^3 spells happiness / sadness 'happy' / 'sad': MEGC classes for them too.
+_MEGC_MAPPING.update({"happy": 1, "sad": 0})
+_CASME3_NEGATIVE = ("disgust", "fear", "anger", "sad")
+SUBSETS.update({
+    "casme3_7": ClassSubset("casme3_7", CASME3_EMOTIONS, _identity(CASME3_EMOTIONS)),
+    # The CAS(ME)^3 paper's 4 classes: negative, positive, surprise, others.
+    "casme3_4": ClassSubset(
+        "casme3_4", ("negative", "positive", "surprise", "others"),
+        {**dict.fromkeys(_CASME3_NEGATIVE, 0), "happy": 1, "surprise": 2, "others": 3}),
+    # The MEGC 3 classes ('others' dropped).
+    "casme3_3": ClassSubset("casme3_3", MEGC_CLASSES,
+                            {**dict.fromkeys(_CASME3_NEGATIVE, 0), "happy": 1, "surprise": 2}),
+    "dfme_7": ClassSubset("dfme_7", DFME_EMOTIONS, _identity(DFME_EMOTIONS)),
+    # MEGC-style 3 classes: anger, contempt, disgust, fear, sadness are negative.
+    "dfme_3": ClassSubset("dfme_3", MEGC_CLASSES, {
+        **dict.fromkeys(("anger", "contempt", "disgust", "fear", "sadness"), 0),
+        "happiness": 1, "surprise": 2}),
+})
+
+
 def get_subset(name: str | int) -> ClassSubset:
-  """Returns the class subset called `name` ('7', '5', '3' or 'megc')."""
+  """Returns the class subset called `name` ('7', '5', '3', 'megc', 'casme3_7', 'dfme_3', ...)."""
   key = str(name).lower()
   if key not in SUBSETS:
     raise ValueError(f"Unknown class subset {name!r}; choose one of {sorted(SUBSETS)}.")

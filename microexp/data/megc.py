@@ -25,6 +25,7 @@ import numpy as np
 
 from microexp import flow as flow_lib
 from microexp.data import casme2
+from microexp.data import coding_sheet
 from microexp.data import megc_flow
 from microexp.data import samm
 from microexp.data import smic
@@ -64,6 +65,7 @@ class CompositeClip:
   emotion: str  # MEGC class name
   onset_path: pathlib.Path
   apex_path: pathlib.Path
+  action_units: tuple[str, ...] = ()  # the sheet's AU tokens (SMIC: none)
 
 
 def find_dataset_dirs(root) -> dict[str, pathlib.Path]:
@@ -108,7 +110,8 @@ def list_composite(dirs: dict[str, pathlib.Path], *, gt_csv=None,
         continue
       clips.append(CompositeClip(name, subject, megc_flow.canonical_clip(name, r.filename),
                                  MEGC_CLASSES[label] if label >= 0 else "",
-                                 c.frame_paths[c.onset_index], c.frame_paths[c.apex_index]))
+                                 c.frame_paths[c.onset_index], c.frame_paths[c.apex_index],
+                                 r.action_units))
     if dropped:
       report.append(f"{name}: dropped (no MEGC class): {dropped}.")
   if gt_csv is not None:
@@ -147,8 +150,11 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
                     third_channel: str = "strain",
                     gt_csv=None, work_width: int = 256, workers: int | None = 1,
                     spot_method: str = "dis", flow_normalization: str = "per_clip",
-                    ) -> tuple[dict[str, np.ndarray], list[str]]:
-  """The MEGC2019 composite as arrays (see the module doc) and the report of every fix/drop."""
+                    au_sides: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+  """The MEGC2019 composite as arrays (see the module doc) and the report of every fix/drop.
+
+  `au` [N, A] / `au_names` [N, A]: the AUs of the CASME II and SAMM sheets (SMIC rows are zero).
+  """
   dirs = dirs or find_dataset_dirs(root)
   clips, report = list_composite(dirs, gt_csv=gt_csv, spot_method=spot_method)
   fn = functools.partial(_pair_flow, work_width=work_width, method=flow_method,
@@ -161,7 +167,8 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
       emotion=np.array([c.emotion for c in clips]),
       subject=np.array([f"{c.dataset}/{c.subject}" for c in clips]),
       dataset=np.array([c.dataset for c in clips]),
-      clip=np.array([c.clip for c in clips]))
+      clip=np.array([c.clip for c in clips]),
+      **coding_sheet.au_arrays([c.action_units for c in clips], sides=au_sides))
   return arrays, report + count_report(arrays["dataset"], arrays["subject"], arrays["emotion"])
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from typing import Any, Callable, Iterable, Mapping
 
+from absl import logging
 import numpy as np
 
 from microexp.registry import Registry
 
 # Modules whose import registers loaders (imported on first lookup).
-_MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc")
+_MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc", "microexp.loaders.casme3",
+            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic")
 _LOADERS = Registry("dataset", modules=_MODULES)
 
 Loader = Callable[..., dict[str, np.ndarray]]
@@ -69,8 +72,8 @@ def resolve_data_dir(dataset_config) -> pathlib.Path:
 def check_fields(dataset_config, loader: str, reads: Iterable[str]) -> None:
   """Refuses every set field of `config.dataset` that neither `loader` nor the engine reads.
 
-  A field counts as set unless it is absent, None or empty ({}): a silently dropped option would
-  let a run claim a setting it never used. The error names the field and what the loader reads.
+  A field counts as set unless it is absent, None, False (a switched-off flag such as `au_sides`)
+  or empty ({}): a silently dropped option would let a run claim a setting it never used. The error names the field and what the loader reads.
   """
   known = set(reads) | set(ENGINE_FIELDS)
   keys = dataset_config.keys() if hasattr(dataset_config, "keys") else vars(dataset_config)
@@ -83,7 +86,7 @@ def check_fields(dataset_config, loader: str, reads: Iterable[str]) -> None:
 
 
 def _empty(value) -> bool:
-  return value is None or (hasattr(value, "__len__") and len(value) == 0)
+  return value is None or value is False or (hasattr(value, "__len__") and len(value) == 0)
 
 
 def read_examples(builder, text_fields: Iterable[str]) -> list[dict[str, Any]]:
@@ -103,3 +106,28 @@ def read_examples(builder, text_fields: Iterable[str]) -> list[dict[str, Any]]:
     for k in text_fields:
       ex[k] = ex[k].decode() if isinstance(ex[k], bytes) else str(ex[k])
   return examples
+
+
+def prepare(builder, manual_dir, title: str, **prepare_kwargs):
+  """Builds a TFDS builder once from `manual_dir` (the Python `tfds build`); reuses a finished build.
+
+  `title` names the dataset in the log and in the error for a missing `manual_dir`.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  name = builder.builder_config.name
+  if builder.data_path.exists():
+    logging.info("%s %s: reusing %s", title, name, builder.data_path)
+    return builder
+  manual_dir = pathlib.Path(manual_dir).expanduser()
+  if not manual_dir.is_dir():
+    raise FileNotFoundError(
+        f"{title} manual_dir {manual_dir} does not exist. Set config.dataset.manual_dir to your "
+        f"copy (layouts: docs/data.md, docs/datasets.md), or config.dataset.synthetic=True.")
+  logging.info("%s %s: building from %s into %s ...", title, name, manual_dir, builder.data_path)
+  start = time.time()
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)),
+      **prepare_kwargs)
+  logging.info("%s %s: built in %.1f s.", title, name, time.time() - start)
+  return builder

@@ -24,7 +24,9 @@ from typing import Any, Mapping
 from absl import logging
 import numpy as np
 
+from microexp.data import coding_sheet
 from microexp.loaders import check_fields
+from microexp.loaders import prepare
 from microexp.loaders import field as _get
 from microexp.loaders import read_examples as _read_examples
 from microexp.loaders import register
@@ -34,7 +36,7 @@ SEQUENCE_MODES = ("pad", "apex_window", "ragged")
 # config.dataset fields this module's loader reads (any other set field is refused).
 FIELDS = {"casme2": ("representation", "synthetic", "synthetic_kwargs", "manual_dir", "data_dir",
                      "image_size", "flow_method", "flow_kwargs", "third_channel",
-                     "flow_normalization", "sequence", "workers")}
+                     "flow_normalization", "sequence", "workers", "au_sides")}
 
 
 def synthetic_root(data_dir, synthetic_kwargs: Mapping[str, Any] | None) -> pathlib.Path:
@@ -59,15 +61,13 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
   Returns:
     The prepared `Builder`.
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 
   kwargs = {} if file_format is None else dict(file_format=file_format)
   builder = cb.Builder(config=config, data_dir=os.fspath(data_dir), workers=workers, **kwargs)
-  if builder.data_path.exists():
-    logging.info("CASME II %s: reusing %s", builder.builder_config.name, builder.data_path)
-    return builder
-  from microexp.data import coding_sheet  # pylint: disable=g-import-not-at-top
+  if not builder.data_path.exists() and pathlib.Path(manual_dir).expanduser().is_dir():
+    coding_sheet.find_coding_sheet(pathlib.Path(manual_dir).expanduser())  # clear error: no sheet
+  return prepare(builder, manual_dir, "CASME II", **kwargs)
   manual_dir = pathlib.Path(manual_dir).expanduser()
   if not manual_dir.is_dir():
     raise FileNotFoundError(
@@ -137,7 +137,8 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
 
 @register("casme2")
 def load_casme2(dataset_config) -> dict[str, np.ndarray]:
-  """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip'}.
+  """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip', 'au',
+  'au_names'} (AUs: `coding_sheet.au_arrays`, L/R kept apart with `au_sides`).
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
@@ -186,6 +187,9 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       subject=np.array([e["subject"] for e in examples]),
       dataset=np.array(["casme2"] * len(examples)),
       clip=np.array([f"{e['subject']}/{e['filename']}" for e in examples]),
+      **coding_sheet.au_arrays([e["action_units"].split("+") if e["action_units"] else ()
+                                for e in examples],
+                               sides=bool(_get(dataset_config, "au_sides", False))),
   )
   if representation == "apex_flow":
     out["inputs"] = flow_lib.normalize_flows(np.stack([e["flow"] for e in examples]),

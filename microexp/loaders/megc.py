@@ -28,7 +28,7 @@ from microexp.loaders import resolve_data_dir
 # with them, so they are checked, not free. The release has no frames: no flow_kwargs, no workers.
 _RELEASE = ("representation", "synthetic", "manual_dir", "data_dir", "image_size", "gt_csv",
             "flow_method", "third_channel", "flow_normalization")
-FIELDS = {"megc2019_flow": _RELEASE, "megc2019": _RELEASE + ("flow_kwargs", "workers")}
+FIELDS = {"megc2019_flow": _RELEASE, "megc2019": _RELEASE + ("flow_kwargs", "workers", "au_sides")}
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -123,6 +123,7 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
       flow_kwargs=dict(field(config, "flow_kwargs", {})),
       third_channel=config.get("third_channel") or "strain", gt_csv=config.get("gt_csv"),
       flow_normalization=flow_lib.flow_normalization(config),
-      workers=field(config, "workers", 1 if config.get("synthetic") else None))
+      workers=field(config, "workers", 1 if config.get("synthetic") else None),
+      au_sides=bool(field(config, "au_sides", False)))
   _log(f"MEGC2019 composite from {root}:", report)
   return arrays

@@ -45,3 +45,37 @@ def test_tfds_build_command(manual_dir, tmp_path, config, feature, shape):
   example = source[0]
   assert np.asarray(example[feature]).shape[-3:] == shape
   assert example["subject"].decode() in {"sub01", "sub02"}
+
+
+# --- the apex-flow builders of issue 14: `tfds build tfds_casme2/<name> --manual_dir=...` ---------
+
+def _other_tree(name, root):
+  from microexp.data import synthetic_casme3, synthetic_dfme, synthetic_megc  # pylint: disable=g-import-not-at-top
+  return {
+      "casme3": lambda: synthetic_casme3.write_synthetic_casme3(root, num_subjects=2,
+                                                                clips_per_subject=2),
+      "dfme": lambda: synthetic_dfme.write_synthetic_dfme(root, num_subjects=(1, 1, 0),
+                                                          clips_per_subject=2),
+      "samm": lambda: synthetic_megc.write_synthetic_samm(root, num_subjects=2,
+                                                          clips_per_subject=2),
+      "smic": lambda: synthetic_megc.write_synthetic_smic(root, num_subjects=2,
+                                                          clips_per_subject=2),
+  }[name]()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,clips", [("casme3", 4), ("dfme", 4), ("samm", 5), ("smic", 4)])
+def test_tfds_build_command_other_datasets(tmp_path, name, clips):
+  assert _TFDS, "the `tfds` command is not installed (tensorflow-datasets provides it)"
+  manual = _other_tree(name, tmp_path / "manual")
+  data_dir = tmp_path / "tfds"
+  config = "apex_flow_dis_strain_28"
+  env = dict(os.environ, PYTHONPATH=str(_REPO))
+  result = subprocess.run(
+      [_TFDS, "build", str(_REPO / "tfds_casme2" / name), f"--manual_dir={manual}",
+       f"--config={config}", f"--data_dir={data_dir}"],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  source = tfds.data_source(f"{name}/{config}", data_dir=str(data_dir), split="train")
+  assert len(source) == clips
+  assert np.asarray(source[0]["flow"]).shape == (28, 28, 3)

@@ -1,0 +1,42 @@
+"""STSTNet on CAS(ME)^3 part A: 28x28 apex flow (u, v, optical strain), LOSO over its subjects.
+
+    main.py --config=configs/ststnet_casme3.py --workdir=workdirs/ststnet_casme3 \
+        --config.dataset.manual_dir=/data/casme3_partA
+    main.py --config=configs/ststnet_casme3.py:synthetic --workdir=/tmp/casme3_demo
+
+Classes: the 4 classes of the CAS(ME)^3 paper by default ('casme3_4': negative, positive,
+surprise, others); ':classes=7' -> 'casme3_7', ':classes=3' or ':classes=megc' -> 'casme3_3'.
+Frames are uncropped: the builder crops one face box per clip (docs/data.md).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import base
+from configs import common
+
+# base.parse_arg's class names -> CAS(ME)^3's subsets.
+CLASSES = {None: "casme3_4", "7": "casme3_7", "3": "casme3_3", "megc": "casme3_3"}
+
+
+def get_config(arg=None):
+  opts = base.parse_arg(arg)
+  config = base.get_config(opts)
+  common.apex_flow_dataset(config, opts, name="casme3", classes=CLASSES, synthetic_kwargs=dict(
+      num_subjects=6, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12), seed=0))
+  ds = config.dataset
+  ds.image_size = 28
+  ds.third_channel = "strain"
+  config.model.name = "ststnet"
+  config.model.kwargs = ml_collections.ConfigDict({"batch_norm": True, "dropout": 0.5})
+  t = config.train
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 100, 64, 5e-4, 0.01
+  t.augment.update({"flip_h": True, "crop": 2, "rotation": 8.0, "mixup": 0.2})
+  if opts.synthetic:
+    ds.synthetic = True
+    t.epochs, t.batch_size, t.warmup_epochs = 15, 16, 1.0
+    t.seeds, t.final_seeds = [0], [0]
+    t.augment.update({"crop": 2, "rotation": 0.0, "mixup": 0.0})
+    t.num_val_subjects = 2
+  return config

@@ -1,0 +1,246 @@
+"""The apex-flow TFDS builder shared by CAS(ME)^3, DFME, SAMM and SMIC-HS (see docs/tfds.md).
+
+A dataset builder lists its clips (`_list_clips(manual_dir) -> (clips, report)`, each a
+`FlowClip`: a stable key, the onset and apex frame files, metadata features); this base class
+reads each onset/apex pair, finds one face box on the onset frame when the frames are uncropped
+(`microexp.face.detect_face`, detectors haar -> skin -> center, the same box for the apex), and
+stores the onset->apex flow (`microexp.flow.apex_flow_image`, as the CASME II builder) with the
+two face crops. Configs are named like CASME II's apex_flow configs ('apex_flow',
+'apex_flow_dis_strain_28').
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+import os
+import pathlib
+from typing import Any, Iterator
+
+from absl import logging
+import cv2
+import numpy as np
+import tensorflow_datasets as tfds
+
+from microexp import face as face_lib
+from microexp import flow
+from microexp.data import casme2
+
+DETECTORS = ("haar", "skin", "center")
+# Uncropped frames are shrunk to this width before detection (SAMM is 2040 px wide).
+DETECT_WIDTH = 640
+# Face crops wider than this are shrunk before the flow (flow cost; the stored flow is small).
+WORK_WIDTH = 256
+
+
+@dataclasses.dataclass(eq=False)
+class ApexFlowConfig(tfds.core.BuilderConfig):
+  """Onset->apex flow at `image_size`; `flow_kwargs` as sorted (name, value) pairs."""
+
+  image_size: int = 224
+  flow_method: str = "farneback"
+  third_channel: str = "magnitude"
+  flow_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+def config_name(image_size: int, flow_method: str, third_channel: str,
+                flow_kwargs: dict[str, Any] | None = None) -> str:
+  """'apex_flow' for (224, farneback, magnitude), else 'apex_flow_<method>_<third>_<size>[_kw..]'."""
+  extras = [f"{k}{v}" for k, v in sorted((flow_kwargs or {}).items())]
+  if (image_size, flow_method, third_channel) == (224, "farneback", "magnitude") and not extras:
+    return "apex_flow"
+  return "_".join(["apex_flow", flow_method, third_channel, str(image_size)] + extras)
+
+
+def _new_config(dataset: str, image_size: int, flow_method: str, third_channel: str,
+                flow_kwargs: dict[str, Any] | None) -> ApexFlowConfig:
+  if flow_method not in flow.METHODS:
+    raise ValueError(f"Unknown flow method {flow_method!r}; choose one of {sorted(flow.METHODS)}.")
+  if third_channel not in flow.THIRD_CHANNELS:
+    raise ValueError(f"Unknown third channel {third_channel!r}; choose one of "
+                     f"{flow.THIRD_CHANNELS}.")
+  if int(image_size) < 8:
+    raise ValueError(f"image_size must be >= 8, got {image_size}.")
+  name = config_name(int(image_size), flow_method, third_channel, flow_kwargs)
+  return ApexFlowConfig(
+      name=name, description=f"{dataset}: onset->apex {flow_method} flow (u, v, {third_channel}) "
+      f"and the onset/apex face crops, {image_size}x{image_size}.", image_size=int(image_size),
+      flow_method=flow_method, third_channel=third_channel,
+      flow_kwargs=tuple(sorted((flow_kwargs or {}).items())))
+
+
+def builder_configs(dataset: str) -> list[ApexFlowConfig]:
+  """'apex_flow' first (the default), then every method x third channel at 224, 48, 28."""
+  configs = [_new_config(dataset, 224, "farneback", "magnitude", None)]
+  for method in sorted(flow.METHODS):
+    for third in flow.THIRD_CHANNELS:
+      for size in (224, 48, 28):
+        if (size, method, third) != (224, "farneback", "magnitude"):
+          configs.append(_new_config(dataset, size, method, third, None))
+  return configs
+
+
+def make_config(builder_cls, *, image_size: int | None = None, flow_method: str | None = None,
+                third_channel: str | None = None,
+                flow_kwargs: dict[str, Any] | None = None) -> ApexFlowConfig:
+  """The registered config of `builder_cls` with these parameters, else a new custom one."""
+  params = (int(image_size or 224), flow_method or "farneback", third_channel or "magnitude")
+  name = config_name(*params, flow_kwargs)
+  for config in builder_cls.BUILDER_CONFIGS:
+    if config.name == name:
+      return config
+  return _new_config(builder_cls.DATASET_TITLE, *params, flow_kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowClip:
+  """One clip for the builder: `key` unique and stable; `meta` the metadata features' values."""
+
+  key: str
+  onset_path: pathlib.Path
+  apex_path: pathlib.Path
+  meta: dict[str, Any]
+
+
+def pair_flow(onset_path, apex_path, *, crop_faces: bool, size: int, method: str,
+              third_channel: str, **flow_kwargs) -> dict[str, Any]:
+  """One clip's stored values.
+
+  Returns:
+    {'flow': float32 [S, S, 3], 'onset', 'apex': uint8 [S, S, 3] RGB face crops, 'face_box':
+    int32 [4] (x, y, w, h in the frame on disk; the whole frame when not cropping),
+    'face_detector': str}.
+  """
+  pair = casme2.read_frames([onset_path, apex_path])
+  height, width = pair.shape[1:3]
+  if crop_faces:
+    scale = min(1.0, DETECT_WIDTH / width)
+    small = pair[:1] if scale == 1 else np.stack(
+        [cv2.resize(pair[0], (round(width * scale), round(height * scale)),
+                    interpolation=cv2.INTER_AREA)])
+    found = face_lib.detect_face(small, num_frames=1, detectors=DETECTORS)
+    box = tuple(int(round(v / scale)) for v in found.box)
+    detector = found.detector
+  else:
+    box, detector = (0, 0, width, height), "none"
+  shrink = min(1.0, WORK_WIDTH / box[2])
+  work = (max(8, round(box[3] * shrink)), max(8, round(box[2] * shrink)))
+  faces = face_lib.crop(pair, box, work)
+  gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in faces]
+  result = flow.apex_flow_image(gray[0], gray[1], method=method, third_channel=third_channel,
+                                size=size, **flow_kwargs)
+  rgb = face_lib.crop(faces, (0, 0, work[1], work[0]), size)
+  return dict(flow=result.astype(np.float32), onset=rgb[0], apex=rgb[1],
+              face_box=np.asarray(box, np.int32), face_detector=detector)
+
+
+def _png(image: np.ndarray) -> bytes:
+  ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+  if not ok:
+    raise RuntimeError(f"PNG encoding failed for an image of shape {image.shape}.")
+  return data.tobytes()
+
+
+class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the apex-flow builders; a subclass sets the class attributes and `_list_clips`."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: apex_flow configs."}
+  DATASET_TITLE = ""  # 'CAS(ME)^3 part A'
+  EMOTIONS: tuple[str, ...] = ()
+  CROP_FACES = True  # frames on disk are uncropped: detect one face box per clip
+  HOMEPAGE = ""
+  CITATION = ""
+  MIN_CLIPS_FOR_WORKERS = 32
+
+  def __init__(self, *, workers: int | None = None, **kwargs):
+    """workers: processes for decoding and flow (None: all cores from 32 clips, else inline)."""
+    explicit_format = kwargs.get("file_format") is not None
+    super().__init__(**kwargs)
+    self._workers = workers
+    # array_record unless asked otherwise: random access without TensorFlow (tfds.data_source).
+    if not explicit_format and not self.info.splits:
+      self.info.set_file_format("array_record", override=True)
+
+  @abc.abstractmethod
+  def _list_clips(self, manual_dir: pathlib.Path) -> tuple[list[FlowClip], list[str]]:
+    """The dataset's clips and the reader's report."""
+
+  def _extra_features(self) -> dict[str, Any]:
+    """Dataset-specific metadata features (their values come in `FlowClip.meta`)."""
+    return {}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    s = self.builder_config.image_size
+    cfg = self.builder_config
+    features = dict(
+        subject=tfds.features.Text(doc="The dataset's own subject id."),
+        filename=tfds.features.Text(doc="Clip folder name as in the sheet."),
+        clip=tfds.features.Text(doc="Clip id, unique within the subject."),
+        onset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the onset used."),
+        apex_frame=tfds.features.Scalar(np.int32, doc="Frame number of the apex used."),
+        offset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the offset used."),
+        num_frames=tfds.features.Scalar(np.int32, doc="Frames onset..offset present on disk."),
+        fps=tfds.features.Scalar(np.float32, doc="Frame rate of the recording."),
+        action_units=tfds.features.Text(doc="The sheet's AU tokens joined by '+'."),
+        emotion=tfds.features.ClassLabel(names=self.EMOTIONS),
+        face_box=tfds.features.Tensor(shape=(4,), dtype=np.int32,
+                                      doc="Face box (x, y, w, h) in the frame on disk."),
+        face_detector=tfds.features.Text(doc="Detector that found the box ('none': no crop)."),
+        flow=tfds.features.Tensor(
+            shape=(s, s, 3), dtype=np.float32,
+            doc=f"Onset->apex {cfg.flow_method} flow: u, v (px of this {s}x{s} image), "
+            f"{cfg.third_channel}."),
+        onset=tfds.features.Image(shape=(s, s, 3), doc="Onset face crop, RGB."),
+        apex=tfds.features.Image(shape=(s, s, 3), doc="Apex face crop, RGB."),
+        **self._extra_features())
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict(features), supervised_keys=None,
+        homepage=self.HOMEPAGE, citation=self.CITATION)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    root = pathlib.Path(dl_manager.manual_dir)
+    try:
+      clips, report = self._list_clips(root)
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{e}\nExpected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
+    logging.info("%s at %s: %d clips kept; report:", self.DATASET_TITLE, root, len(clips))
+    for line in report:
+      logging.info("  %s", line)
+    return {"train": self._generate_examples(clips)}
+
+  def _generate_examples(self, clips) -> Iterator[tuple[str, dict[str, Any]]]:
+    cfg = self.builder_config
+    fn = functools.partial(pair_flow, crop_faces=self.CROP_FACES, size=cfg.image_size,
+                           method=cfg.flow_method, third_channel=cfg.third_channel,
+                           **dict(cfg.flow_kwargs))
+    workers = self._workers
+    if workers is None:
+      workers = (os.cpu_count() or 1) if len(clips) >= self.MIN_CLIPS_FOR_WORKERS else 1
+    workers = max(1, min(workers, len(clips)))
+    results = flow.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips), workers=workers)
+    detectors: dict[str, int] = {}
+    for i, (clip, result) in enumerate(zip(clips, results)):
+      detectors[result["face_detector"]] = detectors.get(result["face_detector"], 0) + 1
+      if (i + 1) % 50 == 0 or i + 1 == len(clips):
+        logging.info("%s %s: %d/%d clips; face boxes by detector %s.", self.DATASET_TITLE,
+                     cfg.name, i + 1, len(clips), detectors)
+      yield clip.key, dict(clip.meta, flow=result["flow"], onset=_png(result["onset"]),
+                           apex=_png(result["apex"]), face_box=result["face_box"],
+                           face_detector=result["face_detector"])
+
+
+def clip_meta(clip: casme2.Clip, *, clip_id: str, fps: float, **extra) -> dict[str, Any]:
+  """The common metadata features of a reader's `Clip`."""
+  r = clip.record
+  numbers = clip.frame_numbers or tuple(casme2.frame_number(p) for p in clip.frame_paths)
+  return dict(subject=r.subject, filename=r.filename, clip=clip_id,
+              onset_frame=numbers[clip.onset_index], apex_frame=numbers[clip.apex_index],
+              offset_frame=numbers[clip.offset_index], num_frames=len(numbers), fps=float(fps),
+              action_units="+".join(r.action_units), emotion=r.emotion, **extra)
+
+
+def flow_clip(clip: casme2.Clip, key: str, meta: dict[str, Any]) -> FlowClip:
+  return FlowClip(key=key, onset_path=clip.frame_paths[clip.onset_index],
+                  apex_path=clip.frame_paths[clip.apex_index], meta=meta)

@@ -1,0 +1,1 @@
+"""DFME TFDS builder (`dfme_dataset_builder.Builder`); see docs/tfds.md."""

@@ -1,0 +1,1 @@
+"""SAMM TFDS builder (`samm_dataset_builder.Builder`); see docs/tfds.md."""

@@ -1,0 +1,1 @@
+"""SMIC-HS TFDS builder (`smic_dataset_builder.Builder`); see docs/tfds.md."""
