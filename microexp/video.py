@@ -208,8 +208,8 @@ class SyntheticLongVideo:
 
 # (emotion, start s, duration s, intensity): four micro-expressions and one macro-expression
 # (a 2 s smile, 4x stronger: rise 0.5 s, hold 1 s, fall 0.5 s).
-DEFAULT_LONG_EVENTS = (("surprise", 1.2, 0.4, 1.6), ("happiness", 3.0, 0.4, 1.6),
-                       ("happiness", 5.0, 2.0, 6.0), ("disgust", 8.0, 0.35, 1.8),
+DEFAULT_LONG_EVENTS = (("surprise", 1.2, 0.4, 1.6), ("happiness", 3.0, 0.4, 2.6),
+                       ("happiness", 5.0, 2.0, 6.0), ("disgust", 8.0, 0.35, 2.4),
                        ("surprise", 10.0, 0.45, 1.6))
 MICRO_MAX_DURATION = 0.5  # s: the usual upper bound of a micro-expression
 
