@@ -40,10 +40,11 @@ LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 LEFT_EYE, RIGHT_EYE, CHIN = slice(36, 42), slice(42, 48), 8
 
 # Box from the landmarks in the levelled face, in units of the eye-to-chin distance D (eye midpoint
-# to chin, vertical): top 0.78 D above the eyes, bottom 0.09 D below the chin, width 1.55 D centred
+# to chin, vertical): top 0.82 D above the eyes, bottom 0.11 D below the chin, width 1.6 D centred
 # on the eye midpoint. Measured like the Haar expansion (microexp/face.py): dlib landmarks of 40
-# synthetic faces pasted at a known box (`benchmarks/face_found_rate.py --calibrate`).
-BOX_TOP, BOX_BOTTOM, BOX_WIDTH = 0.78, 0.09, 1.55
+# synthetic faces pasted at a known box, +-0.08 / 0.05 / 0.09 between faces
+# (`benchmarks/face_found_rate.py --calibrate`). Synthetic proportions: check on real crops.
+BOX_TOP, BOX_BOTTOM, BOX_WIDTH = 0.82, 0.11, 1.6
 
 # HOG detection runs on a copy at most this wide (SAMM frames are 2040 px); landmarks at full size.
 DETECT_WIDTH = 640

@@ -157,7 +157,8 @@ def write_synthetic_video(path: str | pathlib.Path, *, emotion: str = "happiness
   rng = np.random.default_rng(seed)
   face = synthetic.make_face(rng, face_size)
   # intensity 0: the neutral lead-in with the same jitter and noise as the expression.
-  lead = synthetic.render_clip(face, emotion, onset + 1, 1, 0.0, rng)[:onset]
+  lead = (synthetic.render_clip(face, emotion, onset + 1, 1, 0.0, rng)[:onset] if onset else
+          np.zeros((0,) + tuple(face_size) + (3,), np.uint8))
   clip = synthetic.render_clip(face, emotion, num_frames - onset, apex - onset, intensity, rng)
   faces = np.concatenate([lead, clip])
   frames, box = _paste(faces, frame_size, rng)
