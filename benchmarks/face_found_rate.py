@@ -1,4 +1,4 @@
-"""Prints face-found rates of the detectors and the landmark alignment's accuracy on synthetic faces.
+"""Prints the detectors' face-found rates and the landmark alignment's accuracy, synthetic faces.
 
   python benchmarks/face_found_rate.py [--faces=40] [--calibrate]
 

@@ -100,8 +100,8 @@ def hog_faces(frame: np.ndarray) -> list[face_lib.Box]:
   _, detector, _ = _dlib_models()
   height, width = frame.shape[:2]
   scale = min(1.0, DETECT_WIDTH / width)
-  small = frame if scale == 1.0 else cv2.resize(frame, (round(width * scale), round(height * scale)),
-                                                 interpolation=cv2.INTER_AREA)
+  small = frame if scale == 1.0 else cv2.resize(
+      frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
   pad = int(0.15 * max(small.shape[:2]))
   padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
   # Upsampling once finds faces down to ~40 px; only worth its cost on small frames.
@@ -141,7 +141,7 @@ def eye_angle(points: Landmarks) -> float:
 
 
 def landmark_box(points: Landmarks) -> face_lib.Box:
-  """Face box (x, y, w, h) from landmarks of a *levelled* face (see BOX_TOP, BOX_BOTTOM, BOX_WIDTH)."""
+  """Face box (x, y, w, h) from the landmarks of a *levelled* face (BOX_TOP, BOX_BOTTOM, ...)."""
   points = np.asarray(points, np.float64)
   left, right = eye_centres(points)
   eyes = (left + right) / 2
@@ -283,6 +283,6 @@ def align_clip(frames: np.ndarray, size: int | tuple[int, int], *, method: str =
 def align_pair(onset: np.ndarray, apex: np.ndarray, size: int | tuple[int, int], *,
                method: str = "landmarks",
                detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> tuple[np.ndarray, ...]:
-  """A builder's onset / apex frames [H, W, 3] -> aligned crops [size_h, size_w, 3] (onset's box)."""
+  """A builder's onset / apex frames [H, W, 3] -> aligned crops [size_h, size_w, 3] (onset box)."""
   crops, _ = align_clip(np.stack([onset, apex]), size, method=method, detectors=detectors)
   return crops[0], crops[1]

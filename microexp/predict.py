@@ -312,9 +312,9 @@ def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str |
 def _run_timeline(final, frames, fps, aligned, input_path, model, out) -> timeline_lib.Timeline:
   result = predict_timeline(final, frames, fps, aligned)
   print(timeline_lib.summary(result))
+  title = f"{pathlib.Path(input_path).name}: model {final.config['model']['name']}"
   paths = timeline_lib.write(result, out, {"input": str(input_path), "model": str(model),
-                                           "alignment": aligned.to_json()},
-                             f"{pathlib.Path(input_path).name}: model {final.config['model']['name']}")
+                                           "alignment": aligned.to_json()}, title)
   print(f"Wrote {paths[0]} and {paths[1]}")
   return result
 

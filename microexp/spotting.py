@@ -247,7 +247,7 @@ def spot_events(faces: np.ndarray, *, fps: float, max_duration: float = 0.5,
 def spot_intervals(faces: np.ndarray, *, fps: float, max_duration: float = 0.5,
                    threshold: float = 0.5, method: str = "farneback", stride: int = 1,
                    macro_guard: bool = True) -> tuple[list[Interval], np.ndarray, float]:
-  """`spot_events` as (micro-expression intervals sorted by onset, contrast curve [T], threshold)."""
+  """`spot_events` as (micro-expression intervals by onset, contrast curve [T], threshold)."""
   spotted = spot_events(faces, fps=fps, max_duration=max_duration, threshold=threshold,
                         method=method, stride=stride, macro_guard=macro_guard)
   return spotted.intervals, spotted.curve, spotted.level

@@ -16,7 +16,8 @@ FRAME = (288, 384)  # H, W
 
 def _scene(seed: int, angle: float = 0.0, face_size=(204, 168)):
   """A synthetic face pasted at (100, 40), the frame rotated by `angle` degrees (counter-clockwise)
-  about the frame centre; returns (frame [H, W, 3], 68 landmarks with the true eyes and chin, box)."""
+  about the frame centre; returns (frame [H, W, 3], 68 landmarks holding the true eyes and chin,
+  the pasted box)."""
   rng = np.random.default_rng(seed)
   f = synthetic.make_face(rng, face_size)
   frame = np.full(FRAME + (3,), 90, np.uint8)
