@@ -161,3 +161,35 @@ def test_predict_writes_a_timeline_for_a_long_recording(long_recording, tmp_path
   # A short clip still gets one onset/apex prediction; --timeline=always forces the timeline.
   assert timeline.is_long(planted.num_frames, planted.fps)
   assert not timeline.is_long(48, 30.0)
+
+
+def test_macro_guard_follows_the_frame_rate():
+  """The same two 15-frame movements: micro-expressions at 30 fps (0.23 s at half height), macro
+  movements when the recording is declared at 8 fps (0.9 s)."""
+  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  neutral = synthetic.make_face(rng, (80, 64))
+  frames = synthetic.render_clip(neutral, "happiness", 90, 1, 0.0, rng)
+  for apex in (25, 65):
+    # Rises to its apex and comes back (synthetic profile ends at 0.2 of the apex motion).
+    frames[apex - 7:apex + 8] = synthetic.render_clip(neutral, "surprise", 15, 7, 2.0, rng)
+  gray = spotting.to_gray(frames, None)
+  fast = spotting.spot_events(gray, fps=30)
+  assert len(fast.intervals) == 2 and not fast.macros
+  slow = spotting.spot_events(gray, fps=8)
+  assert not slow.intervals and len(slow.macros) == 2
+  assert all(m.offset - m.onset + 1 > 0.5 * 8 for m in slow.macros)
+  # The rise, the fall and the step back of each movement merge into one macro movement each.
+  assert [m.onset <= apex <= m.offset for m, apex in zip(slow.macros, (25, 65))] == [True, True]
+
+
+def test_a_still_recording_has_no_candidates():
+  """The noise floor: without it the relative threshold always finds a 'movement'."""
+  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  still = synthetic.render_clip(synthetic.make_face(rng, (80, 64)), "happiness", 90, 1, 0.0, rng)
+  gray = spotting.to_gray(still, None)
+  spotted = spotting.spot_events(gray, fps=30)
+  assert spotted.intervals == [] and spotted.macros == []
+  # The old rule (relative threshold only) takes noise peaks for candidates.
+  assert spotting.spot_events(gray, fps=30, noise_factor=0.0, macro_guard=False).intervals
