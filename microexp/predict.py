@@ -18,9 +18,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from microexp import align as align_lib
 from microexp import face as face_lib
 from microexp import flow as flow_lib
 from microexp import spotting
+from microexp import timeline as timeline_lib
 from microexp import video
 from microexp import workdir as workdir_lib
 
@@ -115,6 +117,7 @@ class Prediction:
   apex_crop: np.ndarray  # uint8 [H, W, 3]
   flow: np.ndarray  # float32 [H, W, 2] onset -> apex at crop resolution
   motion: np.ndarray  # [T] smoothed motion relative to the onset
+  alignment: align_lib.Alignment | None = None
 
   def to_json(self) -> dict:
     return {
@@ -124,12 +127,21 @@ class Prediction:
         "face_box": list(self.face.box), "face_detector": self.face.detector,
         "num_frames": self.num_frames, "fps": self.fps,
         "motion": [round(float(m), 5) for m in self.motion],
+        "alignment": self.alignment.to_json() if self.alignment else None,
     }
 
 
 def find_face(frames: np.ndarray, *, onset: int | None = None, apex: int | None = None,
               detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> face_lib.FaceBox:
   """Checks the clip and the given frames, then finds one face box (on the onset's frames)."""
+  return find_alignment(frames, onset=onset, apex=apex, detectors=detectors).face
+
+
+def find_alignment(frames: np.ndarray, *, onset: int | None = None, apex: int | None = None,
+                   detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS,
+                   alignment: str = "box") -> align_lib.Alignment:
+  """Checks the clip and the given frames, then aligns the face on the onset's frames
+  (`microexp.align`; `alignment` is model.json's, see `alignment_method`)."""
   frames = np.asarray(frames)
   if len(frames) < 2:
     raise ValueError(f"Need at least 2 frames (onset and apex), got {len(frames)}.")
@@ -138,18 +150,39 @@ def find_face(frames: np.ndarray, *, onset: int | None = None, apex: int | None 
       raise ValueError(f"--{name}={value} is outside the clip (frames 0..{len(frames) - 1}).")
   if onset is not None and apex is not None and onset >= apex:
     raise ValueError(f"--onset={onset} must come before --apex={apex}.")
-  return face_lib.detect_face(frames, start=onset or 0, detectors=detectors)
+  return align_lib.estimate(frames, method=alignment, start=onset or 0, detectors=detectors)
+
+
+def alignment_method(preprocessing: dict | None,
+                     detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> str:
+  """The alignment training used (model.json's `preprocessing.alignment`); 'box' when it records
+  none or when --detector names the box explicitly (e.g. 'none' for already-cropped input)."""
+  if tuple(detectors) != tuple(face_lib.DEFAULT_DETECTORS):
+    return "box"
+  return (preprocessing or {}).get("alignment") or align_lib.DEFAULT_PREDICT_ALIGNMENT
+
+
+def _recorded_preprocessing(model) -> dict | None:
+  """model.json's preprocessing read before the model (input errors come first); None if absent."""
+  try:
+    return json.loads((pathlib.Path(model) / "final" / "model.json").read_text())["preprocessing"]
+  except (OSError, ValueError, KeyError, TypeError):
+    return None  # load_final reports it
 
 
 def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.DEFAULT_FPS,
                    onset: int | None = None, apex: int | None = None,
-                   face: face_lib.FaceBox | None = None,
+                   face: align_lib.Alignment | face_lib.FaceBox | None = None,
                    detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
-  """Face, spotting, representation and model on frames uint8 [T, H, W, 3] RGB."""
+  """Face alignment, spotting, representation and model on frames uint8 [T, H, W, 3] RGB."""
   frames = np.asarray(frames)
-  face = face or find_face(frames, onset=onset, apex=apex, detectors=detectors)
+  if isinstance(face, face_lib.FaceBox):
+    face = align_lib.Alignment("box", 0.0, (0.0, 0.0), face, onset or 0)
+  aligned = face or find_alignment(frames, onset=onset, apex=apex, detectors=detectors,
+                                   alignment=alignment_method(final.preprocessing, detectors))
+  face = aligned.face
   method = final.preprocessing.get("flow_method") or "farneback"
-  crops = face_lib.crop(frames, face.box, _crop_size(final.preprocessing))
+  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing))
   gray = spotting.to_gray(crops, width=None)
   spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex, method=method)
   x = model_input(gray[spotted.onset], gray[spotted.apex], final.preprocessing)
@@ -160,7 +193,16 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
       spotted=onset is None or apex is None, face=face, num_frames=len(frames), fps=float(fps),
       onset_crop=crops[spotted.onset], apex_crop=crops[spotted.apex],
       flow=flow_lib.dense_flow(gray[spotted.onset], gray[spotted.apex], method),
-      motion=spotted.motion)
+      motion=spotted.motion, alignment=aligned)
+
+
+def predict_timeline(final: FinalModel, frames: np.ndarray, fps: float,
+                     aligned: align_lib.Alignment) -> timeline_lib.Timeline:
+  """A long recording: every spotted candidate classified (`microexp.timeline`)."""
+  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing))
+  pair = lambda onset, apex: classify(final, model_input(onset, apex, final.preprocessing))[0]
+  return timeline_lib.analyse(crops, fps, pair, final.class_names,
+                              method=final.preprocessing.get("flow_method") or "farneback")
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -229,17 +271,25 @@ def plot_prediction(prediction: Prediction, path: str | pathlib.Path, title: str
 
 def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str | pathlib.Path,
         onset: int | None = None, apex: int | None = None,
-        detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Prediction:
-  """The CLI: reads, predicts, prints and writes prediction.json / prediction.png under `out`."""
+        detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS, timeline: str = "auto",
+        ) -> Prediction | timeline_lib.Timeline:
+  """The CLI: reads, predicts, prints and writes prediction.json / prediction.png under `out`
+  (a long recording, or timeline='always': timeline.json / timeline.png, see microexp.timeline)."""
   # Input problems are reported before the (slower) model load.
   frames, fps = video.read_video(input_path)
   print(f"Read {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {fps:g} fps from "
         f"{input_path}")
-  face = find_face(frames, onset=onset, apex=apex, detectors=detectors)
+  aligned = find_alignment(frames, onset=onset, apex=apex, detectors=detectors,
+                           alignment=alignment_method(_recorded_preprocessing(model), detectors))
+  face = aligned.face
   print(f"Face found by the '{face.detector}' detector at x,y,w,h = {face.box} (on "
-        f"{face.num_detected} of the first frames)")
+        f"{face.num_detected} of the first frames); alignment '{aligned.method}', eye line "
+        f"rotated {aligned.angle:.1f} deg")
   final = load_final(model)
-  prediction = predict_frames(final, frames, fps=fps, onset=onset, apex=apex, face=face)
+  long = timeline_lib.is_long(len(frames), fps) and onset is None and apex is None
+  if timeline == "always" or (timeline == "auto" and long):
+    return _run_timeline(final, frames, fps, aligned, input_path, model, out)
+  prediction = predict_frames(final, frames, fps=fps, onset=onset, apex=apex, face=aligned)
   how = "spotted" if prediction.spotted else "given"
   print(f"Onset frame {prediction.onset}, apex frame {prediction.apex} ({how})")
   for name, p in sorted(prediction.probabilities.items(), key=lambda kv: -kv[1]):
@@ -255,6 +305,16 @@ def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str |
   return prediction
 
 
+def _run_timeline(final, frames, fps, aligned, input_path, model, out) -> timeline_lib.Timeline:
+  result = predict_timeline(final, frames, fps, aligned)
+  print(timeline_lib.summary(result))
+  title = f"{pathlib.Path(input_path).name}: model {final.config['model']['name']}"
+  paths = timeline_lib.write(result, out, {"input": str(input_path), "model": str(model),
+                                           "alignment": aligned.to_json()}, title)
+  print(f"Wrote {paths[0]} and {paths[1]}")
+  return result
+
+
 def main(argv: Sequence[str]) -> None:
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
@@ -266,7 +326,8 @@ def main(argv: Sequence[str]) -> None:
   detectors = [d.strip() for d in f.detector.split(",") if d.strip()]
   try:
     run(f.model, f.input, out=f.out or pathlib.Path(f.model) / "predictions" /
-        pathlib.Path(f.input).stem, onset=f.onset, apex=f.apex, detectors=detectors)
+        pathlib.Path(f.input).stem, onset=f.onset, apex=f.apex, detectors=detectors,
+        timeline=f.timeline)
   except face_lib.NoFaceError as e:
     raise SystemExit(f"error: {f.input}: {e}") from None
   except (video.VideoError, FileNotFoundError, ValueError) as e:
@@ -283,4 +344,7 @@ if __name__ == "__main__":
   flags.DEFINE_string("out", None, "Output folder (default WORKDIR/predictions/<input name>).")
   flags.DEFINE_string("detector", ",".join(face_lib.DEFAULT_DETECTORS),
                       f"Face detectors tried in order, comma-separated; one of {face_lib.names()}.")
+  flags.DEFINE_enum("timeline", "auto", ["auto", "always", "never"],
+                    f"Spot and classify every candidate (timeline.json/png): 'auto' for recordings "
+                    f"longer than {timeline_lib.LONG_RECORDING_S:g} s without --onset/--apex.")
   app.run(main)

@@ -538,6 +538,7 @@ def preprocessing_spec(ds, input_shape) -> dict:
           "third_channel": third, "channel_order": channels,
           "flow_normalization": flow_lib.flow_normalization(ds) if is_flow(ds) else None,
           "crop_size": training_crop_size(ds),
+          "alignment": ds.get("alignment"),  # microexp/align.py; predict repeats it
           "sequence": dict(ds.get("sequence", {}) or {}),
           "input_shape": list(input_shape)}
 
