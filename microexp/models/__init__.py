@@ -58,4 +58,4 @@ def _import_all():
 
 
 # One module per network; each registers itself on import.
-_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet")
+_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet", "htnet")
