@@ -27,9 +27,11 @@ import numpy as np
 
 from microexp import flow as flow_lib
 from microexp.data import casme2
+from microexp.data import face_regions
 from microexp.data import megc_flow
 from microexp.data import samm
 from microexp.data import smic
+from microexp.data import synthetic_hard
 from microexp.data import synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES, get_subset
 from microexp.data.registry import register
@@ -37,7 +39,7 @@ from microexp.data.registry import register
 # (clips, subjects) of MEGC2019's composite (combined_3class_gt.csv): 442 clips, 68 subjects.
 EXPECTED = {"casme2": (145, 24), "samm": (133, 28), "smic": (164, 16)}
 # Class counts (negative, positive, surprise) in the official CSV.
-EXPECTED_CLASSES = {"casme2": (88, 32, 25), "samm": (92, 26, 15), "smic": (70, 51, 43)}
+EXPECTED_CLASSES = synthetic_hard.CLASS_COUNTS
 # Folder names searched (case-insensitively) under the composite's manual_dir.
 FOLDERS = {"casme2": ("casme2", "casme ii", "casme_ii", "casmeii"), "samm": ("samm",),
            "smic": ("smic", "smic-hs", "smic_hs", "hs")}
@@ -84,8 +86,10 @@ def _log(title: str, lines) -> None:
 def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   """Precomputed release via the `megc2019_flow` TFDS builder (built once into data_dir).
 
-  config: `manual_dir` (the release folder), `data_dir`, `synthetic`, `image_size` (28 = native;
-  other sizes are resized), optional `gt_csv`.
+  config: `manual_dir` (the release folder), `data_dir`, `synthetic` (with optional
+  `synthetic_difficulty` 'easy' | 'hard'), `image_size` (28 = native; other sizes are resized),
+  optional `gt_csv`, `regions` ('none' | 'mosaic': inputs become HTNet's 2x2 mosaic of the facial
+  regions, docs/megc.md). Arrays add `region_centres` int32 [N, 4, 2].
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tfds_casme2.megc2019_flow import megc2019_flow_dataset_builder as builder_lib  # pylint: disable=g-import-not-at-top
@@ -97,8 +101,11 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
         "'per_clip', or the composite from frames (config.dataset.name='megc2019').")
   data_dir = _data_dir(config)
   if config.get("synthetic"):
-    manual_dir = synthetic_megc.write_synthetic_megc_flow(data_dir / "synthetic" / "megc2019_flow_raw")
-    data_dir = data_dir / "synthetic"
+    difficulty = config.get("synthetic_difficulty") or "easy"
+    suffix = "" if difficulty == "easy" else f"_{difficulty}"
+    manual_dir = synthetic_megc.write_synthetic_megc_flow(
+        data_dir / "synthetic" / f"megc2019_flow_raw{suffix}", difficulty=difficulty)
+    data_dir = data_dir / "synthetic" / difficulty if suffix else data_dir / "synthetic"
   elif config.get("manual_dir"):
     manual_dir = pathlib.Path(config.manual_dir).expanduser()
   else:
@@ -110,13 +117,20 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   source = builder.as_data_source(split="train")
   examples = [source[i] for i in range(len(source))]
   flows = np.stack([e["flow"] for e in examples]).astype(np.float32) * (2 / 255.0) - 1
+  centres = np.stack([e["region_centres"] for e in examples]).astype(np.int32)
+  regions = config.get("regions") or "none"
+  if regions == "mosaic":
+    flows = face_regions.region_mosaics(flows, centres)
+  elif regions != "none":
+    raise ValueError(f"megc2019_flow: regions={regions!r}; expected 'none' or 'mosaic'.")
   text = lambda key: np.array([e[key].decode() if isinstance(e[key], bytes) else str(e[key])
                                for e in examples])
   arrays = dict(
       inputs=flow_lib.normalize_flows(
           _resize(flows, int(config.get("image_size") or flows.shape[1])), "per_clip"),
       emotion=np.array([MEGC_CLASSES[int(e["label"])] for e in examples]),
-      subject=text("subject"), dataset=text("dataset"), clip=text("clip"))
+      subject=text("subject"), dataset=text("dataset"), clip=text("clip"),
+      region_centres=centres)
   _log(f"megc2019_flow from {manual_dir}:", count_report(
       arrays["dataset"], arrays["subject"], arrays["emotion"]))
   return arrays
