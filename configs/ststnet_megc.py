@@ -33,6 +33,8 @@ def megc_config(arg: str | None) -> ml_collections.ConfigDict:
   ds.flow_method = "tvl1"  # 'megc2019' (from frames) only; the release is TV-L1 already
   ds.third_channel = "strain"
   ds.gt_csv = ml_collections.FieldReference(None, field_type=str)
+  ds.regions = "none"  # 'mosaic': HTNet's 2x2 facial-region mosaic as inputs (docs/megc.md)
+  ds.synthetic_difficulty = "easy"  # 'hard': the calibrated hard synthetic release (docs/results.md)
 
   t = config.train
   t.protocol = "loso"

@@ -370,3 +370,18 @@ def load_region_centres(root, records, *, landmarker=None,
               + (f"; {len(missing)} without a crop (e.g. {missing[0]!r}) use the mean face."
                  if missing else ".")]
   return np.stack(centres).astype(np.int32), sources, report
+
+
+def flow_set_arrays(root, gt_csv=None) -> dict[str, np.ndarray]:
+  """The loader's arrays straight from a release folder, without TFDS (benchmarks, calibration):
+  inputs float32 [N, H, W, 3] (u, v, strain) min-max per clip to -1..1, emotion, subject, dataset,
+  clip. The registered loader (`megc2019_flow`) builds the same through the TFDS builder."""
+  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+
+  records, flows, _ = load_flow_set(root, gt_csv)
+  return dict(inputs=flow_lib.normalize_flows(flows.astype(np.float32) * (2 / 255.0) - 1,
+                                              "per_clip"),
+              emotion=np.array([MEGC_CLASSES[r.label] for r in records]),
+              subject=np.array([r.qualified_subject for r in records]),
+              dataset=np.array([r.dataset for r in records]),
+              clip=np.array([r.clip for r in records]))
