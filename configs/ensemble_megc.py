@@ -15,7 +15,7 @@ item 3). Until then this file only *describes* the ensemble, and `main.py` would
   `config.train.seeds`), averaged per clip with equal weights — weights tuned on the test subjects
   would leak, and equal weights need no tuning.
 - `tta.flip_h`: also average each member over the flow-aware horizontal mirror
-  (`microexp.models.tta.flip_tta`: mirror the image, negate u).
+  (`microexp.tta.flip_tta`: mirror the image, negate u).
 All members read the same whole-face inputs (`regions='none'`): HTNet crops the fixed mean-face
 regions itself (`regions=face_regions.MEAN_FACE_CENTRES`), since one array feeds every member.
 """
