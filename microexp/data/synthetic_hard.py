@@ -14,7 +14,8 @@ with, and each is drawn here (parameters in `HARD`, calibrated in docs/results.m
   per-clip min-max normalisation does not remove;
 - framing: the face's position and size in the crop vary per clip (face detectors and crops are
   never exact), which a pixel-wise classifier cannot absorb;
-- sensor noise and label noise (a fraction of the CSV labels replaced by another class).
+- sensor noise, and label noise (a fraction of the CSV labels replaced by another class; 0 in the
+  calibrated preset, see `HARD`).
 Only the onset and apex frames are rendered (the release holds onset->apex flow only).
 """
 
@@ -43,13 +44,16 @@ HARD = dict(
     keep_blob=0.7,  # probability that a subject uses each blob of a class's motion
     clip_intensity=(0.5, 1.3),  # per-clip intensity range
     weak={"negative": 0.6},  # class amplitude factors
-    head_rotation_deg=0.8,  # std of the onset->apex head rotation
+    head_rotation_deg=0.4,  # std of the onset->apex head rotation
     head_scale=0.01,  # std of the onset->apex head scale change
     head_shift_px=0.8,  # std of the onset->apex head shift (px, at the rendered size)
-    framing_shift=0.05,  # std of the face's offset in the crop, fraction of the crop side
+    framing_shift=0.08,  # std of the face's offset in the crop, fraction of the crop side
     framing_scale=0.05,  # std of the face's relative size in the crop
-    noise=4.0,  # sensor noise std (grey levels)
-    label_noise=0.1,  # fraction of labels replaced by another class
+    noise=6.0,  # sensor noise std (grey levels)
+    # Fraction of labels replaced by another class. Calibrated to 0: on the 150-clip calibration
+    # set every noise level tried (0.05, 0.1) with the rest pushed STSTNet below 0.6 or under
+    # logistic regression; raise it (hard_params) for larger sets.
+    label_noise=0.0,
 )
 
 
