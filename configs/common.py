@@ -26,6 +26,11 @@ def megc_config(arg: str | None) -> ml_collections.ConfigDict:
   ds.flow_method = "tvl1"  # 'megc2019' (from frames) only; the release is TV-L1 already
   ds.third_channel = "strain"
   ds.gt_csv = ml_collections.FieldReference(None, field_type=str)
+  # Release only ('megc2019_flow'; None = off, so the composite loader accepts the config):
+  # regions='mosaic': HTNet's 2x2 facial-region mosaic as inputs (docs/megc.md);
+  # synthetic_difficulty='hard': the calibrated hard synthetic release (docs/results.md).
+  ds.regions = ml_collections.FieldReference(None, field_type=str)
+  ds.synthetic_difficulty = ml_collections.FieldReference(None, field_type=str)
   # CASME II-only fields: the MEGC loaders refuse them (microexp/loaders/megc.py).
   del ds["sequence"]
   del ds["synthetic_kwargs"]

@@ -39,7 +39,8 @@ def test_every_method_has_a_config():
   assert set(CONFIGS) == {
       "resnet_loso", "resnet_split", "cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged",
       "cnn_lstm_flow", "flow_cnn", "ststnet_loso", "offapexnet_loso", "convlstm_loso",
-      "ststnet_megc", "offapexnet_megc", "resnet_megc", "ststnet_casme3", "ststnet_dfme"}
+      "ststnet_megc", "offapexnet_megc", "resnet_megc", "ststnet_casme3", "ststnet_dfme",
+      "htnet_megc", "ensemble_megc"}
 
 
 def input_shape(config, batch: int = 2) -> tuple[int, ...]:
@@ -80,10 +81,16 @@ def test_config_builds(name, arg):
 def test_model_gives_logits(name, arg):
   """The real and the synthetic model on the input shape of their own representation."""
   config = _get_config(name, arg)
+  # An ensemble config: every member reads the same inputs.
+  for member in config.ensemble.models if "ensemble" in config else (config.model,):
+    _check_logits(config, member)
+
+
+def _check_logits(config, model_config):
   k = emotions.get_subset(config.dataset.classes).num_classes
-  kwargs = engine._tuples(config.model.kwargs.to_dict())  # pylint: disable=protected-access
+  kwargs = engine._tuples(model_config.kwargs.to_dict())  # pylint: disable=protected-access
   kwargs.pop("weights", None)  # an initialiser only; the real file is not shipped
-  model = models.get(config.model.name, num_classes=k, dtype=jnp.float32, **kwargs)
+  model = models.get(model_config.name, num_classes=k, dtype=jnp.float32, **kwargs)
   shape = input_shape(config)
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   mask = jax.ShapeDtypeStruct(shape[:2], jnp.bool_) if len(shape) == 5 else None

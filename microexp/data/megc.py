@@ -29,12 +29,13 @@ from microexp.data import coding_sheet
 from microexp.data import megc_flow
 from microexp.data import samm
 from microexp.data import smic
+from microexp.data import synthetic_hard
 from microexp.data.emotions import MEGC_CLASSES, get_subset
 
 # (clips, subjects) of MEGC2019's composite (combined_3class_gt.csv): 442 clips, 68 subjects.
 EXPECTED = {"casme2": (145, 24), "samm": (133, 28), "smic": (164, 16)}
 # Class counts (negative, positive, surprise) in the official CSV.
-EXPECTED_CLASSES = {"casme2": (88, 32, 25), "samm": (92, 26, 15), "smic": (70, 51, 43)}
+EXPECTED_CLASSES = synthetic_hard.CLASS_COUNTS
 # Folder names searched (case-insensitively) under the composite's manual_dir.
 FOLDERS = {"casme2": ("casme2", "casme ii", "casme_ii", "casmeii"), "samm": ("samm",),
            "smic": ("smic", "smic-hs", "smic_hs", "hs")}

@@ -15,6 +15,10 @@ Quirks of the real files, each handled and reported (docs/megc.md):
 - the same folder holding per-subject pre-split copies `<subject>/u_train|u_test/<label>/...`:
   only the unsplit images are read; the split is always the engine's LOSO, never the folders.
 A CSV row without an image, or an image without a row, is an error listing all of them.
+
+Optional (HTNet's release): the apex face crops `combined_datasets_whole/<imagename>.jpg`
+(`imagename` column of the CSV; else `<subject>_<clip>.jpg`), from which `load_region_centres`
+finds the facial regions (`microexp.data.face_regions`); clips without a crop get the mean face.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ _HEADER_NAMES = {
     "clip": ("clip", "filename_o", "filename"),
     "label": ("label", "class"),
 }
+FACE_CROP_FOLDER = "combined_datasets_whole"
 
 
 class FlowSetError(ValueError):
@@ -53,6 +58,7 @@ class FlowRecord:
   subject: str
   clip: str
   label: int
+  imagename: str = ""  # the apex face crop's file name, when the CSV names it
 
   @property
   def key(self) -> tuple[str, str, str]:
@@ -133,6 +139,7 @@ def read_ground_truth(path) -> tuple[list[FlowRecord], list[str]]:
   cols = {}
   for field, accepted in _HEADER_NAMES.items():
     cols[field] = next((names.index(a) for a in accepted if a in names), None)
+  image_col = names.index("imagename") if "imagename" in names else None
   report = []
   if all(c is not None for c in cols.values()):
     body, first = rows[1:], 2
@@ -163,7 +170,8 @@ def read_ground_truth(path) -> tuple[list[FlowRecord], list[str]]:
                          f"{MEGC_CLASSES}.")
     if subject != cell("subject") or clip != cell("clip"):
       padded.add((cell("subject"), subject))
-    record = FlowRecord(dataset, subject, clip, label)
+    imagename = row[image_col].strip() if image_col is not None and image_col < len(row) else ""
+    record = FlowRecord(dataset, subject, clip, label, imagename)
     if record.key in seen:
       raise FlowSetError(f"{path}: lines {seen[record.key]} and {n} are the same clip "
                          f"{'/'.join(record.key)}.")
@@ -307,3 +315,73 @@ def load_flow_set(root, gt_csv=None) -> tuple[list[FlowRecord], np.ndarray, list
       by_shape.setdefault(f.shape, path.name)
     raise FlowSetError(f"Flow images in {folder} differ in size: {by_shape} (shape: example).")
   return records, np.stack(flows), report
+
+
+def find_face_crops(root) -> pathlib.Path | None:
+  """`root/combined_datasets_whole` (any case) if the release ships the apex face crops."""
+  root = pathlib.Path(root)
+  found = [p for p in root.iterdir() if p.is_dir() and p.name.lower() == FACE_CROP_FOLDER]
+  return found[0] if found else None
+
+
+def read_face_crop(path) -> np.ndarray:
+  """One apex face crop -> uint8 [H, W, 3] RGB."""
+  import cv2  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(path)
+  data = np.fromfile(path, np.uint8) if path.is_file() else None
+  image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+  if image is None:
+    raise FlowSetError(f"Cannot read face crop {path} (not a decodable image). Replace it, or "
+                       f"remove it to use the mean-face regions for that clip.")
+  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_region_centres(root, records, *, landmarker=None,
+                        size: int = 28) -> tuple[np.ndarray, list[str], list[str]]:
+  """HTNet's region centres per clip, from the apex face crops when the release has them.
+
+  Returns:
+    (centres int32 [N, 4, 2] (row, col) in the `size` flow, per-clip source ('mean_face' or the
+    landmarker's name), report lines).
+  """
+  from microexp.data import face_regions  # pylint: disable=g-import-not-at-top
+
+  landmarker = landmarker or face_regions.box_landmarks
+  folder = find_face_crops(root)
+  centres, sources, missing = [], [], []
+  for r in records:
+    path = None
+    if folder is not None:
+      names = [r.imagename] if r.imagename else []
+      names.append(f"{r.subject}_{r.clip}.jpg")
+      path = next((folder / n for n in names if (folder / n).is_file()), None)
+      if path is None:
+        missing.append(names[0])
+    c, source = face_regions.region_centres(
+        read_face_crop(path) if path is not None else None, landmarker=landmarker, size=size)
+    centres.append(c)
+    sources.append(source)
+  if folder is None:
+    report = [f"{root}: no {FACE_CROP_FOLDER}/ (apex face crops); HTNet regions are the mean "
+              "face's for every clip."]
+  else:
+    report = [f"{folder}: regions of {len(records) - len(missing)} clip(s) from their face crops"
+              + (f"; {len(missing)} without a crop (e.g. {missing[0]!r}) use the mean face."
+                 if missing else ".")]
+  return np.stack(centres).astype(np.int32), sources, report
+
+
+def flow_set_arrays(root, gt_csv=None) -> dict[str, np.ndarray]:
+  """The loader's arrays straight from a release folder, without TFDS (benchmarks, calibration):
+  inputs float32 [N, H, W, 3] (u, v, strain) min-max per clip to -1..1, emotion, subject, dataset,
+  clip. The registered loader (`megc2019_flow`) builds the same through the TFDS builder."""
+  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+
+  records, flows, _ = load_flow_set(root, gt_csv)
+  return dict(inputs=flow_lib.normalize_flows(flows.astype(np.float32) * (2 / 255.0) - 1,
+                                              "per_clip"),
+              emotion=np.array([MEGC_CLASSES[r.label] for r in records]),
+              subject=np.array([r.qualified_subject for r in records]),
+              dataset=np.array([r.dataset for r in records]),
+              clip=np.array([r.clip for r in records]))

@@ -24,9 +24,12 @@ import shutil
 import numpy as np
 
 from microexp.data import synthetic
+from microexp.data import synthetic_hard
 from microexp.data.emotions import MEGC_CLASSES
 
 COMPLETE_MARKER = ".complete"
+# (width, height) of the apex face crops of the HTNet release (combined_datasets_whole/).
+FACE_CROP_SIZE = (224, 224)
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
 SAMM_SUBJECTS = (6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 26, 28, 30,
                  31, 32, 33, 34, 35, 36, 37)
@@ -220,31 +223,57 @@ def _minmax_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def write_synthetic_megc_flow(root, *, num_subjects: tuple[int, int, int] = (4, 4, 3),
-                              clips_per_subject: int = 6, image_size: tuple[int, int] = (96, 80),
-                              size: int = 28, seed: int = 0, quirks: bool = True) -> pathlib.Path:
+                              clips_per_subject: int | None = None,
+                              image_size: tuple[int, int] = (96, 80), size: int = 28,
+                              seed: int = 0, quirks: bool = True, face_crops: bool = True,
+                              difficulty: str = "easy",
+                              hard_params: dict | None = None) -> pathlib.Path:
   """Writes a synthetic precomputed MEGC2019 flow release under `root`; returns root.
 
-  Files: `root/combined_3_class2_for_optical_flow.csv` and the unsplit PNGs in
-  `root/STSNet_whole_norm_u_v_os/`; with `quirks` the names carry a space before `.png`, the CSV
-  writes SAMM subjects unpadded ('6') and SMIC ids unpadded ('s1', 's1_ne_01'), and
-  `root/<subject>/u_train|u_test/<label>/` pre-split copies are added next to the images folder.
+  Files: `root/combined_3_class2_for_optical_flow.csv`, the unsplit PNGs in
+  `root/STSNet_whole_norm_u_v_os/` and, with `face_crops`, the 224x224 apex face crops the HTNet
+  release ships, `root/combined_datasets_whole/<imagename>.jpg` (the CSV's `imagename` column; the
+  crop has the flow's geometry: the whole rendered frame). With `quirks` the names carry a space
+  before `.png`, the CSV writes SAMM subjects unpadded ('6') and SMIC ids unpadded ('s1',
+  's1_ne_01'), and `root/<subject>/u_train|u_test/<label>/` pre-split copies are added.
+
+  difficulty: 'easy' (every subject has every class, round-robin, one motion per class: UF1 ~0.99)
+    or 'hard' (`microexp.data.synthetic_hard`: real per-dataset class shares, subject styles, weak
+    negatives, head motion, label noise; `hard_params` overrides fields of `synthetic_hard.HARD`).
+  clips_per_subject: clips of every subject ('easy', default 6); for 'hard' the mean clips per
+    subject of every dataset (default: the real means, 6.0 / 4.75 / 10.25).
   """
   import cv2  # pylint: disable=g-import-not-at-top
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
 
+  if difficulty not in ("easy", "hard"):
+    raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}.")
+  hard = {**synthetic_hard.HARD, **(hard_params or {})}
+  unknown = sorted(set(hard) - set(synthetic_hard.HARD))
+  if unknown:
+    raise ValueError(f"hard_params: unknown field(s) {unknown}; known: {sorted(synthetic_hard.HARD)}.")
   root = pathlib.Path(root)
   params = dict(kind="megc_flow", num_subjects=list(num_subjects),
                 clips_per_subject=clips_per_subject, image_size=list(image_size), size=size,
-                seed=seed, quirks=quirks)
+                seed=seed, quirks=quirks, face_crops=face_crops, difficulty=difficulty,
+                hard=hard if difficulty == "hard" else None)
   if _fresh(root, params):
     return root
   rng = np.random.default_rng(seed + 2)
   images = root / "STSNet_whole_norm_u_v_os"
   images.mkdir()
+  crops = root / "combined_datasets_whole"
+  if face_crops:
+    crops.mkdir()
   rows = []
   for dataset, n in zip(("casme2", "samm", "smic"), num_subjects):
-    for s, classes in enumerate(_class_plan(rng, n, clips_per_subject)):
+    if difficulty == "easy":
+      plan = _class_plan(rng, n, 6 if clips_per_subject is None else clips_per_subject)
+    else:
+      plan = synthetic_hard.class_plan(rng, dataset, n, clips_per_subject)
+    for s, classes in enumerate(plan):
       face = synthetic.make_face(rng, image_size)
+      style = synthetic_hard.subject_style(rng, hard) if difficulty == "hard" else None
       if dataset == "casme2":
         subject, csv_subject = f"sub{s + 1:02d}", f"sub{s + 1:02d}"
       elif dataset == "samm":
@@ -254,10 +283,21 @@ def write_synthetic_megc_flow(root, *, num_subjects: tuple[int, int, int] = (4, 
       if not quirks:
         csv_subject = subject
       for k, megc in enumerate(classes):
-        emotion = {"positive": "happiness", "surprise": "surprise"}.get(megc) or str(
-            rng.choice(_SMIC_NEGATIVE))
-        frames, apex = _clip(face, emotion, 10, rng)
-        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (frames[0], frames[apex])]
+        label = MEGC_CLASSES.index(megc)
+        if style is None:
+          emotion = {"positive": "happiness", "surprise": "surprise"}.get(megc) or str(
+              rng.choice(_SMIC_NEGATIVE))
+          frames, apex = _clip(face, emotion, 10, rng)
+          onset, apex_frame = frames[0], frames[apex]
+        else:
+          emotion = {"positive": "happiness", "surprise": "surprise"}.get(megc) or str(
+              rng.choice(synthetic_hard.NEGATIVE_EMOTIONS))
+          blobs = _EXTRA_MOTIONS.get(emotion) or synthetic.EMOTION_MOTIONS[emotion]
+          onset, apex_frame = synthetic_hard.render_pair(
+              face, synthetic_hard.styled_blobs(blobs, style, emotion, hard), megc, style, rng,
+              hard)
+          label = synthetic_hard.noisy_label(rng, label, hard)
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (onset, apex_frame)]
         uvs = flow_lib.apex_flow_image(*gray, method="farneback", third_channel="strain",
                                        size=size)
         clip = {"casme2": f"EP{k + 1:02d}_{s + 1:02d}", "samm": f"{subject}_{k + 1}_1",
@@ -267,14 +307,19 @@ def write_synthetic_megc_flow(root, *, num_subjects: tuple[int, int, int] = (4, 
           csv_clip = f"{csv_subject}{clip[3:]}"
         name = f"{subject}_{clip}{' ' if quirks else ''}.png"
         _encode(images / name, _minmax_uint8(uvs), ".png")  # RGB = (u, v, strain)
-        rows.append((dataset, csv_subject, csv_clip, MEGC_CLASSES.index(megc), name, subject))
+        imagename = f"{subject}_{csv_clip}.jpg"  # as the release: 's01_s1_ne_01.jpg'
+        if face_crops:
+          _encode(crops / imagename, cv2.resize(apex_frame, FACE_CROP_SIZE,
+                                                interpolation=cv2.INTER_AREA), ".jpg",
+                  (cv2.IMWRITE_JPEG_QUALITY, 90))
+        rows.append((dataset, csv_subject, csv_clip, label, name, subject, imagename))
   with open(root / "combined_3_class2_for_optical_flow.csv", "w") as f:
     f.write("dataset,sub,filename_o,label,apex,imagename,sub_filename\n")
-    for dataset, subject, clip, label, name, _ in rows:
-      f.write(f"{dataset},{subject},{clip},{label},,{name[:-4].strip()}.jpg,\n")
+    for dataset, subject, clip, label, _, _, imagename in rows:
+      f.write(f"{dataset},{subject},{clip},{label},,{imagename},\n")
   if quirks:  # LOSO pre-split copies, as in norm_u_v_os/<subject>/u_train|u_test/<label>/
     for test_subject in sorted({r[5] for r in rows}):
-      for _, _, _, label, name, subject in rows:
+      for _, _, _, label, name, subject, _ in rows:
         split = "u_test" if subject == test_subject else "u_train"
         dest = root / test_subject / split / str(label)
         dest.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from absl import logging
 import numpy as np
 
 from microexp import flow as flow_lib
+from microexp.data import face_regions
 from microexp.data import megc as megc_lib
 from microexp.data import synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES
@@ -28,7 +29,7 @@ from microexp.loaders import resolve_data_dir
 # with them, so they are checked, not free. The release has no frames: no flow_kwargs, no workers.
 _RELEASE = ("representation", "synthetic", "manual_dir", "data_dir", "image_size", "gt_csv",
             "flow_method", "third_channel", "flow_normalization")
-FIELDS = {"megc2019_flow": _RELEASE, "megc2019": _RELEASE + ("flow_kwargs", "workers", "au_sides")}
+FIELDS = {"megc2019_flow": _RELEASE + ("regions", "synthetic_difficulty"), "megc2019": _RELEASE + ("flow_kwargs", "workers", "au_sides")}
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -55,8 +56,10 @@ def _check_apex_flow(config, loader: str) -> None:
 def load_megc2019_flow(config) -> dict[str, np.ndarray]:
   """Precomputed release via the `megc2019_flow` TFDS builder (built once into data_dir).
 
-  config: `manual_dir` (the release folder), `data_dir`, `synthetic`, `image_size` (28 = native;
-  other sizes are resized), optional `gt_csv`; `flow_method` / `third_channel` must name the
+  config: `manual_dir` (the release folder), `data_dir`, `synthetic` (with optional
+  `synthetic_difficulty` 'easy' | 'hard'), `image_size` (28 = native; other sizes are resized),
+  optional `gt_csv`, `regions` ('none' | 'mosaic': inputs become HTNet's 2x2 mosaic of the facial
+  regions, docs/megc.md; arrays add `region_centres` int32 [N, 4, 2]); `flow_method` / `third_channel` must name the
   release's own flow ('tvl1', 'strain'), which predict recomputes; `flow_kwargs`, `workers`,
   `sequence` and `synthetic_kwargs` are refused (nothing to compute here).
   """
@@ -78,8 +81,11 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
         "'per_clip', or the composite from frames (config.dataset.name='megc2019').")
   data_dir = resolve_data_dir(config)
   if config.get("synthetic"):
-    manual_dir = synthetic_megc.write_synthetic_megc_flow(data_dir / "synthetic" / "megc2019_flow_raw")
-    data_dir = data_dir / "synthetic"
+    difficulty = field(config, "synthetic_difficulty", "easy")
+    suffix = "" if difficulty == "easy" else f"_{difficulty}"
+    manual_dir = synthetic_megc.write_synthetic_megc_flow(
+        data_dir / "synthetic" / f"megc2019_flow_raw{suffix}", difficulty=difficulty)
+    data_dir = data_dir / "synthetic" / difficulty if suffix else data_dir / "synthetic"
   elif config.get("manual_dir"):
     manual_dir = pathlib.Path(config.manual_dir).expanduser()
   else:
@@ -90,12 +96,19 @@ def load_megc2019_flow(config) -> dict[str, np.ndarray]:
       manual_dir=str(manual_dir)))
   examples = read_examples(builder, ("subject", "dataset", "clip"))
   flows = np.stack([e["flow"] for e in examples]).astype(np.float32) * (2 / 255.0) - 1
+  centres = np.stack([e["region_centres"] for e in examples]).astype(np.int32)
+  regions = field(config, "regions", "none")
+  if regions == "mosaic":
+    flows = face_regions.region_mosaics(flows, centres)
+  elif regions != "none":
+    raise ValueError(f"megc2019_flow: regions={regions!r}; expected 'none' or 'mosaic'.")
   text = lambda key: np.array([e[key] for e in examples])
   arrays = dict(
       inputs=flow_lib.normalize_flows(
           _resize(flows, int(config.get("image_size") or flows.shape[1])), "per_clip"),
       emotion=np.array([MEGC_CLASSES[int(e["label"])] for e in examples]),
-      subject=text("subject"), dataset=text("dataset"), clip=text("clip"))
+      subject=text("subject"), dataset=text("dataset"), clip=text("clip"),
+      region_centres=centres)
   _log(f"megc2019_flow from {manual_dir}:", megc_lib.count_report(
       arrays["dataset"], arrays["subject"], arrays["emotion"]))
   return arrays

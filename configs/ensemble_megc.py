@@ -1,0 +1,57 @@
+"""An ensemble of STSTNet, Off-ApexNet and HTNet on MEGC2019 (per-clip mean of probabilities).
+
+    main.py --config=configs/ensemble_megc.py --workdir=workdirs/ensemble_megc \
+        --config.dataset.manual_dir=/path/to/megc2019_flow_release
+
+NOT WIRED YET: the engine reads `config.ensemble` after the engine rewrite is merged (issue 11,
+item 3). Until then this file only *describes* the ensemble, and `main.py` would train
+`config.model` (the first member, STSTNet) alone.
+
+`config.ensemble`:
+- `models`: one entry per member, each a `ConfigDict(name, kwargs, train)`: the registered
+  model, its keyword arguments, and the `config.train` fields it overrides (its own recipe from
+  its own `configs/<name>_megc.py`). Any registered model may be added.
+- `combine='mean_probability'`: softmax of each member (each member itself a seed ensemble over
+  `config.train.seeds`), averaged per clip with equal weights — weights tuned on the test subjects
+  would leak, and equal weights need no tuning.
+- `tta.flip_h`: also average each member over the flow-aware horizontal mirror
+  (`microexp.tta.flip_tta`: mirror the image, negate u).
+All members read the same whole-face inputs (`regions='none'`): HTNet crops the fixed mean-face
+regions itself (`regions=face_regions.MEAN_FACE_CENTRES`), since one array feeds every member.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import htnet_megc
+from configs import offapexnet_megc
+from configs import ststnet_megc
+from microexp.data import face_regions
+
+_TRAIN_FIELDS = ("learning_rate", "weight_decay", "batch_size", "epochs", "warmup_epochs")
+
+
+def _member(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
+  """A member: its model and the training fields of its own config."""
+  return ml_collections.ConfigDict({
+      "name": config.model.name,
+      "kwargs": ml_collections.ConfigDict({**config.model.kwargs.to_dict(), **kwargs}),
+      "train": ml_collections.ConfigDict({f: config.train[f] for f in _TRAIN_FIELDS}),
+  })
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ststnet_megc.get_config(arg)
+  config.dataset.regions = "none"
+  config.ensemble = ml_collections.ConfigDict({
+      "models": (
+          _member(ststnet_megc.get_config(arg)),
+          _member(offapexnet_megc.get_config(arg)),
+          _member(htnet_megc.get_config(arg),
+                  regions=tuple(map(tuple, face_regions.MEAN_FACE_CENTRES.tolist()))),
+      ),
+      "combine": "mean_probability",
+      "tta": ml_collections.ConfigDict({"flip_h": True}),
+  })
+  return config
