@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from configs import base
 from configs import cnn_lstm_padded
 
 
 def get_config(arg=None):
+  base.refuse_thesis(base.parse_arg(arg), "convlstm_loso")
   config = cnn_lstm_padded.sequence_config(arg, mode="apex_window")
   config.model.name = "convlstm"
   config.model.kwargs = type(config.model.kwargs)({"stem_features": (16,),
