@@ -38,7 +38,7 @@ def test_every_method_has_a_config():
   assert set(CONFIGS) == {
       "resnet_loso", "resnet_split", "cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged",
       "cnn_lstm_flow", "flow_cnn", "ststnet_loso", "offapexnet_loso", "convlstm_loso",
-      "ststnet_megc", "offapexnet_megc", "resnet_megc"}
+      "ststnet_megc", "offapexnet_megc", "resnet_megc", "cnn_lstm_resnet"}
 
 
 def input_shape(config, batch: int = 2) -> tuple[int, ...]:
@@ -176,3 +176,11 @@ def test_thesis_presets():
   small = _get_config("resnet_loso", "thesis,synthetic,classes=thesis5")
   assert small.dataset.classes == "thesis5" and small.dataset.synthetic
   assert small.train.augment.flip_v and small.dataset.image_size < 224
+
+
+def test_cnn_lstm_resnet_names_the_imagenet_weights():
+  config = _get_config("cnn_lstm_resnet", "")
+  assert config.model.kwargs.frame_cnn == "resnet50" and config.model.kwargs.preprocess == "caffe"
+  assert config.model.weights == base.RESNET50_KERAS_WEIGHTS
+  assert not config.dataset.sequence.grayscale  # 3 channels for ImageNet weights
+  assert _get_config("cnn_lstm_resnet", "synthetic").model.weights is None
