@@ -27,16 +27,22 @@ Dtype = Any
 
 
 class SmallFrameCNN(nn.Module):
-  """`[N, H, W, C]` -> `[N, features[-1]]`: conv-BN-ReLU-pool blocks, then global average pooling."""
+  """`[N, H, W, C]` -> `[N, F]`: conv-BN-ReLU-pool blocks, then global pooling over space.
+
+  pool: 'mean' (F = features[-1]), 'max', or 'mean_max' (both concatenated, F = 2 features[-1]):
+  a movement in a small part of the face is diluted by the mean over the whole frame; the max
+  keeps it.
+  """
 
   features: Sequence[int] = (32, 64, 128)
+  pool: str = "mean"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     for f in self.features:
       x = layers.ConvBlock(f, dtype=self.dtype)(x, train=train, mask=mask)
-    return jnp.mean(x, axis=(1, 2))
+    return layers.global_pool(x, self.pool)
 
 
 class CNNLSTM(nn.Module):
@@ -47,6 +53,7 @@ class CNNLSTM(nn.Module):
     frame_cnn: 'small' (`SmallFrameCNN(frame_features)`) or 'resnet50'
       (`microexp.models.resnet.ResNetBackbone(**backbone_kwargs)`, imported only then).
     frame_features: conv widths of the small frame CNN.
+    frame_pool: the small frame CNN's global pooling ('mean', 'max', 'mean_max').
     backbone_kwargs: keyword arguments of the ResNet backbone (variant; a small `width` for tests).
     preprocess: the ResNet frame CNN's input convention ('none', or 'caffe' / 'torch' for ImageNet
       weights of the Keras / torchvision variant): frames in [0, 1] are scaled to 0..255 and
@@ -66,6 +73,7 @@ class CNNLSTM(nn.Module):
   num_classes: int
   frame_cnn: str = "small"
   frame_features: Sequence[int] = (32, 64, 128)
+  frame_pool: str = "mean"
   backbone_kwargs: Any = None
   preprocess: str = "none"
   lstm_features: Sequence[int] = (128,)
@@ -97,7 +105,8 @@ class CNNLSTM(nn.Module):
 
   def _frame_cnn(self) -> nn.Module:
     if self.frame_cnn == "small":
-      return SmallFrameCNN(tuple(self.frame_features), dtype=self.dtype, name="frame_cnn")
+      return SmallFrameCNN(tuple(self.frame_features), self.frame_pool, dtype=self.dtype,
+                           name="frame_cnn")
     if self.frame_cnn == "resnet50":
       return _ResNetFrames(dict(self.backbone_kwargs or {}), self.preprocess, dtype=self.dtype,
                            name="frame_cnn")

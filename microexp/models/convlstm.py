@@ -72,23 +72,12 @@ class ConvLSTM(nn.Module):
                                dtype=self.dtype)
       (_, last), h = layers.MaskedRNN(cell, self.time_loop, self.unroll, name=f"convlstm{i}")(
           h, mask)
-    y = _pool(last, self.head_pool)
+    y = layers.global_pool(last, self.head_pool)
     for f in self.dense_features:
       y = nn.Dropout(self.dropout, deterministic=not train)(y)
       y = nn.relu(nn.Dense(f, dtype=self.dtype)(y))
     y = nn.Dropout(self.dropout, deterministic=not train)(y)
     return nn.Dense(self.num_classes, dtype=self.dtype)(y).astype(jnp.float32)
-
-
-def _pool(h: jax.Array, how: str) -> jax.Array:
-  """[B, h, w, C] -> [B, C] ('mean', 'max') or [B, 2C] ('mean_max')."""
-  if how == "mean":
-    return jnp.mean(h, axis=(1, 2))
-  if how == "max":
-    return jnp.max(h, axis=(1, 2))
-  if how == "mean_max":
-    return jnp.concatenate([jnp.mean(h, axis=(1, 2)), jnp.max(h, axis=(1, 2))], axis=-1)
-  raise ValueError(f"convlstm: head_pool must be 'mean', 'max' or 'mean_max'; got {how!r}.")
 
 
 @models.register("convlstm")
