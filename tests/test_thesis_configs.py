@@ -90,3 +90,12 @@ def _num_frames(config, data_dir):
   builder = loading.build_casme2(root, data_dir / "synthetic" / root.name.split("-")[-1],
                                  builder_config)
   return [e["num_frames"] for e in loading.read_examples(builder)]
+
+
+def test_last_frame_padding_to_the_longest_clip():
+  seqs = [np.arange(1, t + 1, dtype=np.float32)[:, None, None, None] for t in (3, 5)]
+  x, mask = loading.pad_sequences(seqs, [1, 2], mode="pad", length=0, padding="last_frame")
+  assert x.shape[1] == 5  # the longest clip found
+  np.testing.assert_array_equal(x[0, :, 0, 0, 0], [1, 2, 3, 3, 3])  # the last frame repeated
+  np.testing.assert_array_equal(mask[0], [True, True, True, False, False])
+  np.testing.assert_array_equal(x[1, :, 0, 0, 0], [1, 2, 3, 4, 5])
