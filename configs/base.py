@@ -191,4 +191,6 @@ def thesis_sequences(config: ml_collections.ConfigDict) -> ml_collections.Config
   if not config.dataset.synthetic:
     config.dataset.image_size = THESIS_IMAGE_SIZE
   config.dataset.sequence.update({"grayscale": False, "subtract_onset": False})
+  if "frame_pool" in config.model.kwargs:
+    config.model.kwargs.frame_pool = "mean"  # a plain global average pooling, as Keras' CNNs
   return config

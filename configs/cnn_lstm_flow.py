@@ -2,8 +2,9 @@
 
 `:thesis` (docs/thesis.md): the flow of every frame against the first, the whole sequence unpadded
 (each clip its own length: 'ragged', masked), 224x224, happiness / surprise / repression
-(`classes=3`), no augmentation. Where the thesis is silent, Keras' defaults of its time (`base.keras_training`): Adam 1e-3, batch 32,
-a constant rate, no label smoothing, no class weights, one seed; epochs stay ours.
+(`classes=3`), no augmentation. Where the thesis is silent, Keras' defaults of its time
+(`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no class
+weights, one seed; epochs stay ours.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from configs import cnn_lstm_padded
 def get_config(arg=None):
   config = cnn_lstm_padded.sequence_config(arg, mode="apex_window",
                                            representation="flow_sequences", grayscale=False)
+  # Mean and max of the frame features over space: a movement in a small part of the face is
+  # diluted by the mean alone (layers.global_pool).
+  config.model.kwargs.frame_pool = "mean_max"
   opts = base.parse_arg(arg)
   if opts.thesis:
     base.keras_training(config)
+    config.model.kwargs.frame_pool = "mean"
     base.thesis_classes(config, opts, "3")
     if not opts.synthetic:
       config.dataset.image_size = base.THESIS_IMAGE_SIZE

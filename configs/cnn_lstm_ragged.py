@@ -2,8 +2,9 @@
 
 `:thesis` (docs/thesis.md): whole clips, each of its own length (padded to the longest found and
 masked, so the padding never changes the logits), 224x224 RGB, 7 classes (also run with
-`classes=thesis5`), no augmentation. Where the thesis is silent, Keras' defaults of its time (`base.keras_training`): Adam 1e-3, batch 32,
-a constant rate, no label smoothing, no class weights, one seed; epochs stay ours.
+`classes=thesis5`), no augmentation. Where the thesis is silent, Keras' defaults of its time
+(`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no class
+weights, one seed; epochs stay ours.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from configs import cnn_lstm_padded
 
 def get_config(arg=None):
   config = cnn_lstm_padded.sequence_config(arg, mode="ragged")
+  # Mean and max of the frame features over space: a movement in a small part of the face is
+  # diluted by the mean alone (layers.global_pool).
+  config.model.kwargs.frame_pool = "mean_max"
   opts = base.parse_arg(arg)
   if opts.thesis:
     base.thesis_sequences(config)

@@ -3,8 +3,9 @@
 `:thesis` (docs/thesis.md): apex flow u, v and their Euclidean norm at 224x224, random vertical and
 horizontal flips as Keras' `RandomFlip` (plain image flips: u and v keep their signs) and a random
 crop (a shift of up to 16 px; the thesis gives no size), 7 classes (second run:
-`classes=thesis5_m5`, without others and disgust). Where the thesis is silent, Keras' defaults of its time (`base.keras_training`): Adam 1e-3, batch 32,
-a constant rate, no label smoothing, no class weights, one seed; epochs stay ours.
+`classes=thesis5_m5`, without others and disgust). Where the thesis is silent, Keras' defaults of
+its time (`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no
+class weights, one seed; epochs stay ours.
 """
 
 from __future__ import annotations

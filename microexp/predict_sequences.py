@@ -4,8 +4,8 @@ trained on, around the spotted apex.
 The clip starts at the onset (frame 0 of the clip, as CASME II's onset..offset clips do), is
 cut to the trained length T around the apex (`loading.pad_sequences`, the loader's own windowing),
 and is made exactly as the TFDS builder and the loader made the training clips:
-- 'sequences': every frame resized to S x S (area interpolation), RGB or gray (`sequence.grayscale`),
-  in [0, 1], minus the onset frame with `sequence.subtract_onset`;
+- 'sequences': every frame resized to S x S (area interpolation), RGB or gray
+  (`sequence.grayscale`), in [0, 1], minus the onset frame with `sequence.subtract_onset`;
 - 'flow_sequences': the flow of the onset frame to every frame (`flow.clip_flow_images`, the
   recorded flow method / parameters / third channel), scaled by `flow_normalization` over the
   frames used (training scaled over the whole onset..offset clip; the video has no offset);

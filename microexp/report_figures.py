@@ -93,7 +93,8 @@ def plot_flow_sequence(flow: np.ndarray, path, title: str = "", max_frames: int 
   return pathlib.Path(path)
 
 
-def plot_flow_channels(flow: np.ndarray, path, channel_names: Sequence[str] = ("u", "v", "magnitude"),
+def plot_flow_channels(flow: np.ndarray, path,
+                       channel_names: Sequence[str] = ("u", "v", "magnitude"),
                        title: str = "") -> pathlib.Path:
   """Fig 9: the apex flow image [H, W, 3] channel by channel, side by side, each with its scale."""
   flow = np.asarray(flow, np.float32)
@@ -172,7 +173,8 @@ def dataset_samples(dataset: dict, clip: str | None = None) -> dict[str, Any]:
   Raises (FileNotFoundError, ValueError...) when the dataset cannot be read here.
   """
   if dataset.get("name", "casme2") != "casme2":
-    raise ValueError(f"sample figures read CASME II; this workdir trained on {dataset.get('name')!r}")
+    raise ValueError("sample figures read CASME II; this workdir trained on "
+                     f"{dataset.get('name')!r}")
   from microexp.data import loading  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 

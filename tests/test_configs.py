@@ -134,7 +134,8 @@ def test_thesis_is_refused_by_methods_the_thesis_did_not_run(name):
 def test_class_subsets_by_name_and_list():
   assert base.parse_arg("classes=Happiness+surprise+repression").classes == (
       "happiness+surprise+repression")
-  subset = emotions.get_subset(_get_config("flow_cnn", "classes=happiness+surprise").dataset.classes)
+  config = _get_config("flow_cnn", "classes=happiness+surprise")
+  subset = emotions.get_subset(config.dataset.classes)
   assert subset.class_names == ("happiness", "surprise")
   assert emotions.get_subset("thesis5").class_names == (
       "happiness", "surprise", "repression", "sadness", "disgust")

@@ -1,4 +1,5 @@
-"""main.py takes list-valued config overrides (`--config.train.seeds=[2]`), lists and tuples alike."""
+"""main.py takes list-valued config overrides (`--config.train.seeds=[2]`), lists and tuples
+alike."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_real_size_thesis_config_builds(name, data_dir):
 
 
 def _num_frames(config, data_dir):
-  """Each clip's frame count (onset..offset) as the TFDS dataset records it, in the loader's order."""
+  """Each clip's frame count (onset..offset) as the TFDS dataset records it, in loader order."""
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 
   ds = config.dataset

@@ -1,4 +1,5 @@
-"""Whole-sequence flips (one draw per clip, every frame alike) and the thesis's plain image flips."""
+"""Whole-sequence flips (one draw per clip, every frame alike) and the thesis's plain image
+flips."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_a_clip_is_flipped_whole(is_flow):
 
 
 def test_plain_flips_keep_the_flow_signs():
-  """flow_aware=False: Keras' RandomFlip on a flow image mirrors pixels and keeps u, v as they are."""
+  """flow_aware=False: Keras' RandomFlip on a flow image mirrors pixels, u and v keep their sign."""
   flow = np.random.default_rng(1).normal(size=(16, 6, 5, 3)).astype(np.float32)
   out = _augment(flow, _cfg(flip_h=True, flip_v=True, flow_aware=False), is_flow=True)
   seen = set()
