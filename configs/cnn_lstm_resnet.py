@@ -7,7 +7,8 @@ sequences. M2's input (6 RGB frames around the apex), LOSO.
 The frame CNN is the Keras ResNet50 (params under `frame_cnn/backbone`), frames scaled to 0..255
 and normalised the Keras way ('caffe'). `init` stays pure: the weights at `config.model.weights`
 go in afterwards, host side, through `microexp.models.cnn_lstm.load(variables, path,
-variant='keras')` (the engine calls it for models with `config.model.weights`). The backbone's
+variant='keras')`, which the engine is to call for models with `config.model.weights` (wired on
+the engine branch; until then this config trains the backbone from scratch). The backbone's
 BatchNorm computes its statistics over real frames only, so padding never leaks into them.
 Small batches of clips (8 x 6 frames = 48 images per step) and a lower learning rate than the
 small CNN-LSTM, as usual when fine-tuning ImageNet weights. `:synthetic` uses a reduced ResNet
