@@ -4,7 +4,8 @@
     python main.py --config=configs/resnet_loso.py:synthetic --workdir=workdirs/demo \
         --config.train.epochs=3
 
-Any config field can be overridden (`--config.train.seeds=[0,1]`). Rerunning a killed command
+Any config field can be overridden (`--config.train.epochs=50`, `--config.train.seeds='(0,1)'`;
+list-valued fields of your own configs take `'[0,1]'`). Rerunning a killed command
 resumes from its last checkpoint and ends with the same metrics as an uninterrupted run.
 
 Several hosts (one process per host, e.g. a TPU pod or a GPU cluster): pass `--multihost`; it calls
@@ -15,12 +16,35 @@ runs this same command; the fold mesh then spans all hosts' devices.
 
 from __future__ import annotations
 
+import ast
+
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
+
+
+class ListParser(flags.ArgumentParser):
+  """`--config.x='[0, 1]'` (or `'(0, 1)'`, or one value `0`) for list-valued config fields:
+  ml_collections parses tuples but refuses lists ("Type <class 'list'> is not supported")."""
+
+  def parse(self, argument):
+    if not isinstance(argument, str):
+      return list(argument)
+    try:
+      value = ast.literal_eval(argument)
+    except (SyntaxError, ValueError):
+      raise ValueError(f"Cannot read {argument!r} as a list; write e.g. '[0, 1]' or "
+                       "'[\"sub01\", \"sub02\"]'.") from None
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+  def flag_type(self):
+    return "list"
+
+
+config_flags.register_flag_parser_for_type(list, ListParser())
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and results.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (multi-host runs).")

@@ -2,14 +2,24 @@
 
     main.py --config=configs/resnet_loso.py:classes=3,synthetic
 
-`arg` is a comma-separated list: `classes=7|5|3|megc` and the flag `synthetic` (a small synthetic
-CASME II and a CPU-sized model/input, so that every config runs on CPU in minutes).
-Every field stays overridable on the command line (`--config.train.epochs=50`).
+`arg` is a comma-separated list of:
+- `classes=...`: a class subset of `microexp.data.emotions` — `7`, `5` (the CASME II paper's
+  standard five: happiness, surprise, disgust, repression, others), `3`, `megc`, `thesis5` (the
+  thesis's five: happiness, surprise, repression, sadness, disgust), `thesis5_m5` (its M5's
+  second run) — or emotions joined by '+' (`classes=happiness+surprise+repression`);
+- `synthetic`: a small synthetic CASME II and a CPU-sized model/input, so that every config runs on
+  CPU in minutes;
+- `thesis`: the thesis's own settings for its methods M1-M7 (docs/thesis.md); combines with the
+  other two (`:thesis,synthetic,classes=3`).
+Every field stays overridable on the command line (`--config.train.epochs=50`; lists as tuples,
+`--config.train.seeds='(0,1)'`).
 """
 
 from __future__ import annotations
 
 import ml_collections
+
+from microexp.data import emotions
 
 # Weights file the real ResNet configs name (Keras ImageNet notop file; not shipped, see
 # docs/training.md for where to put it).
@@ -17,19 +27,24 @@ RESNET50_KERAS_WEIGHTS = "data/weights/resnet50_weights_tf_dim_ordering_tf_kerne
 
 
 def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
-  """'classes=3,synthetic' -> ConfigDict(classes='3', synthetic=True)."""
+  """'classes=3,synthetic,thesis' -> ConfigDict(classes='3', synthetic=True, thesis=True)."""
   # classes=None: not given; each config family has its own default (CASME II: '5').
   opts = ml_collections.ConfigDict({"classes": ml_collections.FieldReference(None, field_type=str),
-                                    "synthetic": False})
+                                    "synthetic": False, "thesis": False})
+  expected = ("expected 'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
+              "by '+'), 'synthetic' and/or 'thesis'")
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.strip().partition("=")
-    if key == "classes" and value in ("7", "5", "3", "megc"):
-      opts.classes = value
-    elif key == "synthetic" and value in ("", "true", "True", "1"):
-      opts.synthetic = True
+    if key == "classes" and value:
+      try:
+        emotions.get_subset(value)
+      except ValueError as e:
+        raise ValueError(f"Unknown config argument {item!r} in {arg!r}: {e}") from None
+      opts.classes = value.lower()
+    elif key in ("synthetic", "thesis") and value in ("", "true", "True", "1"):
+      opts[key] = True
     else:
-      raise ValueError(f"Unknown config argument {item!r} in {arg!r}; expected "
-                       "'classes=7|5|3|megc' and/or 'synthetic'.")
+      raise ValueError(f"Unknown config argument {item!r} in {arg!r}; {expected}.")
   return opts
 
 
@@ -72,7 +87,7 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
   config.train = t = ml_collections.ConfigDict()
   t.protocol = "loso"
-  t.test_subjects = ["sub21", "sub22", "sub23", "sub24", "sub25", "sub26"]  # split only
+  t.test_subjects = ("sub21", "sub22", "sub23", "sub24", "sub25", "sub26")  # split only
   # 'last': fixed schedule, report the last epoch. 'val': choose the epoch on validation
   # subjects carved out of the training subjects (never the test subject).
   t.selection = "last"
@@ -87,14 +102,17 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.learning_rate = 1e-3
   t.weight_decay = 1e-4
   t.warmup_epochs = 2.0
+  # 'warmup_cosine' (warmup, then cosine decay to 0) | 'constant' (Keras' default; `:thesis`).
+  t.schedule = "warmup_cosine"
   t.grad_clip = 1.0
   t.label_smoothing = 0.1
   t.class_balanced = True
   t.augment = ml_collections.ConfigDict({
-      "flip_h": True, "flip_v": False, "crop": 8, "rotation": 0.0, "mixup": 0.0})
-  t.freeze = []  # top-level parameter names to freeze (e.g. ['backbone'])
-  t.seeds = [0, 1, 2]
-  t.final_seeds = [0, 1, 2]  # final all-subject models (a seed ensemble for prediction)
+      "flip_h": True, "flip_v": False, "crop": 8, "rotation": 0.0, "mixup": 0.0,
+      "flow_aware": True})
+  t.freeze = ()  # top-level parameter names to freeze (e.g. ('backbone',))
+  t.seeds = (0, 1, 2)
+  t.final_seeds = (0, 1, 2)  # final all-subject models (a seed ensemble for prediction)
   # 'auto': fold-parallel (vmapped folds) on GPU/TPU, sequential on CPU (~3x faster there).
   t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)  # or True / False
   t.fold_chunk = 0  # fold-parallel: jobs per chunk (0 = all); sequential runs one job at a time
@@ -114,9 +132,68 @@ def make_synthetic(config: ml_collections.ConfigDict, *, image_size: int, epochs
   config.dataset.sequence.length = min(config.dataset.sequence.length, 8)
   config.train.epochs = epochs
   config.train.warmup_epochs = 1.0
-  config.train.seeds = list(seeds)
-  config.train.final_seeds = list(seeds[:1])
+  config.train.seeds = tuple(seeds)
+  config.train.final_seeds = tuple(seeds[:1])
   config.train.augment.crop = max(1, image_size // 16)
-  config.train.test_subjects = [f"sub{num_subjects - 1:02d}", f"sub{num_subjects:02d}"]
+  config.train.test_subjects = (f"sub{num_subjects - 1:02d}", f"sub{num_subjects:02d}")
   config.train.num_val_subjects = 2
+  return config
+
+
+# ----------------------------------------------------------------------------------------------
+# `:thesis` (docs/thesis.md): what the thesis states, and Keras' defaults of its time where it is
+# silent.
+
+THESIS_IMAGE_SIZE = 224  # the thesis's frames and flow images: 224x224x3
+
+
+def keras_training(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Training where the thesis is silent: Keras' defaults of its time.
+
+  Adam (adamw without weight decay) at 1e-3, batch 32, a constant rate (`schedule='constant'`, no
+  warmup), no label smoothing, no class weights, no gradient clipping, no augmentation (the method
+  configs add the flips the thesis states), the last epoch reported, one seed. Epochs stay the
+  method's own unless the thesis states them (M7: 100).
+  """
+  t = config.train
+  t.optimizer, t.learning_rate, t.weight_decay, t.batch_size = "adamw", 1e-3, 0.0, 32
+  t.schedule, t.warmup_epochs = "constant", 0.0
+  t.label_smoothing, t.class_balanced, t.grad_clip = 0.0, False, 0.0
+  t.selection = "last"
+  t.seeds, t.final_seeds = (0,), (0,)
+  t.augment = ml_collections.ConfigDict({"flip_h": False, "flip_v": False, "crop": 0,
+                                         "rotation": 0.0, "mixup": 0.0, "flow_aware": True})
+  return config
+
+
+def keras_random_flip(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Keras' `RandomFlip('horizontal_and_vertical')`: plain image flips, flow signs untouched."""
+  config.train.augment.update({"flip_h": True, "flip_v": True, "flow_aware": False})
+  return config
+
+
+def thesis_classes(config: ml_collections.ConfigDict, opts: ml_collections.ConfigDict,
+                   default: str) -> ml_collections.ConfigDict:
+  """The method's thesis class set unless `classes=` was given."""
+  config.dataset.classes = opts.classes or default
+  return config
+
+
+def refuse_thesis(opts: ml_collections.ConfigDict, name: str) -> None:
+  """Configs of methods the thesis did not run have no `:thesis` variant."""
+  if opts.thesis:
+    raise ValueError(f"{name} is not one of the thesis's methods (M1-M7); `:thesis` applies to "
+                     "cnn_lstm_padded, cnn_lstm_apex, cnn_lstm_ragged, cnn_lstm_flow, flow_cnn, "
+                     "resnet_split and resnet_loso (docs/thesis.md).")
+
+
+def thesis_sequences(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """M1-M4 as the thesis ran them: 224x224 RGB frames (3-channel input), raw frames (not relative
+  to the onset), Keras' training defaults, no augmentation. `:synthetic` keeps its small input."""
+  keras_training(config)
+  if not config.dataset.synthetic:
+    config.dataset.image_size = THESIS_IMAGE_SIZE
+  config.dataset.sequence.update({"grayscale": False, "subtract_onset": False})
+  if "frame_pool" in config.model.kwargs:
+    config.model.kwargs.frame_pool = "mean"  # a plain global average pooling, as Keras' CNNs
   return config

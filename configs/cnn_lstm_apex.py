@@ -1,9 +1,24 @@
-"""Thesis method 2 (M2): CNN-LSTM on a fixed window of frames around the apex, LOSO."""
+"""Thesis method 2 (M2): CNN-LSTM on a fixed window of frames around the apex, LOSO.
+
+`:thesis` (docs/thesis.md): 6 frames around the apex, 224x224 RGB, 7 classes (the thesis also ran
+`classes=thesis5` and `classes=3`), no augmentation. Where the thesis is silent, Keras' defaults of
+its time (`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no
+class weights, one seed; epochs stay ours.
+"""
 
 from __future__ import annotations
 
+from configs import base
 from configs import common
 
 
 def get_config(arg=None):
-  return common.sequence_config(arg, mode="apex_window")
+  config = common.sequence_config(arg, mode="apex_window")
+  # Mean and max of the frame features over space: a movement in a small part of the face is
+  # diluted by the mean alone (layers.global_pool).
+  config.model.kwargs.frame_pool = "mean_max"
+  opts = base.parse_arg(arg)
+  if opts.thesis:
+    base.thesis_sequences(config)
+    base.thesis_classes(config, opts, "7")
+  return config

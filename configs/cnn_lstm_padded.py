@@ -1,7 +1,15 @@
-"""Thesis method 1 (M1): CNN-LSTM on whole grayscale clips padded to a fixed length, LOSO."""
+"""Thesis method 1 (M1): CNN-LSTM on whole grayscale clips padded to a fixed length, LOSO.
+
+`:thesis` (docs/thesis.md): whole clips padded to the longest clip found (141 frames on the real
+CASME II; computed from the data) by repeating the last frame, fed unmasked, 224x224 RGB frames, 7
+classes, the 20/6 subject split, no augmentation. Where the thesis is silent, Keras' defaults of
+its time (`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no
+class weights, one seed; epochs stay ours.
+"""
 
 from __future__ import annotations
 
+from configs import base
 from configs import common
 
 
@@ -12,4 +20,14 @@ def get_config(arg=None):
   # reads the real frames last.
   config.dataset.sequence.mask_padding = False
   config.dataset.sequence.padding = "pre"
+  # Mean and max of the frame features over space: a movement in a small part of the face is
+  # diluted by the mean alone (layers.global_pool).
+  config.model.kwargs.frame_pool = "mean_max"
+  opts = base.parse_arg(arg)
+  if opts.thesis:
+    base.thesis_sequences(config)
+    base.thesis_classes(config, opts, "7")
+    # length 0: the longest clip found; padded with copies of the clip's last frame.
+    config.dataset.sequence.update({"mode": "pad", "length": 0, "padding": "last_frame"})
+    config.train.protocol = "split"
   return config

@@ -15,6 +15,7 @@ from configs import base
 def megc_config(arg: str | None) -> ml_collections.ConfigDict:
   """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty."""
   opts = base.parse_arg(arg)
+  base.refuse_thesis(opts, "MEGC2019 configs")
   if opts.classes not in (None, "megc"):
     raise ValueError(f"MEGC2019 configs use classes=megc, got classes={opts.classes}.")
   opts.classes = "megc"
@@ -49,14 +50,14 @@ def megc_config(arg: str | None) -> ml_collections.ConfigDict:
   # 28x28 flow: a 2 px shift and 8 degrees are within a face's registration error.
   t.augment = ml_collections.ConfigDict({
       "flip_h": True, "flip_v": False, "crop": 2, "rotation": 8.0, "mixup": 0.2})
-  t.seeds = [0, 1, 2, 3, 4]
-  t.final_seeds = [0, 1, 2, 3, 4]
+  t.seeds = (0, 1, 2, 3, 4)
+  t.final_seeds = (0, 1, 2, 3, 4)
   if opts.synthetic:
     ds.synthetic = True
     t.epochs = 25
     t.warmup_epochs = 1.0
-    t.seeds = [0, 1]
-    t.final_seeds = [0]
+    t.seeds = (0, 1)
+    t.final_seeds = (0,)
     t.num_val_subjects = 2
   return config
 
@@ -113,6 +114,7 @@ def apex_flow_dataset(config: ml_collections.ConfigDict, opts, *, name: str, cla
                    synthetic_kwargs: dict) -> ml_collections.ConfigDict:
   """Points `config.dataset` at an apex-flow-only dataset (CAS(ME)^3, DFME): its class subsets and
   synthetic tree; `sequence` is removed (those loaders build apex flow only and refuse it)."""
+  base.refuse_thesis(opts, f"{name} configs")
   if opts.classes not in classes:
     raise ValueError(f"{name} configs take classes={sorted(k for k in classes if k)}, got "
                      f"classes={opts.classes}.")

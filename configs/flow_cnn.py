@@ -1,4 +1,12 @@
-"""Thesis method 5 (M5): a custom CNN on apex optical flow (u, v, magnitude), LOSO."""
+"""Thesis method 5 (M5): a custom CNN on apex optical flow (u, v, magnitude), LOSO.
+
+`:thesis` (docs/thesis.md): apex flow u, v and their Euclidean norm at 224x224, random vertical and
+horizontal flips as Keras' `RandomFlip` (plain image flips: u and v keep their signs) and a random
+crop (a shift of up to 16 px; the thesis gives no size), 7 classes (second run:
+`classes=thesis5_m5`, without others and disgust). Where the thesis is silent, Keras' defaults of
+its time (`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no
+class weights, one seed; epochs stay ours.
+"""
 
 from __future__ import annotations
 
@@ -24,4 +32,13 @@ def get_config(arg=None):
     config.model.kwargs.dropout = 0.2
     t.learning_rate, t.weight_decay = 3e-3, 1e-4
     t.augment.update({"crop": 3, "rotation": 0.0, "mixup": 0.0})
+  if opts.thesis:
+    crop = t.augment.crop
+    base.keras_training(config)
+    base.keras_random_flip(config)
+    base.thesis_classes(config, opts, "7")
+    t.augment.crop = crop
+    if not opts.synthetic:
+      config.dataset.image_size = base.THESIS_IMAGE_SIZE
+      t.augment.crop = 16
   return config

@@ -8,6 +8,13 @@ The real config loads `config.model.kwargs.weights` (Keras ImageNet notop file) 
 weight loader's missing-file error if it is absent. `:synthetic` uses a reduced ResNet (one
 bottleneck per stage, width 16, 64x64 input) so the demo runs on a CPU in minutes; without the
 weights file it trains from scratch and says so.
+
+`:thesis` is the thesis's M7 (docs/thesis.md): LOSO over the 26 subjects, 100 epochs, 3 classes
+(happiness, surprise, repression), predictions pooled over the folds; Keras ResNet50 with ImageNet
+weights and the printed head on 224x224 apex flow; vertical and horizontal flips as Keras'
+`RandomFlip` (plain image flips), nothing else. Where the thesis is silent, Keras' defaults of its
+time (`base.keras_training`): Adam 1e-3, batch 32, a constant rate, no label smoothing, no class
+weights, one seed. `:thesis,synthetic` keeps the reduced demo ResNet and its 12 epochs.
 """
 
 from __future__ import annotations
@@ -38,4 +45,11 @@ def get_config(arg=None):
     config.model.kwargs.variant = "torchvision"
     t.learning_rate, t.weight_decay, t.batch_size = 2e-3, 1e-4, 16
     t.augment.update({"rotation": 0.0, "mixup": 0.0})
+  if opts.thesis:
+    base.keras_training(config)
+    base.keras_random_flip(config)
+    base.thesis_classes(config, opts, "3")
+    if not opts.synthetic:
+      config.dataset.image_size = base.THESIS_IMAGE_SIZE
+      t.epochs = 100
   return config

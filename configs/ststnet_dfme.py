@@ -37,7 +37,7 @@ def get_config(arg=None):
   if opts.synthetic:
     ds.synthetic = True
     t.epochs, t.batch_size, t.warmup_epochs = 15, 16, 1.0
-    t.seeds, t.final_seeds = [0], [0]
+    t.seeds, t.final_seeds = (0,), (0,)
     t.augment.update({"crop": 2, "rotation": 0.0, "mixup": 0.0})
     t.num_val_subjects = 2
   return config

@@ -7,6 +7,7 @@ from configs import base
 
 def get_config(arg=None):
   opts = base.parse_arg(arg)
+  base.refuse_thesis(opts, "ststnet_loso")
   config = base.get_config(opts)
   config.dataset.representation = "apex_flow"
   config.dataset.image_size = 28

@@ -5,7 +5,8 @@
 Pipeline: read the frames (`microexp.video`) -> one face box for the clip (`microexp.face`, on the
 first frames) -> crop every frame to the training crop size -> spot the onset and apex
 (`microexp.spotting`; --onset / --apex override) -> the representation the model was trained on
-(`microexp.flow.apex_flow_image`, as the TFDS builder computes it) -> the model of WORKDIR/final
+(`microexp.flow.apex_flow_image`, as the TFDS builder computes it; frame or flow sequences around
+the apex for sequence models, `microexp.predict_sequences`) -> the model of WORKDIR/final
 -> class probabilities, `prediction.json` and `prediction.png` in --out.
 """
 
@@ -81,8 +82,8 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
   """
   representation = preprocessing.get("representation", "apex_flow")
   if representation != "apex_flow":
-    raise ValueError(f"Prediction supports models trained on 'apex_flow'; this one was trained on "
-                     f"{representation!r} (sequence models are not wired into predict yet).")
+    raise ValueError(f"model_input makes apex flow; this model was trained on {representation!r} "
+                     "(sequence inputs: microexp.predict_sequences.sequence_input).")
   x = flow_lib.apex_flow_image(onset, apex, method=preprocessing.get("flow_method", "farneback"),
                                third_channel=preprocessing.get("third_channel", "magnitude"),
                                size=int(preprocessing["image_size"]),
@@ -93,11 +94,24 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
   return x[None].astype(np.float32)
 
 
-def classify(final: FinalModel, x: np.ndarray) -> np.ndarray:
-  """Class probabilities [B, K] of model inputs x [B, ...] (inference mode, no dropout)."""
+def trained_input(preprocessing: dict, crops: np.ndarray, gray: np.ndarray, onset: int,
+                  apex: int) -> tuple[np.ndarray, np.ndarray | None]:
+  """(x [1, ...], mask [1, T] | None): the representation the model was trained on, from the face
+  crops uint8 [N, H, W, 3] and their gray [N, H, W]: apex flow, or a frame / flow sequence."""
+  from microexp import predict_sequences  # pylint: disable=g-import-not-at-top
+
+  if preprocessing.get("representation") in predict_sequences.SEQUENCE_REPRESENTATIONS:
+    return predict_sequences.sequence_input(crops, gray, onset, apex, preprocessing)
+  return model_input(gray[onset], gray[apex], preprocessing), None
+
+
+def classify(final: FinalModel, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+  """Class probabilities [B, K] of model inputs x [B, ...] (inference mode, no dropout); mask
+  [B, T] bool for clips."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  logits = final.module.apply(final.variables, x, train=False)
+  kwargs = {} if mask is None else {"mask": mask}
+  logits = final.module.apply(final.variables, x, train=False, **kwargs)
   return np.asarray(jax.nn.softmax(np.asarray(logits, np.float32), axis=-1))
 
 
@@ -185,8 +199,8 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
   crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing))
   gray = spotting.to_gray(crops, width=None)
   spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex, method=method)
-  x = model_input(gray[spotted.onset], gray[spotted.apex], final.preprocessing)
-  probs = classify(final, x)[0]
+  probs = classify(final, *trained_input(final.preprocessing, crops, gray, spotted.onset,
+                                         spotted.apex))[0]
   return Prediction(
       probabilities={n: float(p) for n, p in zip(final.class_names, probs)},
       label=final.class_names[int(np.argmax(probs))], onset=spotted.onset, apex=spotted.apex,

@@ -144,8 +144,13 @@ def _flatten(config: dict, prefix: str = "") -> list[tuple[str, object]]:
   return items
 
 
-def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = None) -> pathlib.Path:
-  """Writes report.md and its PNGs (default: WORKDIR/report/); returns the report.md path."""
+def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = None, *,
+                 dataset_figures: bool = True) -> pathlib.Path:
+  """Writes report.md and its PNGs (default: WORKDIR/report/); returns the report.md path.
+
+  dataset_figures: also the thesis's Table 1 and Figs 1, 8, 9 from the workdir's dataset
+  (`microexp.report_figures`; left out, with a note, when the dataset is not on this machine).
+  """
   workdir = pathlib.Path(workdir)
   results = load_results(workdir)
   out = pathlib.Path(out) if out else workdir / "report"
@@ -180,6 +185,10 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
                  "Mean over all seed/fold runs with the min-max band. Test curves are monitoring "
                  "only: nothing computed on a test subject feeds training or selection.", "",
                  "![history](history.png)", ""]
+  if dataset_figures:
+    from microexp import report_figures  # pylint: disable=g-import-not-at-top
+
+    sections += report_figures.thesis_sections(config, history, out)
   sections += ["## Config", "", "```"] + [f"{k} = {v!r}" for k, v in _flatten(config)] + ["```", ""]
   path = out / "report.md"
   path.write_text("\n".join(sections))

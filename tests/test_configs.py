@@ -28,6 +28,10 @@ ARGS = {c: (["", "synthetic", "classes=megc,synthetic"] if c in MEGC else
             ["", "synthetic", "classes=3,synthetic", "classes=7"] if c in OTHER else
             ["", "synthetic", "classes=3,synthetic", "classes=7", "classes=megc,synthetic"])
         for c in CONFIGS}
+THESIS = ["cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged", "cnn_lstm_flow", "flow_cnn",
+          "resnet_split", "resnet_loso"]
+for c in THESIS:
+  ARGS[c] += ["thesis", "thesis,synthetic", "thesis,classes=thesis5", "synthetic,thesis,classes=3"]
 CASES = [(c, a) for c in CONFIGS for a in ARGS[c]]
 
 
@@ -40,7 +44,7 @@ def test_every_method_has_a_config():
       "resnet_loso", "resnet_split", "cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged",
       "cnn_lstm_flow", "flow_cnn", "ststnet_loso", "offapexnet_loso", "convlstm_loso",
       "ststnet_megc", "offapexnet_megc", "resnet_megc", "ststnet_casme3", "ststnet_dfme",
-      "htnet_megc", "ensemble_megc"}
+      "htnet_megc", "ensemble_megc", "cnn_lstm_resnet"}
 
 
 def input_shape(config, batch: int = 2) -> tuple[int, ...]:
@@ -61,7 +65,7 @@ def test_config_builds(name, arg):
   assert config.dataset.synthetic == opts.synthetic
   if name in OTHER:
     assert config.dataset.classes == OTHER[name][1][opts.classes]
-  else:
+  elif not opts.thesis:  # `:thesis` picks the method's own thesis class set (test_thesis_presets)
     assert config.dataset.classes == ("megc" if name in MEGC else opts.classes or "5")
   assert config.train.fold_parallel == "auto"
   assert config.dataset.flow_normalization in ("per_clip", "none")
@@ -105,7 +109,8 @@ def _check_logits(config, model_config):
 @pytest.mark.parametrize("arg,match", [
     ("classes=4", "Unknown config argument 'classes=4'"),
     ("synthetic=no", "Unknown config argument 'synthetic=no'"),
-    ("fast", "expected 'classes=7|5|3|megc' and/or 'synthetic'"),
+    ("fast", "expected 'classes=<subset>'"),
+    ("classes=happiness+joy", r"unknown emotion\(s\) \['joy'\]"),
 ])
 @pytest.mark.parametrize("name", ["resnet_loso", "cnn_lstm_apex", "ststnet_megc"])
 def test_bad_args_give_a_clear_error(name, arg, match):
@@ -134,3 +139,65 @@ def test_sequence_methods_keep_their_path():
   assert m3.sequence.mode == "ragged" and m3.sequence.mask_padding
   assert m4.representation == "flow_sequences"
   assert not _get_config("cnn_lstm_padded", "").dataset.sequence.subtract_onset
+
+
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c not in THESIS])
+def test_thesis_is_refused_by_methods_the_thesis_did_not_run(name):
+  with pytest.raises(ValueError, match="not one of the thesis's methods"):
+    _get_config(name, "thesis")
+
+
+def test_class_subsets_by_name_and_list():
+  assert base.parse_arg("classes=Happiness+surprise+repression").classes == (
+      "happiness+surprise+repression")
+  config = _get_config("flow_cnn", "classes=happiness+surprise")
+  subset = emotions.get_subset(config.dataset.classes)
+  assert subset.class_names == ("happiness", "surprise")
+  assert emotions.get_subset("thesis5").class_names == (
+      "happiness", "surprise", "repression", "sadness", "disgust")
+  assert set(emotions.get_subset("thesis5_m5").class_names) == (
+      set(emotions.CASME2_EMOTIONS) - {"others", "disgust"})
+  # '5' keeps its meaning: the CASME II paper's five, 'others' included.
+  assert emotions.get_subset("5").class_names == (
+      "happiness", "surprise", "disgust", "repression", "others")
+
+
+def test_thesis_presets():
+  """What the thesis states, per method (docs/thesis.md), and Keras' defaults where it is silent."""
+  configs = {n: _get_config(n, "thesis") for n in THESIS}
+  for name, config in configs.items():
+    t = config.train
+    assert (t.optimizer, t.learning_rate, t.weight_decay, t.batch_size) == ("adamw", 1e-3, 0, 32)
+    assert (t.schedule, t.warmup_epochs, t.label_smoothing, t.class_balanced) == (
+        "constant", 0, 0, False), name
+    assert config.dataset.image_size == 224, name
+    assert t.augment.rotation == 0 and t.augment.mixup == 0, name
+  m1, m2, m3, m4 = (configs[n].dataset for n in THESIS[:4])
+  assert (m1.sequence.mode, m1.sequence.length, m1.sequence.padding) == ("pad", 0, "last_frame")
+  assert not m1.sequence.mask_padding and configs["cnn_lstm_padded"].train.protocol == "split"
+  for ds in (m1, m2, m3):
+    assert not ds.sequence.grayscale and not ds.sequence.subtract_onset  # 224x224x3 frames
+  assert (m2.sequence.mode, m2.sequence.length) == ("apex_window", 6)
+  assert m3.sequence.mode == "ragged" and m3.sequence.mask_padding
+  assert (m4.representation, m4.sequence.mode, m4.classes) == ("flow_sequences", "ragged", "3")
+  assert [configs[n].dataset.classes for n in THESIS] == ["7", "7", "7", "3", "7", "3", "3"]
+  for name in ("flow_cnn", "resnet_split", "resnet_loso"):  # Keras RandomFlip, vertical included
+    a = configs[name].train.augment
+    assert a.flip_h and a.flip_v and not a.flow_aware, name
+  assert configs["flow_cnn"].train.augment.crop > 0
+  m6, m7 = configs["resnet_split"].train, configs["resnet_loso"].train
+  assert m6.protocol == "split" and len(m6.test_subjects) == 6
+  assert (m7.protocol, m7.epochs) == ("loso", 100)
+  assert configs["resnet_loso"].model.kwargs.weights == base.RESNET50_KERAS_WEIGHTS
+  # `classes=` and `synthetic` combine with it.
+  small = _get_config("resnet_loso", "thesis,synthetic,classes=thesis5")
+  assert small.dataset.classes == "thesis5" and small.dataset.synthetic
+  assert small.train.augment.flip_v and small.dataset.image_size < 224
+
+
+def test_cnn_lstm_resnet_names_the_imagenet_weights():
+  config = _get_config("cnn_lstm_resnet", "")
+  assert config.model.kwargs.frame_cnn == "resnet50" and config.model.kwargs.preprocess == "caffe"
+  assert config.model.weights == base.RESNET50_KERAS_WEIGHTS
+  assert not config.dataset.sequence.grayscale  # 3 channels for ImageNet weights
+  assert _get_config("cnn_lstm_resnet", "synthetic").model.weights is None

@@ -37,6 +37,7 @@ SEQUENCE_MODES = ("pad", "apex_window", "ragged")
 FIELDS = {"casme2": ("representation", "synthetic", "synthetic_kwargs", "manual_dir", "data_dir",
                      "image_size", "flow_method", "flow_kwargs", "third_channel",
                      "flow_normalization", "sequence", "workers", "au_sides")}
+PADDINGS = ("post", "pre", "last_frame")
 
 
 def synthetic_root(data_dir, synthetic_kwargs: Mapping[str, Any] | None) -> pathlib.Path:
@@ -107,20 +108,21 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
   Args:
     sequences: list of [T_i, H, W, C] arrays.
     apex_indices: apex position in each clip.
-    mode: 'pad' (to `length`, or the longest clip if None; longer clips are cut to `length`
+    mode: 'pad' (to `length`, or the longest clip found if 0/None; longer clips are cut to `length`
       frames centred on the apex), 'apex_window' (`length` frames centred on the apex, required),
       'ragged' (to the longest clip; `length` ignored).
     length: T.
-    padding: 'post' (zeros after the real frames) or 'pre' (zeros before them, as Keras'
-      `pad_sequences` does by default: an LSTM then reads the real frames last).
+    padding: 'post' (zeros after the real frames), 'pre' (zeros before them, as Keras'
+      `pad_sequences` does by default: an LSTM then reads the real frames last) or 'last_frame'
+      (after the real frames, copies of the clip's last frame: the thesis's M1).
 
   Returns:
-    (x [N, T, H, W, C] zero-padded, mask [N, T] bool, True = real frame).
+    (x [N, T, H, W, C] padded, mask [N, T] bool, True = real frame).
   """
   if mode not in SEQUENCE_MODES:
     raise ValueError(f"Unknown sequence mode {mode!r}; choose one of {SEQUENCE_MODES}.")
-  if padding not in ("post", "pre"):
-    raise ValueError(f"Unknown sequence padding {padding!r}; choose 'post' or 'pre'.")
+  if padding not in PADDINGS:
+    raise ValueError(f"Unknown sequence padding {padding!r}; choose one of {PADDINGS}.")
   if mode == "apex_window" and not length:
     raise ValueError("sequence.mode='apex_window' needs sequence.length (e.g. 6).")
   longest = max(len(s) for s in sequences)
@@ -132,6 +134,8 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
     at = slice(t - (stop - start), t) if padding == "pre" else slice(0, stop - start)
     x[i, at] = seq[start:stop]
     mask[i, at] = True
+    if padding == "last_frame":
+      x[i, stop - start:] = seq[stop - 1]
   return x, mask
 
 
@@ -143,7 +147,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
   subtract_onset, mask_padding: False = every padded frame counts as real, mask all True,
-  padding: 'post' | 'pre'),
+  padding: 'post' | 'pre' | 'last_frame'),
   workers.
   """
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
@@ -208,6 +212,9 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
     out["inputs"], out["mask"] = pad_sequences(
         clips, [e["apex_index"] for e in examples], mode=mode, length=_get(sequence, "length"),
         padding=_get(sequence, "padding", "post"))
+    if mode == "pad" and not _get(sequence, "length"):
+      print(f"CASME II: clips padded to the longest clip found, {out['inputs'].shape[1]} frames "
+            f"({_get(sequence, 'padding', 'post')} padding).", flush=True)
     if not _get(sequence, "mask_padding", True):
       # M1: the padding frames are fed to the model as frames (no mask), as in the thesis.
       out["mask"] = np.ones_like(out["mask"])

@@ -2,12 +2,19 @@
 
 The per-frame CNN sees every frame of every clip as one batch (TimeDistributed: T folded into B);
 the LSTM reads the frame features in order and the head classifies its state at the last real frame.
+
+Transfer learning on sequences (the thesis's future work): `frame_cnn='resnet50'` runs a ResNet50
+backbone (`microexp.models.resnet.ResNetBackbone`, params under `frame_cnn/backbone`) on every
+frame; `load(variables, path)` puts the ImageNet weights there, host side, after a pure `init`
+(configs/cnn_lstm_resnet.py).
 """
 
 from __future__ import annotations
 
 import functools
 from typing import Any, Sequence
+
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -20,16 +27,22 @@ Dtype = Any
 
 
 class SmallFrameCNN(nn.Module):
-  """`[N, H, W, C]` -> `[N, features[-1]]`: conv-BN-ReLU-pool blocks, then global average pooling."""
+  """`[N, H, W, C]` -> `[N, F]`: conv-BN-ReLU-pool blocks, then global pooling over space.
+
+  pool: 'mean' (F = features[-1]), 'max', or 'mean_max' (both concatenated, F = 2 features[-1]):
+  a movement in a small part of the face is diluted by the mean over the whole frame; the max
+  keeps it.
+  """
 
   features: Sequence[int] = (32, 64, 128)
+  pool: str = "mean"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     for f in self.features:
       x = layers.ConvBlock(f, dtype=self.dtype)(x, train=train, mask=mask)
-    return jnp.mean(x, axis=(1, 2))
+    return layers.global_pool(x, self.pool)
 
 
 class CNNLSTM(nn.Module):
@@ -40,7 +53,11 @@ class CNNLSTM(nn.Module):
     frame_cnn: 'small' (`SmallFrameCNN(frame_features)`) or 'resnet50'
       (`microexp.models.resnet.ResNetBackbone(**backbone_kwargs)`, imported only then).
     frame_features: conv widths of the small frame CNN.
-    backbone_kwargs: keyword arguments of the ResNet backbone (e.g. a small `width` for tests).
+    frame_pool: the small frame CNN's global pooling ('mean', 'max', 'mean_max').
+    backbone_kwargs: keyword arguments of the ResNet backbone (variant; a small `width` for tests).
+    preprocess: the ResNet frame CNN's input convention ('none', or 'caffe' / 'torch' for ImageNet
+      weights of the Keras / torchvision variant): frames in [0, 1] are scaled to 0..255 and
+      normalised as the checkpoint expects (`weights.preprocessing.preprocess`).
     lstm_features: hidden sizes of stacked LSTM layers.
     dense_features: hidden sizes of the head before the output layer.
     dropout: dropout rate before each head layer (not inside the frame CNN: a dropout mask drawn
@@ -49,14 +66,16 @@ class CNNLSTM(nn.Module):
     dtype: compute dtype; parameters stay float32.
 
   Padded frames (mask False) are zeroed before the frame CNN, excluded from its BatchNorm batch
-  statistics, and leave the LSTM state unchanged, so they never change the logits. The ResNet
-  backbone's BatchNorm takes no mask: in training its batch statistics include padded frames.
+  statistics (the ResNet backbone's too: every BatchNorm inside it gets the frame mask), and leave
+  the LSTM state unchanged, so they never change the logits.
   """
 
   num_classes: int
   frame_cnn: str = "small"
   frame_features: Sequence[int] = (32, 64, 128)
+  frame_pool: str = "mean"
   backbone_kwargs: Any = None
+  preprocess: str = "none"
   lstm_features: Sequence[int] = (128,)
   dense_features: Sequence[int] = (64,)
   dropout: float = 0.5
@@ -86,27 +105,84 @@ class CNNLSTM(nn.Module):
 
   def _frame_cnn(self) -> nn.Module:
     if self.frame_cnn == "small":
-      return SmallFrameCNN(tuple(self.frame_features), dtype=self.dtype, name="frame_cnn")
+      return SmallFrameCNN(tuple(self.frame_features), self.frame_pool, dtype=self.dtype,
+                           name="frame_cnn")
     if self.frame_cnn == "resnet50":
-      return _ResNetFrames(dict(self.backbone_kwargs or {}), dtype=self.dtype, name="frame_cnn")
+      return _ResNetFrames(dict(self.backbone_kwargs or {}), self.preprocess, dtype=self.dtype,
+                           name="frame_cnn")
     raise ValueError(f"cnn_lstm: frame_cnn must be 'small' or 'resnet50'; got {self.frame_cnn!r}.")
 
 
 class _ResNetFrames(nn.Module):
-  """Adapts `ResNetBackbone` to the frame-CNN call; its BatchNorm takes no frame mask."""
+  """Adapts `ResNetBackbone` to the frame-CNN call: `x [N, H, W, C]`, `mask [N]` -> `[N, F]`.
+
+  The backbone's BatchNorm layers take no mask argument; `nn.intercept_methods` hands each of them
+  the frame mask, so their batch statistics (and the running averages they update) are computed
+  over real frames only.
+  """
 
   backbone_kwargs: Any
+  preprocess: str = "none"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
-    del mask
     from microexp.models import resnet  # pylint: disable=g-import-not-at-top
+    from microexp.models.weights import preprocessing  # pylint: disable=g-import-not-at-top
 
-    feats = resnet.ResNetBackbone(**self.backbone_kwargs, dtype=self.dtype, name="backbone")(
-        x, train=train)
+    if self.preprocess != "none":
+      x = preprocessing.preprocess(x * 255.0, self.preprocess)
+    backbone = resnet.ResNetBackbone(**self.backbone_kwargs, dtype=self.dtype, name="backbone")
+    if mask is None:
+      feats = backbone(x, train=train)
+    else:
+      with nn.intercept_methods(_masked_batch_norm(mask)):
+        feats = backbone(x, train=train)
     # A backbone that returns a feature map is pooled here; one that pools already is left alone.
     return jnp.mean(feats, axis=(1, 2)) if feats.ndim == 4 else feats
+
+
+def _masked_batch_norm(mask: jax.Array):
+  """An interceptor giving every `nn.BatchNorm` call the row mask `[N]` (True = real frame)."""
+
+  def interceptor(next_fun, args, kwargs, context):
+    if isinstance(context.module, nn.BatchNorm) and context.method_name == "__call__":
+      x = args[0]
+      kwargs = dict(kwargs, mask=mask.reshape(mask.shape + (1,) * (x.ndim - 1)))
+    return next_fun(*args, **kwargs)
+
+  return interceptor
+
+
+# Where the ResNet50 frame CNN's variables live in a CNN-LSTM (frame_cnn='resnet50').
+FRAME_BACKBONE_SCOPE = ("frame_cnn", "backbone")
+
+
+def map_backbone(variables: dict, backbone: dict) -> dict:
+  """Puts ResNet50 backbone variables into a CNN-LSTM's `frame_cnn/backbone` subtree.
+
+  Args:
+    variables: the CNN-LSTM's initialised variables {'params': ..., 'batch_stats': ...}
+      (`frame_cnn='resnet50'`, the full ResNet50: default `backbone_kwargs` but the variant).
+    backbone: `ResNetBackbone` variables {'params', 'batch_stats'}, e.g.
+      `microexp.models.weights.load_imagenet_weights(path, variant)` or a loaded ResNet50's
+      `variables[c]['backbone']` for each collection c.
+
+  Returns:
+    New variables; every backbone leaf replaced (shapes checked, every missing or extra leaf
+    listed in the error), the LSTM and head as initialised.
+  """
+  from microexp.models import weights as weights_lib  # pylint: disable=g-import-not-at-top
+
+  return weights_lib.merge_backbone(variables, backbone, scope=FRAME_BACKBONE_SCOPE)
+
+
+def load(variables: dict, path: str | pathlib.Path, *, variant: str = "keras") -> dict:
+  """Host side, after `init`: the ImageNet ResNet50 file at `path` (Keras notop .h5 for
+  variant='keras', torchvision .pth/.safetensors for 'torchvision') into `frame_cnn/backbone`."""
+  from microexp.models import weights as weights_lib  # pylint: disable=g-import-not-at-top
+
+  return map_backbone(variables, weights_lib.load_imagenet_weights(path, variant=variant))
 
 
 @models.register("cnn_lstm")

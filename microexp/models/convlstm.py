@@ -29,6 +29,9 @@ class ConvLSTM(nn.Module):
       halves H and W; () feeds raw frames to the first ConvLSTM).
     lstm_features: widths of the stacked ConvLSTM layers (2x2 max-pool between layers).
     kernel_size: ConvLSTM kernel size.
+    head_pool: how the head pools the last hidden state [B, h, w, C] over space: 'mean', 'max', or
+      'mean_max' (both, concatenated). The hidden state is signed (o * tanh(c)), so a local
+      movement can average away under 'mean'; 'max' keeps where it is strongest.
     dense_features: hidden sizes of the head before the output layer.
     dropout: dropout rate before each head layer.
     time_loop, unroll: how the recurrence runs over time (see `layers.MaskedRNN`); 'loop' is the
@@ -43,6 +46,7 @@ class ConvLSTM(nn.Module):
   stem_features: Sequence[int] = (16,)
   lstm_features: Sequence[int] = (16, 32)
   kernel_size: int = 3
+  head_pool: str = "mean"
   dense_features: Sequence[int] = (64,)
   dropout: float = 0.5
   time_loop: str = "loop"
@@ -68,7 +72,7 @@ class ConvLSTM(nn.Module):
                                dtype=self.dtype)
       (_, last), h = layers.MaskedRNN(cell, self.time_loop, self.unroll, name=f"convlstm{i}")(
           h, mask)
-    y = jnp.mean(last, axis=(1, 2))
+    y = layers.global_pool(last, self.head_pool)
     for f in self.dense_features:
       y = nn.Dropout(self.dropout, deterministic=not train)(y)
       y = nn.relu(nn.Dense(f, dtype=self.dtype)(y))

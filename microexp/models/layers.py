@@ -141,3 +141,17 @@ def check_image_inputs(model: str, x: jax.Array, min_channels: int = 1) -> None:
                      "Sequence inputs need a sequence model (cnn_lstm, convlstm).")
   if x.shape[-1] < min_channels:
     raise ValueError(f"{model} needs at least {min_channels} channels; got shape {tuple(x.shape)}.")
+
+
+POOLS = ("mean", "max", "mean_max")
+
+
+def global_pool(x: jax.Array, how: str) -> jax.Array:
+  """`[N, H, W, C]` -> `[N, C]` ('mean', 'max') or `[N, 2C]` ('mean_max': both, concatenated)."""
+  if how == "mean":
+    return jnp.mean(x, axis=(1, 2))
+  if how == "max":
+    return jnp.max(x, axis=(1, 2))
+  if how == "mean_max":
+    return jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], axis=-1)
+  raise ValueError(f"global pooling must be one of {POOLS}; got {how!r}.")

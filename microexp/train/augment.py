@@ -7,7 +7,13 @@ Magnitude and strain are invariant under all of these.
 
 `augment_config` fields (static, read at trace time): flip_h, flip_v (bool), crop (int: pad by
 `crop` pixels and take a random crop back to the input size, the thesis's random crop/shift),
-rotation (float, max degrees), mixup (float: Beta(alpha, alpha); 0 = off).
+rotation (float, max degrees), mixup (float: Beta(alpha, alpha); 0 = off), flow_aware (bool,
+default True; False flips flow as a plain image, u and v keep their sign: Keras' `RandomFlip`, as
+the thesis augmented its flow images).
+
+Sequences (`[T, H, W, C]` per clip) get one draw per clip: a flip mirrors the whole image sequence
+(every frame alike, the thesis's "flipping the whole image sequence"), a crop shifts every frame by
+the same offset.
 """
 
 from __future__ import annotations
@@ -64,10 +70,11 @@ def augment_one(key, x, augment_config, *, is_flow: bool):
   """x: [H, W, C] or [T, H, W, C] -> same shape, randomly transformed."""
   k_fh, k_fv, k_crop, k_rot = jax.random.split(key, 4)
   h_axis = x.ndim - 3
+  signed = is_flow and augment_config.get("flow_aware", True)
   if augment_config.get("flip_h", False):
-    x = _flip(x, h_axis + 1, jax.random.bernoulli(k_fh), 0 if is_flow else None)
+    x = _flip(x, h_axis + 1, jax.random.bernoulli(k_fh), 0 if signed else None)
   if augment_config.get("flip_v", False):
-    x = _flip(x, h_axis, jax.random.bernoulli(k_fv), 1 if is_flow else None)
+    x = _flip(x, h_axis, jax.random.bernoulli(k_fv), 1 if signed else None)
   if augment_config.get("rotation", 0.0):
     x = _rotate(k_rot, x, float(augment_config.rotation), is_flow)
   if augment_config.get("crop", 0):

@@ -1,0 +1,243 @@
+"""The thesis's figures for a workdir's report: Table 1 (class counts of the dataset as loaded),
+Fig 1 (a clip's frames), Fig 8 (its flow sequence), Fig 9 (the apex flow's u, v and magnitude side
+by side), and the training curves under Keras' names (`epoch_loss`, `epoch_categorical_accuracy`).
+
+The sample clip is read from the workdir's dataset through the TFDS builders (random access: one
+clip decoded, `microexp.data.loading`): the synthetic set is rebuilt from its generator settings,
+a real copy is read from `config.dataset.manual_dir`. When neither is there (another machine, a
+moved copy) the report says so and leaves these figures out.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from microexp.data import emotions as emotions_lib  # noqa: E402
+
+# Small sizes are enough for pictures and cheap to build when the workdir's own size was not built.
+FIGURE_SEQUENCE_SIZE = 64
+KERAS_CURVES = ("epoch_loss", "epoch_categorical_accuracy")
+
+
+def class_count_table(emotion: Sequence[str], subject: Sequence[str], classes: str) -> str:
+  """Table 1: clips and subjects per class of the subset `classes`, and the clips it drops.
+
+  emotion, subject: [N] str, every clip of the dataset.
+  """
+  subset = emotions_lib.get_subset(classes)
+  labels, keep = subset.map_emotions(emotion)
+  subject = np.asarray(subject)
+  lines = ["| class | clips | subjects |", "|---|---|---|"]
+  for k, name in enumerate(subset.class_names):
+    rows = labels == k
+    lines.append(f"| {name} | {int(rows.sum())} | {len(set(subject[rows]))} |")
+  lines.append(f"| **total** | **{int(keep.sum())}** | **{len(set(subject[keep]))}** |")
+  dropped = sorted(set(map(str, np.asarray(emotion)[~keep])))
+  if dropped:
+    lines += ["", f"Left out by the class subset `{classes}`: {int((~keep).sum())} clips "
+              f"({', '.join(dropped)})."]
+  return "\n".join(lines)
+
+
+def _pick(num_frames: int, max_frames: int) -> np.ndarray:
+  return np.unique(np.linspace(0, num_frames - 1, min(num_frames, max_frames)).round().astype(int))
+
+
+def plot_frame_strip(frames: np.ndarray, path, title: str = "", marks: dict[int, str] | None = None,
+                     max_frames: int = 10) -> pathlib.Path:
+  """Fig 1: frames [T, H, W, C] uint8 (C = 1 or 3), up to `max_frames` evenly spaced, in a row.
+
+  marks: frame index -> label ('onset', 'apex') written under that frame when shown.
+  """
+  frames = np.asarray(frames)
+  idx = _pick(len(frames), max_frames)
+  fig, axes = plt.subplots(1, len(idx), figsize=(1.3 * len(idx), 1.7), squeeze=False)
+  for ax, i in zip(axes[0], idx):
+    frame = frames[i]
+    ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame, cmap="gray", vmin=0, vmax=255)
+    ax.set_title(f"{i}" + (f" {marks[i]}" if marks and i in marks else ""), fontsize=7)
+    ax.axis("off")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def plot_flow_sequence(flow: np.ndarray, path, title: str = "", max_frames: int = 10,
+                       marks: dict[int, str] | None = None) -> pathlib.Path:
+  """Fig 8: flow [T, H, W, >=2] (first frame -> frame t) as colour (hue = direction, brightness =
+  speed, one scale for the whole clip), up to `max_frames` evenly spaced."""
+  from microexp.predict import flow_to_rgb  # pylint: disable=g-import-not-at-top
+
+  flow = np.asarray(flow, np.float32)
+  speed = np.hypot(flow[..., 0], flow[..., 1])
+  scale = max(float(np.percentile(speed, 99)), 1e-6)
+  idx = _pick(len(flow), max_frames)
+  fig, axes = plt.subplots(1, len(idx), figsize=(1.3 * len(idx), 1.7), squeeze=False)
+  for ax, i in zip(axes[0], idx):
+    ax.imshow(flow_to_rgb(flow[i, ..., :2], max_magnitude=scale))
+    ax.set_title(f"{i}" + (f" {marks[i]}" if marks and i in marks else ""), fontsize=7)
+    ax.axis("off")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def plot_flow_channels(flow: np.ndarray, path,
+                       channel_names: Sequence[str] = ("u", "v", "magnitude"),
+                       title: str = "") -> pathlib.Path:
+  """Fig 9: the apex flow image [H, W, 3] channel by channel, side by side, each with its scale."""
+  flow = np.asarray(flow, np.float32)
+  fig, axes = plt.subplots(1, flow.shape[-1], figsize=(2.6 * flow.shape[-1], 2.6), squeeze=False)
+  for c, ax in enumerate(axes[0]):
+    plane = flow[..., c]
+    signed = plane.min() < 0
+    bound = max(float(np.abs(plane).max()), 1e-6)
+    im = ax.imshow(plane, cmap="RdBu_r" if signed else "viridis",
+                   vmin=-bound if signed else 0, vmax=bound)
+    ax.set_title(channel_names[c] if c < len(channel_names) else f"channel {c}", fontsize=9)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+def plot_keras_curves(history: dict[str, dict[str, list]], path) -> pathlib.Path:
+  """The curves under the thesis's (Keras') names, one panel each: `epoch_loss` and
+  `epoch_categorical_accuracy`, train (augmented batches) and test, mean over seed/fold runs."""
+  fig, axes = plt.subplots(1, len(KERAS_CURVES), figsize=(4.2 * len(KERAS_CURVES), 3.2),
+                           squeeze=False)
+  for ax, name in zip(axes[0], KERAS_CURVES):
+    for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
+      runs = [np.asarray(h[f"{split}/{name}"], np.float64) for h in history.values()
+              if h.get(f"{split}/{name}")]
+      if not runs:
+        continue
+      length = min(len(r) for r in runs)
+      curve = np.nanmean(np.stack([r[:length] for r in runs]), axis=0)
+      ax.plot(np.arange(1, length + 1), curve, color=color, label=f"{split} (mean of {len(runs)})")
+    ax.set_xlabel("epoch")
+    ax.set_title(name, fontsize=10, family="monospace")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return pathlib.Path(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sample clips from the workdir's dataset.
+
+
+def _source(dataset: dict) -> tuple[pathlib.Path, pathlib.Path]:
+  """(manual_dir, TFDS data_dir) of the workdir's CASME II, as the loader resolves them."""
+  from microexp.loaders import casme2 as loading  # pylint: disable=g-import-not-at-top
+
+  data_dir = loading.resolve_data_dir(dataset)
+  if dataset.get("synthetic"):
+    from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+
+    kwargs = dict(dataset.get("synthetic_kwargs") or {})
+    for key, value in kwargs.items():  # JSON lists -> the generator's tuples
+      kwargs[key] = tuple(value) if isinstance(value, list) else value
+    manual_dir = loading.synthetic_root(data_dir, kwargs)
+    if not (manual_dir / synthetic.COMPLETE_MARKER).is_file():
+      synthetic.write_synthetic_casme2(manual_dir, **kwargs)
+    return manual_dir, data_dir / "synthetic" / manual_dir.name.split("-")[-1]
+  manual_dir = dataset.get("manual_dir")
+  if not manual_dir or not pathlib.Path(manual_dir).expanduser().is_dir():
+    raise FileNotFoundError(f"the dataset copy (config.dataset.manual_dir={manual_dir!r}) is not "
+                            "on this machine")
+  return pathlib.Path(manual_dir).expanduser(), data_dir
+
+
+def dataset_samples(dataset: dict, clip: str | None = None) -> dict[str, Any]:
+  """Reads the figures' inputs from the workdir's CASME II (`config.dataset` as a dict).
+
+  Returns {'emotion' [N], 'subject' [N], 'clip' (name), 'emotion_of_clip', 'frames' [T, S, S, 3]
+  uint8, 'flow_sequence' [T, S, S, 3], 'apex_flow' [224, 224, 3], 'third_channel', 'onset_index',
+  'apex_index'}; `clip` ('sub01/EP02_01f') defaults to the first clip of the class subset.
+  Raises (FileNotFoundError, ValueError...) when the dataset cannot be read here.
+  """
+  if dataset.get("name", "casme2") != "casme2":
+    raise ValueError("sample figures read CASME II; this workdir trained on "
+                     f"{dataset.get('name')!r}")
+  from microexp.loaders import casme2 as loading  # pylint: disable=g-import-not-at-top
+  from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
+
+  manual_dir, tfds_dir = _source(dataset)
+  flow_args = dict(flow_method=dataset.get("flow_method"),
+                   third_channel=dataset.get("third_channel"),
+                   flow_kwargs=dict(dataset.get("flow_kwargs") or {}) or None)
+
+  def source(representation, **kwargs):
+    builder = loading.build_casme2(manual_dir, tfds_dir, cb.make_config(representation, **kwargs),
+                                   workers=1)
+    return builder, builder.as_data_source(split="train")
+
+  apex_builder, apex = source("apex_flow", image_size=224, **flow_args)
+  names = apex_builder.info.features["emotion"].names
+  text = lambda x: x.decode() if isinstance(x, bytes) else str(x)
+  # Metadata of every clip (each read decodes one apex-flow example: small).
+  meta = [(text(e["subject"]), text(e["filename"]), names[int(e["emotion"])]) for e in apex]
+  keys = [f"{s}/{f}" for s, f, _ in meta]
+  emotion = np.array([m[2] for m in meta])
+  if clip is None:
+    _, keep = emotions_lib.get_subset(dataset.get("classes") or "7").map_emotions(emotion)
+    clip = keys[int(np.argmax(keep))]
+  if clip not in keys:
+    raise ValueError(f"clip {clip!r} is not in the dataset")
+  index = keys.index(clip)
+  _, frames_source = source("sequences", image_size=FIGURE_SEQUENCE_SIZE, grayscale=False)
+  _, flows_source = source("flow_sequences", image_size=FIGURE_SEQUENCE_SIZE, **flow_args)
+  clip_frames, clip_flows = frames_source[index], flows_source[index]
+  return {"emotion": emotion, "subject": np.array([m[0] for m in meta]), "clip": clip,
+          "emotion_of_clip": emotion[index], "frames": np.stack(clip_frames["frames"]),
+          "flow_sequence": np.asarray(clip_flows["flow"], np.float32),
+          "apex_flow": np.asarray(apex[index]["flow"], np.float32),
+          "third_channel": dataset.get("third_channel") or "magnitude",
+          "onset_index": int(clip_frames["onset_index"]),
+          "apex_index": int(clip_frames["apex_index"])}
+
+
+def thesis_sections(config: dict, history: dict, out: pathlib.Path) -> list[str]:
+  """Markdown sections (and their PNGs in `out`) for the thesis's table and figures."""
+  sections = []
+  if history:
+    plot_keras_curves(history, out / "keras_curves.png")
+    sections += ["## `epoch_loss` and `epoch_categorical_accuracy` (the thesis's curves)", "",
+                 "![keras curves](keras_curves.png)", ""]
+  dataset = config.get("dataset") or {}
+  try:
+    samples = dataset_samples(dataset)
+  except Exception as e:  # pylint: disable=broad-except
+    # Figures are a courtesy: a report without them beats no report.
+    return sections + ["## Dataset figures", "",
+                       f"Left out: the dataset could not be read here ({type(e).__name__}: {e}).",
+                       ""]
+  marks = {samples["onset_index"]: "onset", samples["apex_index"]: "apex"}
+  name = f"{samples['clip']} ({samples['emotion_of_clip']})"
+  plot_frame_strip(samples["frames"], out / "clip_frames.png", f"{name}: frames", marks)
+  plot_flow_sequence(samples["flow_sequence"], out / "clip_flow_sequence.png",
+                     f"{name}: flow from the first frame", marks=marks)
+  plot_flow_channels(samples["apex_flow"], out / "apex_flow_channels.png",
+                     ("u", "v", samples["third_channel"]), f"{name}: onset -> apex flow")
+  return sections + [
+      "## The dataset as loaded (thesis Table 1)", "",
+      class_count_table(samples["emotion"], samples["subject"], dataset.get("classes") or "7"), "",
+      "## A clip (thesis Fig 1), its flow sequence (Fig 8) and apex flow (Fig 9)", "",
+      "![frames](clip_frames.png)", "", "![flow sequence](clip_flow_sequence.png)", "",
+      "![apex flow](apex_flow_channels.png)", ""]
