@@ -14,7 +14,7 @@ import pytest
 from configs import base
 from microexp import models
 from microexp.data import emotions
-from microexp.train import engine
+from microexp.models import builder
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem not in ("__init__", "base"))
@@ -71,9 +71,8 @@ def test_model_gives_logits(name, arg):
   """The real and the synthetic model on the input shape of their own representation."""
   config = _get_config(name, arg)
   k = emotions.get_subset(config.dataset.classes).num_classes
-  kwargs = engine._tuples(config.model.kwargs.to_dict())  # pylint: disable=protected-access
-  kwargs.pop("weights", None)  # an initialiser only; the real file is not shipped
-  model = models.get(config.model.name, num_classes=k, dtype=jnp.float32, **kwargs)
+  config.model.dtype = "float32"
+  model = builder.from_config(config, k, pretrained=False)  # the real weights file is not shipped
   shape = input_shape(config)
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   mask = jax.ShapeDtypeStruct(shape[:2], jnp.bool_) if len(shape) == 5 else None

@@ -13,13 +13,17 @@ from typing import Sequence
 
 import numpy as np
 
-from microexp.train import checkpoint
+from microexp import workdir as workdir_lib
 
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")
 
 
 class CurveWriters:
-  """One CLU metric writer per (run, split), created on first use."""
+  """One CLU metric writer per (run, split), created on first use.
+
+  The loop writes at its sync points only (a batch of epochs at once); CLU buffers and the files
+  are flushed at `close`.
+  """
 
   def __init__(self, logdir: str | Path, enabled: bool = True):
     self.logdir = Path(logdir)
@@ -120,9 +124,9 @@ def summary_markdown(results: dict) -> str:
 
 
 def write_outputs(workdir: str | Path, results: dict) -> None:
-  """results.json, summary.md, confusion.png (pooled) and confusion_<fold>.png per fold."""
+  """results.json, summary.md and confusion.png (pooled over folds, summed over seeds)."""
   workdir = Path(workdir)
-  checkpoint.write_json_atomic(workdir / "results.json", results)
+  workdir_lib.write_json_atomic(workdir / "results.json", results)
   (workdir / "summary.md").write_text(summary_markdown(results))
   m = results["metrics"]
   plot_confusion(workdir / "confusion.png", np.array(results["confusion"]), results["class_names"],
