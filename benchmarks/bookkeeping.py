@@ -4,10 +4,11 @@ epoch calls of the same jobs.
     python benchmarks/bookkeeping.py --config=configs/ststnet_megc.py:synthetic \\
         --config.train.epochs=20 --config.train.seeds='(0,)'
 
-Prints (1) `train_and_evaluate` wall time with the defaults (evaluation when due, TensorBoard,
-time-based async checkpoints, progress, selection, results; no final model), (2) the same jobs'
-epochs as bare `steps.train_epoch` calls (one compile, placement and init excluded), (3) the
-compile time, and the ratio (1 - compile) / (2): the bookkeeping overhead per epoch.
+Prints (1) the same jobs' epochs as bare `steps.train_epoch` calls (placement, init and the
+first call's compile excluded), (2) `train_and_evaluate` wall time with the defaults (evaluation
+when due, TensorBoard, time-based async checkpoints, progress, selection, results; no final
+model; the epoch step is already compiled by (1)), and the ratio (2) / (1): what the engine costs
+beyond its training steps.
 fold_parallel='auto' is run as False (sequential) on both sides; pass True to compare stacked.
 """
 
@@ -70,15 +71,16 @@ def main(argv):
     config.train.fold_parallel = False
   arrays = registry.load(config.dataset)
   with jax.threefry_partitionable(False):
+    # Bare first: it compiles the epoch step, which the engine then finds in its cache.
+    bare_s, compile_s = bare_epochs(config, arrays)
     with tempfile.TemporaryDirectory() as workdir:
       t0 = time.perf_counter()
       engine.train_and_evaluate(config, arrays, workdir)
       run_s = time.perf_counter() - t0
-    bare_s, compile_s = bare_epochs(config, arrays)
   jobs_epochs = f"{len(config.train.seeds)} seed(s), {config.train.epochs} epochs"
-  print(f"engine (defaults, {jobs_epochs}): {run_s:.1f} s; bare epoch calls: {bare_s:.1f} s; "
-        f"compile: {compile_s:.1f} s; (engine - compile) / bare = "
-        f"{(run_s - compile_s) / bare_s:.2f}x")
+  print(f"engine (defaults, {jobs_epochs}, epoch step already compiled): {run_s:.1f} s; bare "
+        f"epoch calls: {bare_s:.1f} s (compile {compile_s:.1f} s excluded); engine / bare = "
+        f"{run_s / bare_s:.2f}x")
 
 
 if __name__ == "__main__":
