@@ -12,6 +12,9 @@ import pathlib
 
 from absl import logging
 
+# Dataset representations that are optical flow (channels u, v, magnitude/strain).
+FLOW_REPRESENTATIONS = ("apex_flow", "flow_sequences")
+
 
 def read_json(path: str | pathlib.Path, *, required: tuple[str, ...] = (),
               missing_hint: str = "missing.") -> dict:
@@ -70,7 +73,7 @@ def preprocessing_spec(ds, input_shape) -> dict:
   """model.json's `preprocessing`: how the inputs were made, everything predict must repeat."""
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
 
-  is_flow = ds.representation in ("apex_flow", "flow_sequences")
+  is_flow = ds.representation in FLOW_REPRESENTATIONS
   third = ds.get("third_channel", "magnitude")
   channels = (["u", "v", third] if is_flow else
               ["gray"] if ds.get("sequence", {}).get("grayscale", False) else ["r", "g", "b"])

@@ -19,11 +19,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-
-from flax import traverse_util
 
 from microexp.models import register
 from microexp.models import weights as weights_lib

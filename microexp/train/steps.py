@@ -31,13 +31,13 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
-FLOW_REPRESENTATIONS = ("apex_flow", "flow_sequences")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ class StepSpec:
                augment=tuple(sorted(tc.augment.to_dict().items())),
                optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
                num_classes=num_classes,
-               is_flow=config.dataset.representation in FLOW_REPRESENTATIONS)
+               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS)
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
