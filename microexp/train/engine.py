@@ -112,6 +112,10 @@ def _train_and_evaluate(config, arrays, workdir, signals):
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   tc = config.train
+  if "checkpoint_every" in tc:  # an epoch count, before checkpoints went on a time budget
+    logging.warning("config.train.checkpoint_every is no longer read; checkpoints are taken every "
+                    "config.train.checkpoint_every_s seconds (%s).",
+                    tc.get("checkpoint_every_s", 120.0))
   data, subset = inputs_lib.prepare_data(arrays, config.dataset.classes)
   k = subset.num_classes
   seeds = [int(s) for s in tc.seeds]
