@@ -24,7 +24,10 @@ def _command(workdir, data_dir):
           "--config.dataset.synthetic_kwargs.clips_per_subject=6",
           "--config.train.epochs=8", "--config.train.tensorboard=False",
           # Checkpoints after every epoch (default: every 120 s), so that the kill lands between.
-          "--config.train.checkpoint_every_s=0"]
+          "--config.train.checkpoint_every_s=0",
+          # Not 'auto': two fresh runs may measure differently, and the modes agree only to float
+          # rounding. (A resumed run keeps its workdir's decision: checkpoints/chunking.json.)
+          "--config.train.fold_parallel=False"]
 
 
 def _epochs_checkpointed(workdir: pathlib.Path) -> int:
