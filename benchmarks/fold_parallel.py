@@ -4,7 +4,7 @@
     python benchmarks/fold_parallel.py --model=resnet50 --model_kwargs='{"stage_sizes": [1,1,1,1], "width": 16}'
     python benchmarks/fold_parallel.py --peak_tflops=1.2     # CPU: pass your peak for the MFU
 
-Both modes run the engine's own train step (microexp.train.steps.make_steps) on random data, with
+Both modes run the engine's own epoch step (microexp.train.steps.make_steps, lax.scan over steps) on random data, with
 the same per-fold batch size; throughput counts training samples of all folds per second. MFU =
 (XLA cost-analysis flops of one step / step time) / peak flops. Peaks: documented dense bf16/fp32
 figures per device kind below; the CPU peak is an estimate (cores x 2 FMA x SIMD width x clock)
@@ -26,7 +26,6 @@ import numpy as np
 from configs import base
 from microexp import models
 from microexp.train import parallel
-from microexp.train import state as state_lib
 from microexp.train import steps as steps_lib
 
 FLAGS = flags.FLAGS
@@ -35,7 +34,8 @@ flags.DEFINE_string("model_kwargs", '{"features": [16, 32]}', "JSON kwargs of th
 flags.DEFINE_integer("folds", 8, "Number of stacked folds.")
 flags.DEFINE_integer("batch_size", 16, "Per-fold batch size.")
 flags.DEFINE_integer("image_size", 48, "Input height/width (3 channels: u, v, magnitude).")
-flags.DEFINE_integer("steps", 10, "Timed steps per mode (after one compile+warmup step).")
+flags.DEFINE_integer("steps", 10, "Steps per epoch (one jitted call, lax.scan).")
+flags.DEFINE_integer("epochs", 2, "Timed epochs per mode (after one compile+warmup epoch).")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s per device for the MFU (0: table/estimate).")
 
 # Dense peak TFLOP/s per device (fp32 without TF32 / bf16), from the vendors' datasheets.
@@ -56,37 +56,33 @@ def peak_flops(device) -> tuple[float, str]:
   return float("nan"), "unknown"
 
 
-def measure(model, config, num_folds: int, steps: int) -> dict:
-  """Times `steps` train steps of `num_folds` stacked folds; returns samples/s and flops/step."""
+def measure(model, config, num_folds: int, epochs: int) -> dict:
+  """Times `epochs` epochs of `FLAGS.steps` steps of `num_folds` stacked folds."""
   n = max(4 * FLAGS.batch_size, 64)
   rng = np.random.default_rng(0)
   data_host = {"inputs": rng.normal(size=(n, FLAGS.image_size, FLAGS.image_size, 3)).astype(
       np.float32), "labels": rng.integers(0, 5, n).astype(np.int32)}
   mesh = parallel.make_mesh(num_folds)
   length = parallel.padded_folds(num_folds, mesh)
-  tx = state_lib.create_optimizer(config.train, 100)
-  train_step, _, order_fn = steps_lib.make_steps(model, tx, config, is_flow=True, num_classes=5,
-                                                 mesh=mesh)
+  spec = steps_lib.StepSpec.from_config(config, steps_per_epoch=FLAGS.steps, num_classes=5)
+  steps = steps_lib.make_steps(model, spec, mesh)
   keys = np.asarray(steps_lib.fold_keys(0, range(length)))
-  plan = parallel.put_folds({"key": keys, "n_train": np.full(length, n, np.int32),
+  plan = parallel.put_folds({"key": keys, "train_mask": np.ones((length, n), bool),
+                             "n_train": np.full(length, n, np.int32),
                              "class_weights": np.ones((length, 5), np.float32)}, mesh)
   data = parallel.put_replicated(data_host, mesh)
-  sample = data_host["inputs"][:1]
-  state = jax.jit(jax.vmap(lambda k: state_lib.create_train_state(model, k, sample, None, tx)),
-                  out_shardings=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
-                      "fold")))(plan["key"])
-  order = order_fn(plan["key"], parallel.put_folds(np.ones((length, n), bool), mesh), 0)
-  compiled = train_step.lower(state, plan, order, data, 0, 0).compile()
+  state = steps.init(plan["key"], data_host["inputs"][:1], None)
+  compiled = steps.train_epoch.lower(state, plan, data, 0).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-  state, m = train_step(state, plan, order, data, 0, 0)
+  flops = float(cost.get("flops", float("nan"))) / FLAGS.steps if cost else float("nan")
+  state, m = steps.train_epoch(state, plan, data, 0)
   jax.block_until_ready(m)
   t0 = time.perf_counter()
-  for s in range(1, steps + 1):
-    state, m = train_step(state, plan, order, data, 0, s)
+  for e in range(1, epochs + 1):
+    state, m = steps.train_epoch(state, plan, data, e)
   jax.block_until_ready((state, m))
-  dt = (time.perf_counter() - t0) / steps
+  dt = (time.perf_counter() - t0) / (epochs * FLAGS.steps)
   return {"step_s": dt, "samples_per_s": num_folds * FLAGS.batch_size / dt, "flops": flops,
           "padded_folds": length}
 
@@ -101,8 +97,8 @@ def main(argv):
   device = jax.devices()[0]
   peak, peak_src = peak_flops(device)
   with jax.threefry_partitionable(False):
-    par = measure(model, config, FLAGS.folds, FLAGS.steps)
-    seq = measure(model, config, 1, FLAGS.steps)
+    par = measure(model, config, FLAGS.folds, FLAGS.epochs)
+    seq = measure(model, config, 1, FLAGS.epochs)
   # Sequential training of F folds = F times the single-fold step.
   seq_rate = seq["samples_per_s"]
   print(f"backend {device.platform} ({device.device_kind}) x{jax.device_count()}; model "

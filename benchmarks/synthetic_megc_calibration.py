@@ -57,7 +57,7 @@ def main():
   config = module.get_config("synthetic")
   t = config.train
   t.epochs, t.seeds, t.final_seeds, t.tensorboard = args.epochs, [args.seed], [], False
-  t.checkpoint_every = 10**6
+  t.checkpoint_every_s = 1e9
   t0 = time.time()
   results = engine.train_and_evaluate(config, arrays, work / "wd")
   m = results["metrics"]

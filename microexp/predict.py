@@ -45,10 +45,9 @@ class FinalModel:
 
 def load_final(workdir: str | pathlib.Path) -> FinalModel:
   """Loads WORKDIR/final (model.json + variables.msgpack, docs/ARCHITECTURE.md)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
-  from microexp import models  # pylint: disable=g-import-not-at-top
+  from microexp.models import builder  # pylint: disable=g-import-not-at-top
 
   final = pathlib.Path(workdir) / "final"
   spec_path, variables_path = final / "model.json", final / "variables.msgpack"
@@ -59,12 +58,9 @@ def load_final(workdir: str | pathlib.Path) -> FinalModel:
   if not variables_path.is_file():
     raise FileNotFoundError(f"{variables_path}: {missing_hint}")
   config, class_names = spec["config"], tuple(spec["class_names"])
-  model_config = spec.get("model") or config["model"]
-  kwargs = dict(model_config.get("kwargs") or {})
   # A pretrained-weights path is only an initialiser: the trained variables replace it.
-  kwargs.pop("weights", None)
-  module = models.get(model_config["name"], num_classes=len(class_names),
-                      dtype=jnp.dtype(model_config.get("dtype") or "float32"), **kwargs)
+  module = builder.from_config({**config, "model": spec.get("model") or config["model"]},
+                               len(class_names), pretrained=False)
   variables = serialization.msgpack_restore(variables_path.read_bytes())
   return FinalModel(module, variables, class_names, dict(spec["preprocessing"]), config, final)
 

@@ -2,7 +2,8 @@
 
 - config.dataset: each loader lists the fields it reads (`FIELDS`, microexp/loaders/) and refuses
   any other set field (`loaders.check_fields`); each listed field is really used in its module.
-- config.train / train.augment / config.model: each key is read by the engine or predict.
+- config.train / train.augment / config.model: each key is read by the engine, predict or the
+  model builder.
 - config.model.kwargs: passed to the model factory as keywords, so an unknown one is a TypeError
   (tests/test_configs.py builds every config's model).
 """
@@ -60,7 +61,8 @@ def _loader_fields(name: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _engine_names() -> frozenset[str]:
-  paths = list((_REPO / "microexp" / "train").glob("*.py")) + [_REPO / "microexp" / "predict.py"]
+  paths = list((_REPO / "microexp" / "train").glob("*.py")) + [
+      _REPO / "microexp" / "predict.py", _REPO / "microexp" / "models" / "builder.py"]
   return frozenset(set().union(*(_names_used(p) for p in paths)))
 
 

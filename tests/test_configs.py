@@ -14,7 +14,7 @@ import pytest
 from configs import base
 from microexp import models
 from microexp.data import emotions
-from microexp.train import engine
+from microexp.models import builder
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
@@ -92,9 +92,10 @@ def test_model_gives_logits(name, arg):
 
 def _check_logits(config, model_config):
   k = emotions.get_subset(config.dataset.classes).num_classes
-  kwargs = engine._tuples(model_config.kwargs.to_dict())  # pylint: disable=protected-access
-  kwargs.pop("weights", None)  # an initialiser only; the real file is not shipped
-  model = models.get(model_config.name, num_classes=k, dtype=jnp.float32, **kwargs)
+  run = config.copy_and_resolve_references()
+  run.model = {"name": model_config.name, "kwargs": model_config.kwargs.to_dict(),
+               "dtype": "float32"}
+  model = builder.from_config(run, k, pretrained=False)  # the real weights file is not shipped
   shape = input_shape(config)
   x = jax.ShapeDtypeStruct(shape, jnp.float32)
   mask = jax.ShapeDtypeStruct(shape[:2], jnp.bool_) if len(shape) == 5 else None
@@ -198,6 +199,6 @@ def test_thesis_presets():
 def test_cnn_lstm_resnet_names_the_imagenet_weights():
   config = _get_config("cnn_lstm_resnet", "")
   assert config.model.kwargs.frame_cnn == "resnet50" and config.model.kwargs.preprocess == "caffe"
-  assert config.model.weights == base.RESNET50_KERAS_WEIGHTS
+  assert config.model.kwargs.weights == base.RESNET50_KERAS_WEIGHTS
   assert not config.dataset.sequence.grayscale  # 3 channels for ImageNet weights
-  assert _get_config("cnn_lstm_resnet", "synthetic").model.weights is None
+  assert _get_config("cnn_lstm_resnet", "synthetic").model.kwargs.weights is None

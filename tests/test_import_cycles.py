@@ -103,8 +103,6 @@ def test_no_package_cycle():
   assert cycles(package_graph(import_graph())) == []
 
 
-@pytest.mark.xfail(strict=True, reason="microexp.models.resnet <-> models.weights: removed by the "
-                   "engine branch (issue 13); delete this marker when it merges")
 def test_no_module_cycle():
   assert cycles(import_graph()) == []
 

@@ -14,7 +14,8 @@ import pytest
 from microexp import models
 from microexp.loaders import casme2 as loading
 from microexp import loaders as registry
-from microexp.train import engine
+from microexp.models import builder
+from microexp.train import inputs
 from microexp.train import folds
 
 THESIS = ["cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged", "cnn_lstm_flow", "flow_cnn",
@@ -57,7 +58,7 @@ def test_real_size_thesis_config_builds(name, data_dir):
       assert x.shape[1] == 6
     else:
       np.testing.assert_array_equal(arrays["mask"].sum(1), lengths)
-  data, subset = engine.prepare_data(arrays, config.dataset.classes)
+  data, subset = inputs.prepare_data(arrays, config.dataset.classes)
   assert subset.class_names == {"3": ("happiness", "surprise", "repression")}.get(
       config.dataset.classes, subset.class_names)
   assert set(np.unique(data["labels"])) <= set(range(subset.num_classes))
@@ -65,7 +66,7 @@ def test_real_size_thesis_config_builds(name, data_dir):
   if config.train.protocol == "split":
     assert set(fold_list[0].test_subjects) == {f"sub{i}" for i in range(21, 27)}
     assert len(set(data["subject"]) - set(fold_list[0].test_subjects)) == 20
-  kwargs = engine._tuples(config.model.kwargs.to_dict())  # pylint: disable=protected-access
+  kwargs = builder.hashable(config.model.kwargs.to_dict())
   kwargs.pop("weights", None)  # an initialiser only; the real file is not shipped
   model = models.get(config.model.name, num_classes=subset.num_classes, **kwargs)
   sample = jax.ShapeDtypeStruct((2,) + x.shape[1:], jnp.float32)

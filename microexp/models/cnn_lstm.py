@@ -55,6 +55,9 @@ class CNNLSTM(nn.Module):
     frame_features: conv widths of the small frame CNN.
     frame_pool: the small frame CNN's global pooling ('mean', 'max', 'mean_max').
     backbone_kwargs: keyword arguments of the ResNet backbone (variant; a small `width` for tests).
+    weights: ImageNet ResNet50 file for the 'resnet50' frame CNN (Keras notop .h5 / torchvision
+      .pth / .safetensors, of `backbone_kwargs['variant']`), read by `pretrained()` on the host
+      and put under `frame_cnn/backbone` by `load` (init stays pure); None = from scratch.
     preprocess: the ResNet frame CNN's input convention ('none', or 'caffe' / 'torch' for ImageNet
       weights of the Keras / torchvision variant): frames in [0, 1] are scaled to 0..255 and
       normalised as the checkpoint expects (`weights.preprocessing.preprocess`).
@@ -75,6 +78,7 @@ class CNNLSTM(nn.Module):
   frame_features: Sequence[int] = (32, 64, 128)
   frame_pool: str = "mean"
   backbone_kwargs: Any = None
+  weights: str | None = None
   preprocess: str = "none"
   lstm_features: Sequence[int] = (128,)
   dense_features: Sequence[int] = (64,)
@@ -82,6 +86,25 @@ class CNNLSTM(nn.Module):
   time_loop: str = "loop"
   unroll: int = 1
   dtype: Dtype = jnp.float32
+
+  @nn.nowrap
+  def pretrained(self) -> dict | None:
+    """The ImageNet backbone of `self.weights`, read on the host (None without weights); the
+    engine calls it once and `load`s the result (`microexp.models.builder`)."""
+    if self.weights is None:
+      return None
+    if self.frame_cnn != "resnet50":
+      raise ValueError(f"cnn_lstm: weights={self.weights!r} need frame_cnn='resnet50' (it is "
+                       f"{self.frame_cnn!r}).")
+    from microexp.models import resnet  # pylint: disable=g-import-not-at-top
+
+    variant = (self.backbone_kwargs or {}).get("variant", "keras")
+    return resnet.load_backbone(self.weights, variant=variant)
+
+  @nn.nowrap
+  def load(self, variables, pretrained):
+    """`variables` with `frame_cnn/backbone` replaced by `pretrained`; pure, jittable."""
+    return map_backbone(variables, pretrained)
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
@@ -165,7 +188,7 @@ def map_backbone(variables: dict, backbone: dict) -> dict:
     variables: the CNN-LSTM's initialised variables {'params': ..., 'batch_stats': ...}
       (`frame_cnn='resnet50'`, the full ResNet50: default `backbone_kwargs` but the variant).
     backbone: `ResNetBackbone` variables {'params', 'batch_stats'}, e.g.
-      `microexp.models.weights.load_imagenet_weights(path, variant)` or a loaded ResNet50's
+      `microexp.models.resnet.load_backbone(path, variant)` or a loaded ResNet50's
       `variables[c]['backbone']` for each collection c.
 
   Returns:
@@ -180,9 +203,9 @@ def map_backbone(variables: dict, backbone: dict) -> dict:
 def load(variables: dict, path: str | pathlib.Path, *, variant: str = "keras") -> dict:
   """Host side, after `init`: the ImageNet ResNet50 file at `path` (Keras notop .h5 for
   variant='keras', torchvision .pth/.safetensors for 'torchvision') into `frame_cnn/backbone`."""
-  from microexp.models import weights as weights_lib  # pylint: disable=g-import-not-at-top
+  from microexp.models import resnet  # pylint: disable=g-import-not-at-top
 
-  return map_backbone(variables, weights_lib.load_imagenet_weights(path, variant=variant))
+  return map_backbone(variables, resnet.load_backbone(path, variant=variant))
 
 
 @models.register("cnn_lstm")

@@ -19,11 +19,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from microexp.models import register
+from microexp.models import weights as weights_lib
 from microexp.models.weights import preprocessing
 
 VARIANTS = ("keras", "torchvision")
@@ -121,9 +123,10 @@ class ResNet50(nn.Module):
     dropout_rate: dropout after each hidden dense layer.
     freeze_backbone: if True the backbone runs in inference mode (BN uses, and never updates, its
       running statistics) and its features pass through `stop_gradient`. Pair it with
-      `trainable_mask` in the optimizer so that weight decay leaves the frozen weights alone.
-    weights: path of an ImageNet checkpoint (Keras notop .h5, torchvision .pth/.safetensors) that
-      `init` loads into the backbone; None keeps the random initialisation.
+      `config.train.freeze=['backbone']` so that weight decay leaves the frozen weights alone.
+    weights: path of an ImageNet checkpoint (Keras notop .h5, torchvision .pth/.safetensors):
+      `pretrained()` reads it and `load` puts it in the backbone (the engine does both, once, on
+      the host); `init` stays pure and random. None: no pretrained weights.
     preprocess: 'caffe' | 'torch' | 'none' | 'auto' (the variant's convention when `weights` is set,
       otherwise 'none'); see `microexp.models.weights.preprocessing.preprocess`.
     flow_input: map u, v, magnitude flow to 0..255 first (`preprocessing.flow_to_image`).
@@ -174,44 +177,47 @@ class ResNet50(nn.Module):
     return CONVENTION[self.variant] if self.weights else "none"
 
   @nn.nowrap
-  def init(self, rngs, *args, **kwargs):
-    """`nn.Module.init`, then the ImageNet backbone from `self.weights` when set (head stays random)."""
-    self._check_pretrainable()
-    return self.load_pretrained(super().init(rngs, *args, **kwargs))
-
-  @nn.nowrap
   def _check_pretrainable(self):
     if self.weights is not None and (tuple(self.stage_sizes) != RESNET50_STAGES or self.width != 64):
       raise ValueError("ImageNet weights need the full ResNet50 (stage_sizes=(3, 4, 6, 3), "
                        f"width=64), got stage_sizes={self.stage_sizes}, width={self.width}.")
 
   @nn.nowrap
-  def load_pretrained(self, variables):
-    """Returns `variables` with the backbone replaced by `self.weights` (unchanged if None)."""
+  def pretrained(self) -> dict | None:
+    """The ImageNet backbone of `self.weights`, read on the host (None without weights).
+
+    Returns {'params': ..., 'batch_stats': ...} of `ResNetBackbone(self.variant)` (numpy), for
+    `load`. `init` itself stays pure: the trainer calls this once and `load`s the result.
+    """
     if self.weights is None:
-      return variables
-    from microexp.models import weights as weights_lib  # pylint: disable=g-import-not-at-top
-
+      return None
     self._check_pretrainable()
-    backbone = weights_lib.load_imagenet_weights(self.weights, variant=self.variant)
-    if any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(variables)):
-      # Under jit/vmap/eval_shape: hand the arrays over at run time instead of baking ~100 MB of
-      # constants into the compiled init.
-      arrays = backbone
-      shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), arrays)
-      backbone = jax.pure_callback(lambda: arrays, shapes)
-    return weights_lib.merge_backbone(variables, backbone, scope=("backbone",))
+    return load_backbone(self.weights, variant=self.variant)
+
+  @nn.nowrap
+  def load(self, variables, pretrained):
+    """`variables` with the backbone replaced by `pretrained` (see `pretrained`); pure, jittable."""
+    return weights_lib.merge_backbone(variables, pretrained, scope=("backbone",))
 
 
-def trainable_mask(params, frozen_scopes: Sequence[str] = ("backbone",)):
-  """Pytree of bools like `params`: False under the frozen top-level scopes, True elsewhere.
+@functools.lru_cache(maxsize=4)
+def backbone_shapes(variant: str) -> dict[tuple[str, ...], tuple[int, ...]]:
+  """Flat {(collection, *module_path, leaf): shape} of the full ResNet50 backbone of `variant`."""
+  _check_variant(variant)
+  shapes = jax.eval_shape(ResNetBackbone(variant=variant).init, jax.random.key(0),
+                          jnp.zeros((1, 64, 64, 3)))
+  return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes).items()}
 
-  Use with `optax.masked(optax.add_decayed_weights(wd), mask)` or
-  `optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()}, labels)` so that frozen
-  weights receive neither updates nor weight decay.
-  """
-  return {scope: jax.tree.map(lambda _: scope not in frozen_scopes, subtree)
-          for scope, subtree in params.items()}
+
+def load_backbone(path, variant: str | None = None, **kwargs) -> dict:
+  """`weights.load_imagenet_weights` with this module's backbone shapes (kwargs: cache options)."""
+  return weights_lib.load_imagenet_weights(path, variant, expected=backbone_shapes, **kwargs)
+
+
+def load(init_variables, path, variant: str = "keras"):
+  """big_vision style: a ResNet50's initial variables with the ImageNet backbone of `path`."""
+  return weights_lib.merge_backbone(init_variables, load_backbone(path, variant=variant),
+                                    scope=("backbone",))
 
 
 @register("resnet50")

@@ -5,7 +5,7 @@ its frames. For optical flow (`is_flow`: channels u, v, then magnitude/strain), 
 vectors too: a horizontal flip negates u, a vertical flip negates v, a rotation rotates (u, v).
 Magnitude and strain are invariant under all of these.
 
-`augment_config` fields (static, read at trace time): flip_h, flip_v (bool), crop (int: pad by
+`augment_config` (a mapping, static, read at trace time): flip_h, flip_v (bool), crop (int: pad by
 `crop` pixels and take a random crop back to the input size, the thesis's random crop/shift),
 rotation (float, max degrees), mixup (float: Beta(alpha, alpha); 0 = off), flow_aware (bool,
 default True; False flips flow as a plain image, u and v keep their sign: Keras' `RandomFlip`, as
@@ -76,9 +76,9 @@ def augment_one(key, x, augment_config, *, is_flow: bool):
   if augment_config.get("flip_v", False):
     x = _flip(x, h_axis, jax.random.bernoulli(k_fv), 1 if signed else None)
   if augment_config.get("rotation", 0.0):
-    x = _rotate(k_rot, x, float(augment_config.rotation), is_flow)
+    x = _rotate(k_rot, x, float(augment_config["rotation"]), is_flow)
   if augment_config.get("crop", 0):
-    x = _crop(k_crop, x, int(augment_config.crop), is_flow)
+    x = _crop(k_crop, x, int(augment_config["crop"]), is_flow)
   return x
 
 

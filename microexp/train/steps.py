@@ -1,4 +1,4 @@
-"""Train and eval steps for ONE fold, and their fold-stacked, sharded versions.
+"""Train and eval steps for ONE fold, and their fold-stacked, sharded, epoch-at-a-time versions.
 
 The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?).
 A fold is described by a `plan` (leading fold axis F when stacked):
@@ -9,23 +9,57 @@ A fold is described by a `plan` (leading fold axis F when stacked):
 Each epoch, `epoch_order` draws a permutation of every fold's training indices; step s of the
 epoch takes positions s*B .. s*B+B-1 modulo that fold's n_train, so ragged fold sizes cost nothing
 and every fold runs the same number of steps. Every random draw is
-fold_in(fold_in(fold_in(key, stream), epoch), step): rerunning an epoch reproduces it bit for bit.
+fold_in(fold_in(fold_in(key, stream), epoch), step): rerunning an epoch reproduces it bit for bit,
+whatever the chunking.
+
+`train_epoch` runs a whole epoch in one jitted call (`lax.scan` over the step index), with the
+per-step metrics returned as device arrays [F, S]: the host need not wait for it.
+
+The jitted functions are built from a `StepSpec` holding exactly the config fields the steps read,
+and cached on (model, spec, mesh): a changed field that matters gives a new compile, and nothing
+else can leak into a cached step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
+from microexp.train import state as state_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+  """Everything the compiled steps depend on besides the model and the mesh (hashable)."""
+
+  batch_size: int
+  label_smoothing: float
+  augment: tuple[tuple[str, Any], ...]  # sorted (name, value) pairs of config.train.augment
+  optimizer: state_lib.OptimizerSpec
+  steps_per_epoch: int
+  num_classes: int
+  is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
+
+  @classmethod
+  def from_config(cls, config, *, steps_per_epoch: int, num_classes: int) -> "StepSpec":
+    tc = config.train
+    return cls(batch_size=int(tc.batch_size), label_smoothing=float(tc.label_smoothing),
+               augment=tuple(sorted(tc.augment.to_dict().items())),
+               optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
+               num_classes=num_classes,
+               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS)
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
@@ -56,10 +90,10 @@ def _apply(model, variables, x, mask, *, train, rng=None):
   return model.apply(variables, x, train=False, **kwargs)
 
 
-def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, tx, config,
-                   is_flow: bool, num_classes: int, data_sharding=None):
+def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, tx,
+                   spec: StepSpec, data_sharding=None):
   """One optimizer step of one fold. Returns (state, {'loss', 'correct'} scalars)."""
-  batch_size = config.train.batch_size
+  batch_size = spec.batch_size
   pos = (step * batch_size + jnp.arange(batch_size)) % jnp.maximum(plan["n_train"], 1)
   idx = order[pos]
   x = data["inputs"][idx]
@@ -70,12 +104,11 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   key = jax.random.fold_in(jax.random.fold_in(
       jax.random.fold_in(plan["key"], STREAM_STEP), epoch), step)
   k_aug, k_mix, k_drop = jax.random.split(key, 3)
-  aug = config.train.augment
-  x = augment_lib.augment(k_aug, x, aug, is_flow=is_flow)
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes),
-                                float(config.train.label_smoothing))
+  aug = dict(spec.augment)
+  x = augment_lib.augment(k_aug, x, aug, is_flow=spec.is_flow)
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes), spec.label_smoothing)
   if float(aug.get("mixup", 0.0)) > 0:
-    x, targets, mask = augment_lib.mixup(k_mix, x, targets, mask, float(aug.mixup))
+    x, targets, mask = augment_lib.mixup(k_mix, x, targets, mask, float(aug["mixup"]))
 
   def loss_fn(params):
     logits, updates = _apply(model, {"params": params, **(
@@ -93,30 +126,57 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   return new_state, {"loss": loss, "correct": correct}
 
 
-def eval_step_one(variables, idx, data, *, model):
-  """Logits [M, K] of one fold's model on samples idx [M] (padding indices included)."""
-  x = data["inputs"][idx]
-  mask = data["mask"][idx] if "mask" in data else None
-  return _apply(model, variables, x, mask, train=False).astype(jnp.float32)
+def train_epoch_one(state: TrainState, plan, data, epoch, *, step_fn, steps_per_epoch: int):
+  """All steps of one epoch of one fold: (state, {'loss', 'correct'}: [S] each)."""
+  order = epoch_order(plan["key"], plan["train_mask"], epoch)
+  body = lambda s, step: step_fn(s, plan, order, data, epoch, step)
+  return jax.lax.scan(body, state, jnp.arange(steps_per_epoch, dtype=jnp.int32))
 
 
-def make_steps(model, tx, config, *, is_flow: bool, num_classes: int, mesh):
-  """Jitted fold-stacked functions sharded over `mesh` ('fold', 'data').
+def eval_one(variables, idx, data, *, model):
+  """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included)."""
 
-  Returns (train_step, eval_step, order_fn):
-    train_step(state [F], plan [F], order [F, N], data, epoch, step) -> (state, metrics [F])
-    eval_step(variables [F], idx [F, M], data) -> logits [F, M, K]
-    order_fn(keys [F, 2], train_mask [F, N], epoch) -> order [F, N]
+  def block(i):
+    x = data["inputs"][i]
+    mask = data["mask"][i] if "mask" in data else None
+    return _apply(model, variables, x, mask, train=False).astype(jnp.float32)
+
+  logits = jax.lax.map(block, idx)
+  return logits.reshape((-1, logits.shape[-1]))
+
+
+class Steps(NamedTuple):
+  """The compiled, fold-stacked functions of one (model, spec, mesh).
+
+  init(keys [F, 2], sample_x [1, ...], sample_mask [1, T] | None) -> TrainState [F]
+  train_epoch(state [F], plan [F], data, epoch) -> (state [F], {'loss', 'correct'}: [F, S])
+  evaluate(variables [F], idx [F, nb, Be], data) -> logits [F, nb * Be, K]
   """
+
+  tx: optax.GradientTransformation
+  init: Callable
+  train_epoch: Callable
+  evaluate: Callable
+
+
+@functools.lru_cache(maxsize=32)
+def make_steps(model, spec: StepSpec, mesh) -> Steps:
+  """Jitted fold-stacked functions sharded over `mesh` ('fold', 'data'); cached per argument."""
+  tx = state_lib.create_optimizer(spec.optimizer, spec.steps_per_epoch)
   fold = NamedSharding(mesh, P("fold"))
   data_sharding = NamedSharding(mesh, P("data")) if mesh.shape["data"] > 1 else None
-  one = functools.partial(train_step_one, model=model, tx=tx, config=config, is_flow=is_flow,
-                          num_classes=num_classes, data_sharding=data_sharding)
-  train_step = jax.jit(
-      jax.vmap(one, in_axes=(0, 0, 0, None, None, None), spmd_axis_name="fold"),
-      out_shardings=fold, donate_argnums=(0,))
-  eval_one = functools.partial(eval_step_one, model=model)
-  eval_step = jax.jit(jax.vmap(eval_one, in_axes=(0, 0, None), spmd_axis_name="fold"),
-                      out_shardings=fold)
-  order_fn = jax.jit(jax.vmap(epoch_order, in_axes=(0, 0, None)), out_shardings=fold)
-  return train_step, eval_step, order_fn
+  step_fn = functools.partial(train_step_one, model=model, tx=tx, spec=spec,
+                              data_sharding=data_sharding)
+  epoch_fn = functools.partial(train_epoch_one, step_fn=step_fn,
+                               steps_per_epoch=spec.steps_per_epoch)
+  train_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None), spmd_axis_name="fold"),
+                        out_shardings=fold, donate_argnums=(0,))
+  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model), in_axes=(0, 0, None),
+                              spmd_axis_name="fold"), out_shardings=fold)
+
+  def init_one(key, sample_x, sample_mask):
+    return state_lib.create_train_state(model, jax.random.fold_in(key, STREAM_INIT), sample_x,
+                                        sample_mask, tx)
+
+  init = jax.jit(jax.vmap(init_one, in_axes=(0, None, None)), out_shardings=fold)
+  return Steps(tx, init, train_epoch, evaluate)

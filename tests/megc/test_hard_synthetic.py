@@ -61,7 +61,7 @@ def test_hard_preset_calibration(tmp_path):
                                          num_classes=3), 3)
   config = ststnet_megc.get_config("synthetic")
   t = config.train
-  t.epochs, t.seeds, t.final_seeds, t.tensorboard, t.checkpoint_every = EPOCHS, [0], [], False, 10**6
+  t.epochs, t.seeds, t.final_seeds, t.tensorboard, t.checkpoint_every_s = EPOCHS, (0,), (), False, 1e9
   results = engine.train_and_evaluate(config, arrays, tmp_path / "wd")
   uf1 = results["metrics"]["uf1"]["mean"]
   print(f"hard preset: STSTNet UF1 {uf1:.3f}, logistic regression UF1 {metrics.uf1(lr_cm):.3f}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from microexp import models
+from microexp.models import builder
 from microexp.models import cnn_lstm
 from microexp.models import resnet
 
@@ -82,3 +83,18 @@ def test_backbone_of_another_size_is_refused_listing_the_leaves():
 def test_load_names_a_missing_file(tmp_path):
   with pytest.raises(Exception, match="missing.h5"):
     cnn_lstm.load({}, tmp_path / "missing.h5")
+
+
+def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
+  """`kwargs.weights` follows the ResNet50 protocol: `pretrained()` on the host, `load` pure."""
+  assert builder.pretrained(_model(**TINY)) is None  # no file: from scratch
+  missing = models.get("cnn_lstm", num_classes=3, frame_cnn="resnet50", backbone_kwargs=TINY,
+                       weights=str(tmp_path / "missing.h5"))
+  with pytest.raises(Exception, match="missing.h5"):
+    builder.pretrained(missing)
+  model = _model(**TINY)
+  x = jnp.zeros((1, 2, 32, 32, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False, mask=jnp.ones((1, 2), bool))
+  backbone = resnet.ResNetBackbone(**TINY).init(jax.random.PRNGKey(1), x[:, 0])
+  loaded = builder.load_pretrained(model, variables, backbone)
+  jax.tree.map(np.testing.assert_array_equal, loaded, cnn_lstm.map_backbone(variables, backbone))

@@ -10,6 +10,7 @@ import pytest
 
 import microexp.models
 from microexp.models import resnet
+from microexp.train import state as state_lib
 
 TINY = dict(stage_sizes=(1, 1, 1, 1), width=8)  # Same structure as ResNet50, 8x narrower, 1 block.
 
@@ -118,11 +119,12 @@ def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics(tiny32):
   for a, b in zip(jax.tree.leaves(state["batch_stats"]), jax.tree.leaves(variables["batch_stats"])):
     np.testing.assert_array_equal(a, b)
 
-  # With the mask, AdamW's weight decay leaves the frozen backbone untouched too.
-  mask = resnet.trainable_mask(variables["params"])
+  # With config.train.freeze=['backbone'] the engine's optimizer (state.create_optimizer)
+  # leaves the frozen backbone untouched, AdamW's weight decay included.
+  mask = state_lib.trainable_mask(variables["params"], ("backbone",))
   assert not any(jax.tree.leaves(mask["backbone"])) and all(jax.tree.leaves(mask["fc2"]))
-  tx = optax.multi_transform(
-      {True: optax.adamw(1e-2, weight_decay=0.1), False: optax.set_to_zero()}, mask)
+  tx = state_lib.create_optimizer(state_lib.OptimizerSpec(
+      name="adamw", learning_rate=1e-2, weight_decay=0.1, freeze=("backbone",)), 10)
   step = jax.jit(lambda g, p: optax.apply_updates(p, tx.update(g, tx.init(p), p)[0]))
   params = step(grads, variables["params"])
   for a, b in zip(jax.tree.leaves(params["backbone"]),
@@ -143,4 +145,13 @@ def test_registry_and_unknown_variant():
 def test_imagenet_weights_need_the_full_network(tmp_path):
   model = resnet.resnet50(num_classes=2, weights=str(tmp_path / "w.h5"), **TINY)
   with pytest.raises(ValueError, match="need the full ResNet50"):
-    model.init(jax.random.key(0), jnp.ones((1, 32, 32, 3)))
+    model.pretrained()
+
+
+def test_init_is_pure_even_with_a_weights_path(tmp_path):
+  """init never reads the weights file (it does not even exist here): the trainer loads it."""
+  model = resnet.resnet50(num_classes=2, weights=str(tmp_path / "absent.h5"), **TINY)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.ones((1, 32, 32, 3)))
+  assert "backbone" in shapes["params"]
+  with pytest.raises(ValueError, match="weight file not found"):
+    resnet.resnet50(num_classes=2, weights=str(tmp_path / "absent.h5")).pretrained()

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from microexp.models import builder
 from microexp.models import resnet
 from microexp.models import weights
 from microexp.models.weights import keras_h5
@@ -128,7 +129,7 @@ def _assert_close(ours, reference):
 
 def test_keras_port_matches_keras(keras_reference):
   path, _, x, reference = keras_reference
-  variables = weights.load_imagenet_weights(path, variant="keras", use_cache=False)
+  variables = resnet.load_backbone(path, variant="keras", use_cache=False)
   _assert_close(_flax_features(variables, x, "keras", "caffe"), reference)
 
 
@@ -152,7 +153,7 @@ def test_written_layout_is_what_keras_reads(keras_reference):
 def test_keras_own_legacy_writer_and_2016_names_port_identically(keras_reference, tmp_path):
   from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
   path, model, _, _ = keras_reference
-  ours = weights.load_imagenet_weights(path, use_cache=False)
+  ours = resnet.load_backbone(path, use_cache=False)
   with h5py.File(tmp_path / "keras_writer.h5", "w") as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
   old = write_legacy_h5(model, tmp_path / "old_names.h5", rename=_old_keras_name)
@@ -160,7 +161,7 @@ def test_keras_own_legacy_writer_and_2016_names_port_identically(keras_reference
     assert "res3b_branch2a" in f and "bn5c_branch2c" in f and "res2a_branch1" in f
   flat = jax.tree.leaves_with_path(ours)
   for other in (tmp_path / "keras_writer.h5", old):
-    ported = weights.load_imagenet_weights(other, use_cache=False)
+    ported = resnet.load_backbone(other, use_cache=False)
     for (key, a), b in zip(flat, jax.tree.leaves(ported), strict=True):
       np.testing.assert_array_equal(a, b, err_msg=f"{other.name} {key}")
 
@@ -169,7 +170,7 @@ def test_keras_own_legacy_writer_and_2016_names_port_identically(keras_reference
 def test_torchvision_port_matches_torch(torch_reference, suffix):
   pth, safetensors, x, reference = torch_reference
   path = pth if suffix == "pth" else safetensors
-  variables = weights.load_imagenet_weights(path, variant="torchvision", use_cache=False)
+  variables = resnet.load_backbone(path, variant="torchvision", use_cache=False)
   _assert_close(_flax_features(variables, x, "torchvision", "torch"), reference)
 
 
@@ -177,8 +178,12 @@ def test_model_init_loads_backbone_and_keeps_random_head(torch_reference):
   _, safetensors, x, reference = torch_reference
   model = resnet.resnet50(num_classes=3, variant="torchvision", weights=str(safetensors))
   assert model.input_convention == "torch"
-  variables = jax.jit(model.init)(jax.random.key(0), x[:1])  # Eager init of ResNet50 is slow.
-  ported = weights.load_imagenet_weights(safetensors, use_cache=False)
+  # init is pure (random); the trainer puts the pretrained backbone in (models.builder).
+  init = jax.jit(model.init)(jax.random.key(0), x[:1])  # Eager init of ResNet50 is slow.
+  variables = builder.load_pretrained(model, init, builder.pretrained(model))
+  np.testing.assert_array_equal(variables["params"]["classifier"]["kernel"],
+                                init["params"]["classifier"]["kernel"])
+  ported = resnet.load_backbone(safetensors, use_cache=False)
   np.testing.assert_array_equal(variables["params"]["backbone"]["conv_init"]["kernel"],
                                 ported["params"]["conv_init"]["kernel"])
   np.testing.assert_array_equal(variables["batch_stats"]["backbone"]["stage4_block3"]["bn3"]["var"],
@@ -194,18 +199,18 @@ def test_cache_round_trip(torch_reference, tmp_path, monkeypatch):
   _, safetensors, _, _ = torch_reference
   source = shutil.copy(safetensors, tmp_path / "resnet50.safetensors")
   cache_dir = tmp_path / "cache"
-  first = weights.load_imagenet_weights(source, cache_dir=cache_dir)
+  first = resnet.load_backbone(source, cache_dir=cache_dir)
   cached = list(cache_dir.glob("*.npz"))
   assert [p.name for p in cached] == ["resnet50.safetensors.microexp-torchvision.npz"]
 
   from microexp.models.weights import torchvision  # pylint: disable=g-import-not-at-top
 
-  def fail(path):
+  def fail(path, expected):
     raise AssertionError(f"converted {path} again instead of using the cache")
 
   monkeypatch.setattr(torchvision, "read_torchvision", fail)
   os.utime(source, ns=(1, 1))  # Touched: the hash still matches, the cache is used.
-  again = weights.load_imagenet_weights(source, cache_dir=cache_dir)
+  again = resnet.load_backbone(source, cache_dir=cache_dir)
   for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
     np.testing.assert_array_equal(a, b)
 
@@ -215,7 +220,7 @@ def test_cache_round_trip(torch_reference, tmp_path, monkeypatch):
   state = load_file(str(source))
   state["conv1.weight"] = state["conv1.weight"] + 1.0
   save_file(state, str(source))
-  changed = weights.load_imagenet_weights(source, cache_dir=cache_dir)
+  changed = resnet.load_backbone(source, cache_dir=cache_dir)
   assert any(not np.array_equal(a, b)
              for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(changed)))
 
@@ -225,7 +230,7 @@ def test_cache_round_trip(torch_reference, tmp_path, monkeypatch):
 
 def test_missing_file_says_where_to_download(tmp_path):
   with pytest.raises(weights.WeightFileError) as e:
-    weights.load_imagenet_weights(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    resnet.load_backbone(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
   message = str(e.value)
   assert "not found" in message and "no network" in message
   assert "keras-applications/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
@@ -236,7 +241,7 @@ def test_lfs_pointer(tmp_path):
   path = tmp_path / "resnet50_notop.h5"
   path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab12\nsize 94765736\n")
   with pytest.raises(weights.WeightFileError, match="Git LFS pointer") as e:
-    weights.load_imagenet_weights(path)
+    resnet.load_backbone(path)
   assert str(path) in str(e.value)
 
 
@@ -247,7 +252,7 @@ def test_truncated_file(keras_reference, torch_reference, tmp_path, which):
   path = tmp_path / f"truncated.{which}"
   path.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
   with pytest.raises(weights.WeightFileError, match="truncated or corrupt") as e:
-    weights.load_imagenet_weights(path, use_cache=False)
+    resnet.load_backbone(path, use_cache=False)
   assert str(path) in str(e.value)
 
 
@@ -259,7 +264,7 @@ def test_keras_file_of_another_architecture_lists_every_layer(keras_reference, t
     f["dense_7"].create_dataset("dense_7/kernel:0", data=np.zeros((4, 2)))
     f.attrs["layer_names"] = names + [b"dense_7"]
   with pytest.raises(weights.WeightFileError, match="2 missing, 1 unmatched") as e:
-    weights.load_imagenet_weights(path, use_cache=False)
+    resnet.load_backbone(path, use_cache=False)
   message = str(e.value)
   assert "missing layer conv5_block3_3_conv" in message
   assert "missing layer conv4_block2_2_bn" in message
@@ -273,7 +278,7 @@ def test_keras_shape_mismatch_names_the_tensor(keras_reference, tmp_path):
     f["conv3_block1_2_conv"].create_dataset("conv3_block1_2_conv/kernel:0",
                                             data=np.zeros((3, 3, 64, 128), np.float32))
   with pytest.raises(weights.WeightFileError, match="shapes do not match") as e:
-    weights.load_imagenet_weights(path, use_cache=False)
+    resnet.load_backbone(path, use_cache=False)
   assert ("conv3_block1_2_conv/conv3_block1_2_conv/kernel:0 (-> params/stage2_block1/conv2/kernel):"
           " expected shape (3, 3, 128, 128), found (3, 3, 64, 128)") in str(e.value)
 
@@ -286,7 +291,7 @@ def test_torch_state_dict_of_another_architecture(torch_reference, tmp_path):
   path = tmp_path / "resnet_other.safetensors"
   save_file(state, str(path))
   with pytest.raises(weights.WeightFileError, match=r"15 missing, 1 unmatched") as e:
-    weights.load_imagenet_weights(path, use_cache=False)
+    resnet.load_backbone(path, use_cache=False)
   message = str(e.value)
   assert "missing key layer4.2.bn3.running_var" in message
   assert "unmatched key layer4.3.conv1.weight (512, 2048, 1, 1)" in message
@@ -299,10 +304,10 @@ def test_torch_shape_mismatch_and_variant_mismatch(torch_reference, tmp_path):
   path = tmp_path / "shape.safetensors"
   save_file(state, str(path))
   with pytest.raises(weights.WeightFileError, match="expected shape") as e:
-    weights.load_imagenet_weights(path, use_cache=False)
+    resnet.load_backbone(path, use_cache=False)
   assert "layer3.0.conv2.weight (-> params/stage3_block1/conv2/kernel)" in str(e.value)
   with pytest.raises(weights.WeightFileError, match="variant='keras'"):
-    weights.load_imagenet_weights(torch_reference[1], variant="keras")
+    resnet.load_backbone(torch_reference[1], variant="keras")
 
 
 def test_keras3_weights_layout_is_refused(tmp_path):
@@ -310,7 +315,7 @@ def test_keras3_weights_layout_is_refused(tmp_path):
   with h5py.File(path, "w") as f:
     f.create_group("layers").create_group("conv2d").create_group("vars")
   with pytest.raises(weights.WeightFileError, match="Keras 3"):
-    keras_h5.read_keras_h5(path)
+    keras_h5.read_keras_h5(path, resnet.backbone_shapes("keras"))
 
 
 def test_preprocess_conventions_match_keras_and_torchvision():

@@ -172,11 +172,11 @@ def test_dlib_on_the_synthetic_video(tmp_path):
 def test_training_records_the_alignment_for_predict(value):
   """config.dataset.alignment -> model.json's preprocessing.alignment -> predict's method."""
   import configs.ststnet_loso as ststnet  # pylint: disable=g-import-not-at-top
-  from microexp.train import engine  # pylint: disable=g-import-not-at-top
+  from microexp import workdir  # pylint: disable=g-import-not-at-top
 
   config = ststnet.get_config("synthetic")
   assert config.dataset.alignment is None  # default: the dataset's frames are face crops
   config.dataset.alignment = value
-  spec = engine.preprocessing_spec(config.dataset, (28, 28, 3))
+  spec = workdir.preprocessing_spec(config.dataset, (28, 28, 3))
   assert spec["alignment"] == value
   assert predict.alignment_method(spec) == (value or align.DEFAULT_PREDICT_ALIGNMENT)

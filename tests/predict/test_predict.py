@@ -53,7 +53,7 @@ def _config():
   t.warmup_epochs, t.label_smoothing, t.class_balanced, t.grad_clip = 0.0, 0.0, False, 0.0
   t.augment.update({"flip_h": False, "crop": 0, "rotation": 0.0, "mixup": 0.0})
   t.seeds, t.final_seeds, t.fold_parallel, t.tensorboard = [0], [0], False, False
-  t.checkpoint_every = 1000
+  t.checkpoint_every_s = 1e9
   return config
 
 

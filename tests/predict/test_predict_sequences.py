@@ -15,7 +15,7 @@ from microexp import predict
 from microexp import predict_sequences
 from microexp.data import casme2
 from microexp.loaders import casme2 as loading
-from microexp.train import engine
+from microexp import workdir
 
 SIZE = 16
 
@@ -44,7 +44,7 @@ def test_predict_input_is_the_training_input(synthetic_casme2_root, tmp_path_fac
                                              representation, sequence, atol):
   ds = _dataset(synthetic_casme2_root, tmp_path_factory.mktemp("seq"), representation, **sequence)
   arrays = loading.load_casme2(ds)
-  spec = engine.preprocessing_spec(ds, arrays["inputs"].shape)
+  spec = workdir.preprocessing_spec(ds, arrays["inputs"].shape)
   for i, clip in list(enumerate(_clips(synthetic_casme2_root)))[:4]:
     assert arrays["clip"][i] == f"{clip.record.subject}/{clip.record.filename}"
     # The video: a neutral lead-in (the onset frame repeated), then the clip from its onset.

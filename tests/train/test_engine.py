@@ -16,6 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from microexp.train import chunking
 from microexp.train import engine
 
 from . import fake_arrays, tiny_config
@@ -140,21 +141,14 @@ def test_multi_device_fold_and_data_sharding_matches_single_device(baseline, tmp
     np.testing.assert_allclose(np.array(multi[fold]), probs, atol=2e-3)
 
 
-def test_fold_parallel_auto_picks_per_backend():
-  assert engine.resolve_fold_parallel("auto", "cpu") is False
-  assert engine.resolve_fold_parallel("auto", "gpu") is True
-  assert engine.resolve_fold_parallel("auto", "tpu") is True
-  assert engine.resolve_fold_parallel(True, "cpu") is True
-  assert engine.resolve_fold_parallel(False, "gpu") is False
-  jobs = list(range(6))
-  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "cpu")) == 6
-  assert len(engine.chunk_jobs(jobs, tiny_config(fold_parallel="auto").train, "gpu")) == 1
-  capped = tiny_config(fold_parallel=True, fold_chunk=4).train
-  assert [len(c) for c in engine.chunk_jobs(jobs, capped, "cpu")] == [4, 2]
-  capped.fold_parallel = "auto"
-  assert [len(c) for c in engine.chunk_jobs(jobs, capped, "cpu")] == [1] * 6
+def test_fold_parallel_values_and_chunks():
+  assert chunking.parse_fold_parallel("auto") is None
+  assert chunking.parse_fold_parallel(True) is True
+  assert chunking.parse_fold_parallel("False") is False
   with pytest.raises(ValueError, match="fold_parallel"):
-    engine.resolve_fold_parallel("sometimes")
+    chunking.parse_fold_parallel("sometimes")
+  assert [len(c) for c in chunking.split(list(range(6)), 4)] == [4, 2]
+  assert [len(c) for c in chunking.split(list(range(6)), 1)] == [1] * 6
 
 
 def test_composite_reports_and_prints_each_dataset(tmp_path, caplog):

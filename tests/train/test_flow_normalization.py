@@ -11,7 +11,8 @@ from microexp import flow
 from microexp import predict
 from microexp.data import casme2
 from microexp.loaders import casme2 as loading
-from microexp.train import engine
+from microexp import workdir
+from microexp.models import builder
 
 
 def test_normalize_flow_per_clip_and_none():
@@ -48,7 +49,7 @@ def test_loader_and_predict_agree(synthetic_casme2_root, tmp_path_factory, mode)
       flow_method="dis", flow_kwargs={"preset": "fast"}, third_channel="strain",
       flow_normalization=mode, sequence=dict(mode="pad", length=8, grayscale=True), workers=1))
   arrays = loading.load_casme2(ds)
-  spec = engine.preprocessing_spec(ds, arrays["inputs"].shape[1:])
+  spec = workdir.preprocessing_spec(ds, arrays["inputs"].shape[1:])
   assert spec["flow_normalization"] == mode and spec["flow_kwargs"] == {"preset": "fast"}
   assert spec["crop_size"] is None  # real data: predict's CASME II default
 
@@ -71,4 +72,4 @@ def test_flow_bound_needs_raw_flow():
   config.model.name = "resnet50"
   config.model.kwargs = ml_collections.ConfigDict({"flow_input": True, "flow_bound": 2.0})
   with pytest.raises(ValueError, match="flow_normalization='none'"):
-    engine.create_model(config, 3)
+    builder.from_config(config, 3)

@@ -1,7 +1,10 @@
 """ImageNet weights for ResNet50: Keras legacy HDF5 and torchvision state dicts, ported to flax.
 
-    backbone = load_imagenet_weights('/data/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5')
+    backbone = load_imagenet_weights(path, expected=resnet.backbone_shapes('keras'))
     variables = merge_backbone(model.init(key, x), backbone, scope=('backbone',))
+
+(`microexp.models.resnet.load(variables, path)` does both.) The expected layout is passed in by
+the model, so this package never imports the network it fills.
 
 The file's format decides the variant: `.h5`/`.hdf5` is Keras ResNet50 v1 ('keras'), `.pth`/`.pt`/
 `.safetensors` is torchvision ResNet50 v1.5 ('torchvision'). Inputs must then be normalised the
@@ -10,8 +13,9 @@ same way (`preprocess(x, 'caffe' | 'torch')`).
 
 from __future__ import annotations
 
+import functools
 import pathlib
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from flax import traverse_util
 import jax.numpy as jnp
@@ -47,6 +51,7 @@ def _reader(variant: str):
 
 
 def load_imagenet_weights(path: str | pathlib.Path, variant: str | None = None, *,
+                          expected: Callable[[str], source.ExpectedShapes],
                           cache_dir: str | pathlib.Path | None = None,
                           use_cache: bool = True) -> dict[str, Any]:
   """Ports an ImageNet ResNet50 checkpoint to `ResNetBackbone(variant)` variables.
@@ -55,6 +60,8 @@ def load_imagenet_weights(path: str | pathlib.Path, variant: str | None = None, 
     path: Keras `resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5` (or the with-top file), or a
       torchvision ResNet50 `.pth` / `.safetensors` state dict.
     variant: the model's variant; an error if the file holds the other one. None: the file's.
+    expected: variant -> flat backbone shapes {(collection, *module, leaf): shape}
+      (`resnet.backbone_shapes`).
     cache_dir: where the one-time `.npz` conversion goes when not beside the file.
     use_cache: False converts from the source every time (and writes no cache).
 
@@ -68,13 +75,13 @@ def load_imagenet_weights(path: str | pathlib.Path, variant: str | None = None, 
     raise WeightFileError(path, (
         f"this file holds the {file_variant!r} ResNet50 but the model is variant={variant!r} "
         f"(the two differ in strides and conv biases); set the model's variant={file_variant!r}."))
-  read = _reader(file_variant)
+  shapes = expected(file_variant)
+  read = functools.partial(_reader(file_variant), expected=shapes)
   if use_cache:
     flat = cache.cached_conversion(path, file_variant, read, cache_dir=cache_dir)
   else:
     flat = read(path)
-  expected = source.expected_backbone_shapes(file_variant)
-  if set(flat) != set(expected) or any(flat[k].shape != s for k, s in expected.items()):
+  if set(flat) != set(shapes) or any(flat[k].shape != s for k, s in shapes.items()):
     flat = read(path)  # A cache of another layout (older microexp): convert again.
   return traverse_util.unflatten_dict(flat)
 

@@ -93,8 +93,10 @@ def _read_layers(path, f: h5py.File) -> dict[str, tuple[list[str], list[np.ndarr
   return layers
 
 
-def read_keras_h5(path) -> dict[source.FlatKey, np.ndarray]:
+def read_keras_h5(path, expected: source.ExpectedShapes) -> dict[source.FlatKey, np.ndarray]:
   """Reads a legacy Keras ResNet50 weights file.
+
+  expected: flat shapes of `ResNetBackbone(variant='keras')` (`resnet.backbone_shapes`).
 
   Returns:
     flat {(collection, *module, leaf): float32 array} for `ResNetBackbone(variant='keras')`.
@@ -113,7 +115,7 @@ def read_keras_h5(path) -> dict[source.FlatKey, np.ndarray]:
   with f:
     layers = {_modern_name(k): v for k, v in _read_layers(path, f).items()}
 
-  modules = {keras_layer_name(m): m for m in source.modules_of("keras")}
+  modules = {keras_layer_name(m): m for m in source.modules_of(expected)}
   missing = [f"missing layer {n} (-> {'/'.join(m)})" for n, m in modules.items() if n not in layers]
   unmatched = [f"unmatched layer {n} in the file ({', '.join(w)})" for n, (w, _) in layers.items()
                if n not in modules and n not in _IGNORED_LAYERS]
@@ -141,4 +143,4 @@ def read_keras_h5(path) -> dict[source.FlatKey, np.ndarray]:
       found[key], names[key] = array, f"{layer}/{weight_name}"
   if problems:
     raise WeightFileError(path, "unexpected weights inside ResNet50 layers.", problems)
-  return source.check_shapes(path, found, "keras", names.__getitem__)
+  return source.check_shapes(path, found, expected, names.__getitem__)

@@ -1,8 +1,11 @@
-"""What every weight port shares: the error type, sanity checks of the file, the expected layout."""
+"""What every weight port shares: the error type, sanity checks of the file, shape checks.
+
+The expected backbone layout is passed in by the model (`resnet.backbone_shapes`), never imported:
+the ports know file formats, the model knows its shapes.
+"""
 
 from __future__ import annotations
 
-import functools
 import pathlib
 
 import numpy as np
@@ -49,32 +52,20 @@ def check_readable(path: str | pathlib.Path) -> pathlib.Path:
   return path
 
 
-@functools.lru_cache(maxsize=4)
-def expected_backbone_shapes(variant: str) -> dict[FlatKey, tuple[int, ...]]:
-  """Flat {(collection, *module_path, leaf): shape} of the full ResNet50 backbone of `variant`."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from flax import traverse_util  # pylint: disable=g-import-not-at-top
-
-  from microexp.models import resnet  # pylint: disable=g-import-not-at-top  (import cycle)
-
-  module = resnet.ResNetBackbone(variant=variant)
-  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
-  return {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes).items()}
+ExpectedShapes = dict[FlatKey, tuple[int, ...]]  # flat {(collection, *module, leaf): shape}
 
 
-def modules_of(variant: str) -> list[tuple[str, ...]]:
+def modules_of(expected: ExpectedShapes) -> list[tuple[str, ...]]:
   """Module paths (e.g. ('stage1_block1', 'conv1')) holding weights, in network order."""
   seen = {}
-  for key in expected_backbone_shapes(variant):
+  for key in expected:
     seen.setdefault(key[1:-1], None)
   return list(seen)
 
 
-def check_shapes(path, found: dict[FlatKey, np.ndarray], variant: str,
+def check_shapes(path, found: dict[FlatKey, np.ndarray], expected: ExpectedShapes,
                  source_name) -> dict[FlatKey, np.ndarray]:
   """Checks ported arrays against the expected backbone; `source_name(key)` names a tensor in the file."""
-  expected = expected_backbone_shapes(variant)
   bad = [f"{source_name(k)} (-> {'/'.join(k)}): expected shape {expected[k]}, found "
          f"{tuple(v.shape)} (after layout conversion)"
          for k, v in found.items() if tuple(v.shape) != expected[k]]

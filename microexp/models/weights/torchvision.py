@@ -65,7 +65,7 @@ def _load_state_dict(path) -> dict[str, np.ndarray]:
           if hasattr(v, "detach")}
 
 
-def read_torchvision(path) -> dict[source.FlatKey, np.ndarray]:
+def read_torchvision(path, expected: source.ExpectedShapes) -> dict[source.FlatKey, np.ndarray]:
   """Reads a torchvision ResNet50 state dict.
 
   Returns:
@@ -77,7 +77,7 @@ def read_torchvision(path) -> dict[source.FlatKey, np.ndarray]:
   """
   path = source.check_readable(path)
   state = _load_state_dict(path)
-  expected = {torch_key(k): k for k in source.expected_backbone_shapes("torchvision")}
+  shapes, expected = expected, {torch_key(k): k for k in expected}
   missing = [f"missing key {n} (-> {'/'.join(k)})" for n, k in expected.items() if n not in state]
   unmatched = [f"unmatched key {n} {tuple(v.shape)}" for n, v in state.items()
                if n not in expected and not _SKIPPED.fullmatch(n)]
@@ -90,4 +90,4 @@ def read_torchvision(path) -> dict[source.FlatKey, np.ndarray]:
     array = np.asarray(state[name])
     found[key] = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array
   names = {k: n for n, k in expected.items()}
-  return source.check_shapes(path, found, "torchvision", names.__getitem__)
+  return source.check_shapes(path, found, shapes, names.__getitem__)

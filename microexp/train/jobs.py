@@ -1,0 +1,83 @@
+"""Jobs (one (seed, fold) each) and the host-side layout of a chunk of them on the fold axis."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from microexp.train import folds as folds_lib
+from microexp.train import inputs as inputs_lib
+from microexp.train import parallel
+from microexp.train import steps as steps_lib
+
+# Fold indices of the final all-subject models (their keys must not collide with real folds).
+FINAL_FOLD_INDEX = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  seed: int
+  index: int  # fold index (keys derive from it), FINAL_FOLD_INDEX for the final model
+  fold: folds_lib.Fold
+
+  @property
+  def run(self) -> str:
+    return f"seed{self.seed}/{self.fold.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkLayout:
+  """A chunk's jobs padded to `length` folds (copies of the last job, results discarded).
+
+  plan: {'key' [L, 2] uint32, 'train_mask' [L, N] bool, 'n_train' [L] int32,
+         'class_weights' [L, K] float32} (steps.py); val_idx / test_idx: per real job, [n] int;
+  eval_idx: [L, nb, Be] int32 blocks of val then test indices per fold (None: nothing to
+  evaluate); n_eval: real columns of the flattened blocks.
+  """
+
+  jobs: tuple[Job, ...]
+  length: int
+  plan: dict
+  val_idx: tuple[np.ndarray, ...]
+  test_idx: tuple[np.ndarray, ...]
+  eval_idx: np.ndarray | None
+  n_eval: int
+
+  @property
+  def n_test_max(self) -> int:
+    return max([len(t) for t in self.test_idx] + [1])
+
+
+def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, balanced: bool,
+           length: int, eval_batch_size: int) -> ChunkLayout:
+  """Host arrays per job: masks, class weights, keys and evaluation blocks."""
+  train_mask, val_idx, test_idx, weights = [], [], [], []
+  for job in jobs:
+    tr, va, te = job.fold.masks(subjects)
+    train_mask.append(tr)
+    val_idx.append(np.flatnonzero(va))
+    test_idx.append(np.flatnonzero(te))
+    weights.append(inputs_lib.class_weights(labels[tr], num_classes, balanced))
+  train_mask = parallel.pad_folds(np.stack(train_mask), length)
+  padded = parallel.pad_folds(np.array([[j.seed, j.index] for j in jobs]), length)
+  keys = np.stack([np.asarray(steps_lib.fold_keys(int(s), [int(i)])[0]) for s, i in padded])
+  plan = {"key": keys, "train_mask": train_mask,
+          "n_train": train_mask.sum(1).astype(np.int32),
+          "class_weights": parallel.pad_folds(np.stack(weights), length)}
+  eval_idx, n_eval = _eval_blocks(val_idx, test_idx, length, eval_batch_size)
+  return ChunkLayout(tuple(jobs), length, plan, tuple(val_idx), tuple(test_idx), eval_idx, n_eval)
+
+
+def _eval_blocks(val_idx, test_idx, length: int, batch: int):
+  """Per-fold index lists -> ([L, nb, Be] int32 with val first then test, M real), or (None, 0)."""
+  rows = [np.concatenate([v, t]).astype(np.int32) for v, t in zip(val_idx, test_idx)]
+  m = max(len(r) for r in rows)
+  if m == 0:
+    return None, 0
+  be = min(batch, m)
+  mp = -(-m // be) * be
+  idx = np.zeros((len(rows), mp), np.int32)
+  for i, r in enumerate(rows):
+    idx[i, :len(r)] = r
+  return parallel.pad_folds(idx, length).reshape(length, mp // be, be), m
