@@ -458,4 +458,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repo, when not installed
   main()
