@@ -429,8 +429,9 @@ def main(argv=None) -> dict:
     for rep in range(args.repeats):
       for mode in modes:  # interleaved, so that a change of machine load hits every way alike
         r = _run_child(mode, args, data_path, child_settings)
-        print(f"  run {rep + 1}/{args.repeats} {mode}: {r['wall_s']:.1f} s, UF1 {r['uf1']:.3f}",
-              flush=True)
+        print(f"  run {rep + 1}/{args.repeats} {mode}: wall {r['wall_s']:.1f} s (startup "
+              f"{r['startup_s']:.1f}, compile {r['compile_s']:.1f}, epoch {r['epoch_s']:.3f}), "
+              f"UF1 {r['uf1']:.3f}", flush=True)
         runs[mode].append(r)
   rows = {m: _median_row(runs[m]) for m in modes}
   ratios = {}
