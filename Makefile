@@ -28,9 +28,13 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow" tests
 
+# PROTOCOL_ARGS: empty = the whole STSTNet MEGC2019 protocol (68 folds x 150 epochs, sized for a
+# GPU); on a CPU e.g. PROTOCOL_ARGS="--folds=8 --epochs=20" (docs/training.md, Benchmarks).
+PROTOCOL_ARGS ?=
 bench: $(VENV)/.installed
 	$(PY) benchmarks/flow_speed.py
 	$(PY) benchmarks/fold_parallel.py
+	$(PY) benchmarks/protocol.py $(PROTOCOL_ARGS)
 
 clean:
 	rm -rf $(VENV) workdirs
