@@ -10,9 +10,9 @@ class name ('negative' | 'positive' | 'surprise'), `subject` dataset-qualified (
 'samm/006', 's01' -> 'smic/s01'), `dataset`, `clip`. The registered loaders ('megc2019',
 'megc2019_flow') live in `microexp/loaders/megc.py`.
 
-SAMM's frames are uncropped (2040x1088, the face about half the frame): `alignment` ('landmarks' |
-'box' | 'none', `microexp.align`) aligns its clips on the onset frame before the flow, as the apex-flow
-builders do; CASME II's (`Cropped/`) and SMIC-HS's frames are face crops and are used whole. The
+SAMM's frames are uncropped (2040x1088): `alignment` ('landmarks' | 'box' | 'none',
+`microexp.align`) aligns its clips on the onset frame before the flow, as the apex-flow builders
+do; CASME II's (`Cropped/`) and SMIC-HS's frames are face crops and are used whole. The
 array `alignment` str [N] holds the method that ran per clip, and the report its face-found counts.
 
 On the real data the composite has 442 clips from 68 subjects (EXPECTED); `count_report` puts the
