@@ -6,7 +6,8 @@
 
 Classes: the 4 classes of the CAS(ME)^3 paper by default ('casme3_4': negative, positive,
 surprise, others); ':classes=7' -> 'casme3_7', ':classes=3' or ':classes=megc' -> 'casme3_3'.
-Frames are uncropped: the builder crops one face box per clip (docs/data.md).
+Frames are uncropped: the builder aligns the face on each clip's onset frame with dlib landmarks
+(`config.dataset.alignment='landmarks'`, repeated by predict; docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def get_config(arg=None):
   common.apex_flow_dataset(config, opts, name="casme3", classes=CLASSES, synthetic_kwargs=dict(
       num_subjects=6, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12), seed=0))
   ds = config.dataset
+  # Uncropped frames: the face is a small part of the frame, and head roll between onset and apex
+  # would become flow; dlib landmarks level the eye line, one box per clip (docs/datasets.md).
+  # Recorded in model.json: predict aligns its input the same way.
+  ds.alignment = "landmarks"
   ds.image_size = 28
   ds.third_channel = "strain"
   config.model.name = "ststnet"

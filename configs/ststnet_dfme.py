@@ -27,6 +27,10 @@ def get_config(arg=None):
       seed=0))
   ds = config.dataset
   ds.splits = ("train",)
+  # Uncropped frames: the face is a small part of the frame, and head roll between onset and apex
+  # would become flow; dlib landmarks level the eye line, one box per clip (docs/datasets.md).
+  # Recorded in model.json: predict aligns its input the same way.
+  ds.alignment = "landmarks"
   ds.image_size = 28
   ds.third_channel = "strain"
   config.model.name = "ststnet"

@@ -286,3 +286,30 @@ def align_pair(onset: np.ndarray, apex: np.ndarray, size: int | tuple[int, int],
   """A builder's onset / apex frames [H, W, 3] -> aligned crops [size_h, size_w, 3] (onset box)."""
   crops, _ = align_clip(np.stack([onset, apex]), size, method=method, detectors=detectors)
   return crops[0], crops[1]
+
+
+# Batch builders (TFDS apex-flow builders, the MEGC composite): faces wider than this are shrunk
+# before the flow (its cost; the stored flow is small).
+WORK_WIDTH = 256
+
+
+def estimate_clip(frames: np.ndarray, method: str, *, start: int = 0,
+                  detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS) -> Alignment:
+  """`estimate` on frame `start` only, for builders that must not stop on one clip: when no face is
+  found the central box is used (method 'box', detector 'center'; counted in the build log)."""
+  try:
+    return estimate(frames, method=method, start=start, num_frames=1, detectors=detectors)
+  except face_lib.NoFaceError:
+    return estimate(frames, method="box", start=start, num_frames=1, detectors=["center"])
+
+
+def align_for_flow(pair: np.ndarray, method: str, *, work_width: int = WORK_WIDTH,
+                   detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS,
+                   ) -> tuple[np.ndarray, Alignment]:
+  """Onset / apex uint8 [2, H, W, 3] RGB -> (aligned crops [2, h, w, 3] with w <= work_width, the
+  Alignment estimated on the onset, `estimate_clip`): one transform for both frames."""
+  alignment = estimate_clip(pair, method, detectors=detectors)
+  _, _, width, height = alignment.face.box
+  shrink = min(1.0, work_width / width)
+  size = (max(8, round(height * shrink)), max(8, round(width * shrink)))
+  return apply(pair, alignment, size), alignment

@@ -2,11 +2,13 @@
 
 A dataset builder lists its clips (`_list_clips(manual_dir) -> (clips, report)`, each a
 `FlowClip`: a stable key, the onset and apex frame files, metadata features); this base class
-reads each onset/apex pair, finds one face box on the onset frame when the frames are uncropped
-(`microexp.face.detect_face`, detectors haar -> skin -> center, the same box for the apex), and
-stores the onset->apex flow (`microexp.flow.apex_flow_image`, as the CASME II builder) with the
-two face crops. Configs are named like CASME II's apex_flow configs ('apex_flow',
-'apex_flow_dis_strain_28').
+reads each onset/apex pair, aligns the face on the onset frame (`microexp.align`, the config's
+`alignment`: 'landmarks' = dlib landmarks -> eye-line rotation -> one box; 'box' = Haar / skin box;
+'none' = the whole frame; one transform for onset and apex, the central box when no face is found)
+and stores the onset->apex flow (`microexp.flow.apex_flow_image`, as the CASME II builder) with the
+two face crops and the alignment used per clip. Configs are named like CASME II's apex_flow configs
+('apex_flow', 'apex_flow_dis_strain_28'); an alignment other than the builder's default
+(`default_alignment`: 'landmarks' for uncropped frames, 'none' for face crops) adds '_align<name>'.
 """
 
 from __future__ import annotations
@@ -23,38 +25,44 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
+from microexp import align
 from microexp import face as face_lib
 from microexp import flow
 from microexp.data import casme2
 
-DETECTORS = ("haar", "skin", "center")
-# Uncropped frames are shrunk to this width before detection (SAMM is 2040 px wide).
-DETECT_WIDTH = 640
-# Face crops wider than this are shrunk before the flow (flow cost; the stored flow is small).
-WORK_WIDTH = 256
-
 
 @dataclasses.dataclass(eq=False)
 class ApexFlowConfig(tfds.core.BuilderConfig):
-  """Onset->apex flow at `image_size`; `flow_kwargs` as sorted (name, value) pairs."""
+  """Onset->apex flow at `image_size`; `flow_kwargs` as sorted (name, value) pairs; `alignment`
+  one of `microexp.align.ALIGNMENTS`, or None for the builder's default (`default_alignment`)."""
 
   image_size: int = 224
   flow_method: str = "farneback"
   third_channel: str = "magnitude"
   flow_kwargs: tuple[tuple[str, Any], ...] = ()
+  alignment: str | None = None
+
+
+def default_alignment(builder_cls) -> str:
+  """'landmarks' for uncropped frames (the face is a small part of the frame and head roll would
+  become flow), 'none' for frames that are already face crops (SMIC-HS)."""
+  return "landmarks" if builder_cls.CROP_FACES else "none"
 
 
 def config_name(image_size: int, flow_method: str, third_channel: str,
-                flow_kwargs: dict[str, Any] | None = None) -> str:
-  """'apex_flow' for (224, farneback, magnitude), else 'apex_flow_<method>_<third>_<size>[_kw..]'."""
+                flow_kwargs: dict[str, Any] | None = None, alignment: str | None = None) -> str:
+  """'apex_flow' for (224, farneback, magnitude), else 'apex_flow_<method>_<third>_<size>[_kw..]';
+  then '_align<alignment>' unless it is None (the builder's default)."""
   extras = [f"{k}{v}" for k, v in sorted((flow_kwargs or {}).items())]
+  suffix = [f"align{alignment}"] if alignment else []
   if (image_size, flow_method, third_channel) == (224, "farneback", "magnitude") and not extras:
-    return "apex_flow"
-  return "_".join(["apex_flow", flow_method, third_channel, str(image_size)] + extras)
+    return "_".join(["apex_flow"] + suffix)
+  return "_".join(["apex_flow", flow_method, third_channel, str(image_size)] + extras + suffix)
 
 
 def _new_config(dataset: str, image_size: int, flow_method: str, third_channel: str,
-                flow_kwargs: dict[str, Any] | None) -> ApexFlowConfig:
+                flow_kwargs: dict[str, Any] | None, alignment: str | None = None,
+                ) -> ApexFlowConfig:
   if flow_method not in flow.METHODS:
     raise ValueError(f"Unknown flow method {flow_method!r}; choose one of {sorted(flow.METHODS)}.")
   if third_channel not in flow.THIRD_CHANNELS:
@@ -62,12 +70,15 @@ def _new_config(dataset: str, image_size: int, flow_method: str, third_channel: 
                      f"{flow.THIRD_CHANNELS}.")
   if int(image_size) < 8:
     raise ValueError(f"image_size must be >= 8, got {image_size}.")
-  name = config_name(int(image_size), flow_method, third_channel, flow_kwargs)
+  if alignment is not None and alignment not in align.ALIGNMENTS:
+    raise ValueError(f"Unknown alignment {alignment!r}; choose one of {align.ALIGNMENTS}.")
+  name = config_name(int(image_size), flow_method, third_channel, flow_kwargs, alignment)
+  aligned = f", alignment {alignment!r}" if alignment else ""
   return ApexFlowConfig(
       name=name, description=f"{dataset}: onset->apex {flow_method} flow (u, v, {third_channel}) "
-      f"and the onset/apex face crops, {image_size}x{image_size}.", image_size=int(image_size),
-      flow_method=flow_method, third_channel=third_channel,
-      flow_kwargs=tuple(sorted((flow_kwargs or {}).items())))
+      f"and the onset/apex face crops, {image_size}x{image_size}{aligned}.",
+      image_size=int(image_size), flow_method=flow_method, third_channel=third_channel,
+      flow_kwargs=tuple(sorted((flow_kwargs or {}).items())), alignment=alignment)
 
 
 def builder_configs(dataset: str) -> list[ApexFlowConfig]:
@@ -82,15 +93,21 @@ def builder_configs(dataset: str) -> list[ApexFlowConfig]:
 
 
 def make_config(builder_cls, *, image_size: int | None = None, flow_method: str | None = None,
-                third_channel: str | None = None,
-                flow_kwargs: dict[str, Any] | None = None) -> ApexFlowConfig:
-  """The registered config of `builder_cls` with these parameters, else a new custom one."""
+                third_channel: str | None = None, flow_kwargs: dict[str, Any] | None = None,
+                alignment: str | None = None) -> ApexFlowConfig:
+  """The registered config of `builder_cls` with these parameters, else a new custom one.
+
+  alignment: None or the builder's default -> the registered (default-aligned) configs; any other
+  name is part of the config name, so builds with different alignments never share a cache.
+  """
   params = (int(image_size or 224), flow_method or "farneback", third_channel or "magnitude")
-  name = config_name(*params, flow_kwargs)
+  if alignment == default_alignment(builder_cls):
+    alignment = None
+  name = config_name(*params, flow_kwargs, alignment)
   for config in builder_cls.BUILDER_CONFIGS:
     if config.name == name:
       return config
-  return _new_config(builder_cls.DATASET_TITLE, *params, flow_kwargs)
+  return _new_config(builder_cls.DATASET_TITLE, *params, flow_kwargs, alignment)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,36 +120,39 @@ class FlowClip:
   meta: dict[str, Any]
 
 
-def pair_flow(onset_path, apex_path, *, crop_faces: bool, size: int, method: str,
+def pair_flow(onset_path, apex_path, *, alignment: str, size: int, method: str,
               third_channel: str, **flow_kwargs) -> dict[str, Any]:
-  """One clip's stored values.
+  """One clip's stored values; the face aligned on the onset (`microexp.align.align_for_flow`).
 
   Returns:
-    {'flow': float32 [S, S, 3], 'onset', 'apex': uint8 [S, S, 3] RGB face crops, 'face_box':
-    int32 [4] (x, y, w, h in the frame on disk; the whole frame when not cropping),
-    'face_detector': str}.
+    {'flow': float32 [S, S, 3], 'onset', 'apex': uint8 [S, S, 3] RGB face crops, 'alignment':
+    the method that ran ('landmarks', or 'box' when no landmarks were found), 'alignment_angle':
+    degrees, 'alignment_centre': float32 [2], 'face_box': int32 [4] (x, y, w, h in the frame on
+    disk rotated by the angle about the centre; the whole frame for 'none'), 'face_detector': str}.
   """
   pair = casme2.read_frames([onset_path, apex_path])
-  height, width = pair.shape[1:3]
-  if crop_faces:
-    scale = min(1.0, DETECT_WIDTH / width)
-    small = pair[:1] if scale == 1 else np.stack(
-        [cv2.resize(pair[0], (round(width * scale), round(height * scale)),
-                    interpolation=cv2.INTER_AREA)])
-    found = face_lib.detect_face(small, num_frames=1, detectors=DETECTORS)
-    box = tuple(int(round(v / scale)) for v in found.box)
-    detector = found.detector
-  else:
-    box, detector = (0, 0, width, height), "none"
-  shrink = min(1.0, WORK_WIDTH / box[2])
-  work = (max(8, round(box[3] * shrink)), max(8, round(box[2] * shrink)))
-  faces = face_lib.crop(pair, box, work)
+  faces, aligned = align.align_for_flow(pair, alignment)
   gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in faces]
   result = flow.apex_flow_image(gray[0], gray[1], method=method, third_channel=third_channel,
                                 size=size, **flow_kwargs)
-  rgb = face_lib.crop(faces, (0, 0, work[1], work[0]), size)
+  rgb = face_lib.crop(faces, (0, 0, faces.shape[2], faces.shape[1]), size)
   return dict(flow=result.astype(np.float32), onset=rgb[0], apex=rgb[1],
-              face_box=np.asarray(box, np.int32), face_detector=detector)
+              alignment=aligned.method, alignment_angle=np.float32(aligned.angle),
+              alignment_centre=np.asarray(aligned.centre, np.float32),
+              face_box=np.asarray(aligned.face.box, np.int32), face_detector=aligned.face.detector)
+
+
+def found_report(methods: dict[tuple[str, str], int], asked: str) -> str:
+  """'alignment 'landmarks': landmarks 40/42 (dlib-hog 38, dlib-in-skin 2), box 2/42 (center 2)'
+  from clip counts per (method that ran, detector)."""
+  total = sum(methods.values())
+  parts = []
+  for method in align.ALIGNMENTS:
+    detectors = {d: n for (m, d), n in sorted(methods.items()) if m == method}
+    if detectors:
+      inner = ", ".join(f"{d} {n}" for d, n in detectors.items())
+      parts.append(f"{method} {sum(detectors.values())}/{total} ({inner})")
+  return f"alignment {asked!r}: " + ", ".join(parts)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -145,11 +165,13 @@ def _png(image: np.ndarray) -> bytes:
 class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base of the apex-flow builders; a subclass sets the class attributes and `_list_clips`."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: apex_flow configs."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: apex_flow configs.",
+                   "1.1.0": "Face alignment (microexp.align): landmarks by default on uncropped "
+                            "frames, the config's `alignment`; per-clip alignment features."}
   DATASET_TITLE = ""  # 'CAS(ME)^3 part A'
   EMOTIONS: tuple[str, ...] = ()
-  CROP_FACES = True  # frames on disk are uncropped: detect one face box per clip
+  CROP_FACES = True  # frames on disk are uncropped: default alignment 'landmarks', else 'none'
   HOMEPAGE = ""
   CITATION = ""
   MIN_CLIPS_FOR_WORKERS = 32
@@ -185,9 +207,19 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         fps=tfds.features.Scalar(np.float32, doc="Frame rate of the recording."),
         action_units=tfds.features.Text(doc="The sheet's AU tokens joined by '+'."),
         emotion=tfds.features.ClassLabel(names=self.EMOTIONS),
-        face_box=tfds.features.Tensor(shape=(4,), dtype=np.int32,
-                                      doc="Face box (x, y, w, h) in the frame on disk."),
-        face_detector=tfds.features.Text(doc="Detector that found the box ('none': no crop)."),
+        alignment=tfds.features.Text(
+            doc="Alignment that ran (microexp.align): 'landmarks', 'box' (also the fallback when "
+            "no landmarks were found) or 'none'."),
+        alignment_angle=tfds.features.Scalar(
+            np.float32, doc="Eye-line rotation (degrees, counter-clockwise) before the crop."),
+        alignment_centre=tfds.features.Tensor(
+            shape=(2,), dtype=np.float32, doc="Rotation centre (x, y) px: the eye midpoint."),
+        face_box=tfds.features.Tensor(
+            shape=(4,), dtype=np.int32,
+            doc="Face box (x, y, w, h) in the frame on disk rotated by alignment_angle."),
+        face_detector=tfds.features.Text(
+            doc="What found the face: 'dlib-hog', 'dlib-in-haar', 'dlib-in-skin' (landmarks), "
+            "'haar', 'skin', 'center' (box) or 'none' (whole frame)."),
         flow=tfds.features.Tensor(
             shape=(s, s, 3), dtype=np.float32,
             doc=f"Onset->apex {cfg.flow_method} flow: u, v (px of this {s}x{s} image), "
@@ -212,7 +244,8 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _generate_examples(self, clips) -> Iterator[tuple[str, dict[str, Any]]]:
     cfg = self.builder_config
-    fn = functools.partial(pair_flow, crop_faces=self.CROP_FACES, size=cfg.image_size,
+    asked = cfg.alignment or default_alignment(type(self))
+    fn = functools.partial(pair_flow, alignment=asked, size=cfg.image_size,
                            method=cfg.flow_method, third_channel=cfg.third_channel,
                            **dict(cfg.flow_kwargs))
     workers = self._workers
@@ -220,15 +253,16 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       workers = (os.cpu_count() or 1) if len(clips) >= self.MIN_CLIPS_FOR_WORKERS else 1
     workers = max(1, min(workers, len(clips)))
     results = flow.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips), workers=workers)
-    detectors: dict[str, int] = {}
+    found: dict[tuple[str, str], int] = {}
+    stored = ("alignment", "alignment_angle", "alignment_centre", "face_box", "face_detector")
     for i, (clip, result) in enumerate(zip(clips, results)):
-      detectors[result["face_detector"]] = detectors.get(result["face_detector"], 0) + 1
+      key = (result["alignment"], result["face_detector"])
+      found[key] = found.get(key, 0) + 1
       if (i + 1) % 50 == 0 or i + 1 == len(clips):
-        logging.info("%s %s: %d/%d clips; face boxes by detector %s.", self.DATASET_TITLE,
-                     cfg.name, i + 1, len(clips), detectors)
+        logging.info("%s %s: %d/%d clips; %s.", self.DATASET_TITLE, cfg.name, i + 1, len(clips),
+                     found_report(found, asked))
       yield clip.key, dict(clip.meta, flow=result["flow"], onset=_png(result["onset"]),
-                           apex=_png(result["apex"]), face_box=result["face_box"],
-                           face_detector=result["face_detector"])
+                           apex=_png(result["apex"]), **{k: result[k] for k in stored})
 
 
 def clip_meta(clip: casme2.Clip, *, clip_id: str, fps: float, **extra) -> dict[str, Any]:

@@ -10,6 +10,11 @@ class name ('negative' | 'positive' | 'surprise'), `subject` dataset-qualified (
 'samm/006', 's01' -> 'smic/s01'), `dataset`, `clip`. The registered loaders ('megc2019',
 'megc2019_flow') live in `microexp/loaders/megc.py`.
 
+SAMM's frames are uncropped (2040x1088): `alignment` ('landmarks' | 'box' | 'none',
+`microexp.align`) aligns its clips on the onset frame before the flow, as the apex-flow builders
+do; CASME II's (`Cropped/`) and SMIC-HS's frames are face crops and are used whole. The
+array `alignment` str [N] holds the method that ran per clip, and the report its face-found counts.
+
 On the real data the composite has 442 clips from 68 subjects (EXPECTED); `count_report` puts the
 per-dataset counts next to the expected ones.
 """
@@ -23,6 +28,7 @@ import pathlib
 from absl import logging
 import numpy as np
 
+from microexp import align
 from microexp import flow as flow_lib
 from microexp.data import casme2
 from microexp.data import coding_sheet
@@ -37,6 +43,8 @@ EXPECTED = {"casme2": (145, 24), "samm": (133, 28), "smic": (164, 16)}
 # Class counts (negative, positive, surprise) in the official CSV.
 EXPECTED_CLASSES = synthetic_hard.CLASS_COUNTS
 # Folder names searched (case-insensitively) under the composite's manual_dir.
+# Datasets whose frames are uncropped: the composite's `alignment` applies to them only.
+UNCROPPED = ("samm",)
 FOLDERS = {"casme2": ("casme2", "casme ii", "casme_ii", "casmeii"), "samm": ("samm",),
            "smic": ("smic", "smic-hs", "smic_hs", "hs")}
 
@@ -131,19 +139,29 @@ def list_composite(dirs: dict[str, pathlib.Path], *, gt_csv=None,
   return clips, report
 
 
-def _read_pair(onset_path, apex_path, work_width: int) -> tuple[np.ndarray, np.ndarray]:
-  """Gray onset/apex, shrunk to `work_width` px wide (flow cost; SAMM frames are 2040 px)."""
+def _read_pair(onset_path, apex_path, work_width: int, alignment: str = "none",
+               ) -> tuple[np.ndarray, align.Alignment | None]:
+  """Gray onset/apex uint8 [2, h, w], at most `work_width` px wide (flow cost; SAMM frames are
+  2040 px): the whole frames for 'none', else the face aligned on the onset
+  (`align.align_for_flow`) and its Alignment."""
   import cv2  # pylint: disable=g-import-not-at-top
+  if alignment != "none":
+    crops, aligned = align.align_for_flow(casme2.read_frames([onset_path, apex_path]), alignment,
+                                          work_width=work_width)
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in crops]), aligned
   pair = casme2.read_frames([onset_path, apex_path], grayscale=True)[..., 0]
   h, w = pair.shape[1:]
   if w > work_width:
     size = (work_width, max(8, round(h * work_width / w)))
     pair = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in pair])
-  return pair[0], pair[1]
+  return pair, None
 
 
-def _pair_flow(onset_path, apex_path, *, work_width, **kwargs):
-  return flow_lib.apex_flow_image(*_read_pair(onset_path, apex_path, work_width), **kwargs)
+def _pair_flow(onset_path, apex_path, alignment, *, work_width, **kwargs):
+  """(flow [S, S, 3], the method that ran, what found the face)."""
+  pair, aligned = _read_pair(onset_path, apex_path, work_width, alignment)
+  result = flow_lib.apex_flow_image(pair[0], pair[1], **kwargs)
+  return result, *((aligned.method, aligned.face.detector) if aligned else ("none", "none"))
 
 
 def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, image_size: int = 28,
@@ -151,20 +169,35 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
                     third_channel: str = "strain",
                     gt_csv=None, work_width: int = 256, workers: int | None = 1,
                     spot_method: str = "dis", flow_normalization: str = "per_clip",
-                    au_sides: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
+                    au_sides: bool = False, alignment: str = "none",
+                    ) -> tuple[dict[str, np.ndarray], list[str]]:
   """The MEGC2019 composite as arrays (see the module doc) and the report of every fix/drop.
 
   `au` [N, A] / `au_names` [N, A]: the AUs of the CASME II and SAMM sheets (SMIC rows are zero).
+  `alignment`: of SAMM's uncropped frames (`UNCROPPED`; module doc).
   """
+  if alignment not in align.ALIGNMENTS:
+    raise ValueError(f"Unknown alignment {alignment!r}; choose one of {align.ALIGNMENTS}.")
   dirs = dirs or find_dataset_dirs(root)
   clips, report = list_composite(dirs, gt_csv=gt_csv, spot_method=spot_method)
   fn = functools.partial(_pair_flow, work_width=work_width, method=flow_method,
                          third_channel=third_channel, size=image_size, **(flow_kwargs or {}))
   logging.info("MEGC2019 composite: %s flow of %d clips.", flow_method, len(clips))
-  flows = list(flow_lib.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips),
-                                  workers=workers))
+  results = list(flow_lib.map_clips(
+      fn, ((c.onset_path, c.apex_path, alignment if c.dataset in UNCROPPED else "none")
+           for c in clips), workers=workers))
+  flows, methods, detectors = zip(*results) if results else ((), (), ())
+  if alignment != "none":
+    found: dict[tuple[str, str], int] = {}
+    for c, method, detector in zip(clips, methods, detectors):
+      if c.dataset in UNCROPPED:
+        found[(method, detector)] = found.get((method, detector), 0) + 1
+    report.append(f"{'/'.join(UNCROPPED)} faces: " + ", ".join(
+        f"{m} {n}/{sum(found.values())} ({d})" for (m, d), n in sorted(found.items())) +
+        f" (alignment {alignment!r}).")
   arrays = dict(
       inputs=flow_lib.normalize_flows(np.stack(flows), flow_normalization),
+      alignment=np.array(methods, dtype=str),
       emotion=np.array([c.emotion for c in clips]),
       subject=np.array([f"{c.dataset}/{c.subject}" for c in clips]),
       dataset=np.array([c.dataset for c in clips]),

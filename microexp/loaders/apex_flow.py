@@ -5,7 +5,14 @@ official layout), then returns the registry's arrays (docs/ARCHITECTURE.md): `in
 [N, S, S, 3] (u, v, magnitude|strain scaled by `config.dataset.flow_normalization`, as the CASME II
 loader), `emotion`, `subject`, `dataset`, `clip`, `au` float32 [N, A] + `au_names` str [N, A]
 (`microexp.data.coding_sheet.au_arrays`; `config.dataset.au_sides` keeps L/R apart), `fps`
-float32 [N], `face_box` int32 [N, 4], and the builder's extra text features (DFME: `split`).
+float32 [N], `face_box` int32 [N, 4], `alignment` str [N] (the method that ran per clip:
+'landmarks', 'box' when none were found, 'none'), `face_detector` str [N], and the builder's extra
+text features (DFME: `split`).
+
+`config.dataset.alignment` ('landmarks' | 'box' | 'none'; None = the builder's default:
+'landmarks' for uncropped frames, 'none' for SMIC's face crops) selects the builder config, so
+different alignments never share a build. Set it explicitly: model.json records the config's
+value and predict repeats it (an unset value makes predict use its detector box).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from microexp.loaders import resolve_data_dir
 # config.dataset fields every apex-flow loader reads (any other set field is refused).
 FIELDS = ("representation", "synthetic", "synthetic_kwargs", "manual_dir", "data_dir", "image_size",
           "flow_method", "flow_kwargs", "third_channel", "flow_normalization", "au_sides",
-          "workers")
+          "workers", "alignment")
 
 
 def _digest(kwargs: dict[str, Any]) -> str:
@@ -37,6 +44,16 @@ def _digest(kwargs: dict[str, Any]) -> str:
 
 def _text(x) -> str:
   return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def found_rates(methods: np.ndarray, detectors: np.ndarray, asked: str) -> str:
+  """The face-found report of per-clip `alignment` / `face_detector` arrays (str [N])."""
+  from tfds_casme2 import apex_flow  # pylint: disable=g-import-not-at-top
+
+  counts: dict[tuple[str, str], int] = {}
+  for key in zip(methods.tolist(), detectors.tolist()):
+    counts[key] = counts.get(key, 0) + 1
+  return apex_flow.found_report(counts, asked)
 
 
 def build(builder_cls, manual_dir, data_dir, config, *, workers: int | None = None):
@@ -52,7 +69,7 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
 
   Fields read: representation ('apex_flow' only), synthetic, synthetic_kwargs, manual_dir,
   data_dir, image_size, flow_method, flow_kwargs, third_channel, flow_normalization, au_sides,
-  workers.
+  workers, alignment.
   """
   from tfds_casme2 import apex_flow  # pylint: disable=g-import-not-at-top
 
@@ -80,7 +97,13 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
       builder_cls, image_size=get(dataset_config, "image_size"),
       flow_method=get(dataset_config, "flow_method"),
       third_channel=get(dataset_config, "third_channel"),
-      flow_kwargs=dict(get(dataset_config, "flow_kwargs", {})) or None)
+      flow_kwargs=dict(get(dataset_config, "flow_kwargs", {})) or None,
+      alignment=get(dataset_config, "alignment"))
+  if get(dataset_config, "alignment") is None and builder_cls.CROP_FACES:
+    default = apex_flow.default_alignment(builder_cls)
+    logging.warning("%s: config.dataset.alignment is unset; the builder aligns its uncropped "
+                    "frames with %r, but model.json will record none and predict will use its "
+                    "detector box. Set config.dataset.alignment=%r.", name, default, default)
   builder = build(builder_cls, manual_dir, tfds_dir, config,
                   workers=get(dataset_config, "workers"))
   source = builder.as_data_source(split="train")
@@ -96,10 +119,14 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
       clip=np.array([f"{s}/{_text(e['clip'])}" for s, e in zip(subjects, examples)]),
       fps=np.array([e["fps"] for e in examples], np.float32),
       face_box=np.stack([e["face_box"] for e in examples]).astype(np.int32),
+      alignment=np.array([_text(e["alignment"]) for e in examples]),
+      face_detector=np.array([_text(e["face_detector"]) for e in examples]),
       **coding_sheet.au_arrays([_text(e["action_units"]).split("+") if _text(e["action_units"])
                                 else () for e in examples],
                                sides=bool(get(dataset_config, "au_sides", False))),
       **{k: np.array([_text(e[k]) for e in examples]) for k in extra_text})
-  logging.info("%s %s: %d clips of %d subjects loaded, inputs %s, %d AUs.", title, config.name,
-               len(examples), len(set(subjects)), out["inputs"].shape, out["au"].shape[1])
+  logging.info("%s %s: %d clips of %d subjects loaded, inputs %s, %d AUs; %s.", title, config.name,
+               len(examples), len(set(subjects)), out["inputs"].shape, out["au"].shape[1],
+               found_rates(out["alignment"], out["face_detector"],
+                           config.alignment or apex_flow.default_alignment(builder_cls)))
   return out

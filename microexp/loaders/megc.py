@@ -29,7 +29,8 @@ from microexp.loaders import resolve_data_dir
 # with them, so they are checked, not free. The release has no frames: no flow_kwargs, no workers.
 _RELEASE = ("representation", "synthetic", "manual_dir", "data_dir", "image_size", "gt_csv",
             "flow_method", "third_channel", "flow_normalization")
-FIELDS = {"megc2019_flow": _RELEASE + ("regions", "synthetic_difficulty"), "megc2019": _RELEASE + ("flow_kwargs", "workers", "au_sides")}
+FIELDS = {"megc2019_flow": _RELEASE + ("regions", "synthetic_difficulty"),
+          "megc2019": _RELEASE + ("flow_kwargs", "workers", "au_sides", "alignment")}
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
@@ -119,7 +120,8 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
   """Composite computed from frames. config: `manual_dir` (holding CASME2/, SAMM/, SMIC/) or
   `synthetic` (written under `data_dir`), `image_size`, `flow_method`, `flow_kwargs`,
   `third_channel`, `flow_normalization`, optional `gt_csv`, `workers` (flow processes; default all
-  cores, 1 for the small synthetic set). `sequence` and `synthetic_kwargs` are refused."""
+  cores, 1 for the small synthetic set), `alignment` of SAMM's uncropped frames ('landmarks' |
+  'box' | 'none'; None = 'none', the whole frame). `sequence` and `synthetic_kwargs` are refused."""
   check_fields(config, "megc2019", FIELDS["megc2019"])
   _check_apex_flow(config, "megc2019")
   if config.get("synthetic"):
@@ -137,6 +139,7 @@ def load_megc2019(config) -> dict[str, np.ndarray]:
       third_channel=config.get("third_channel") or "strain", gt_csv=config.get("gt_csv"),
       flow_normalization=flow_lib.flow_normalization(config),
       workers=field(config, "workers", 1 if config.get("synthetic") else None),
-      au_sides=bool(field(config, "au_sides", False)))
+      au_sides=bool(field(config, "au_sides", False)),
+      alignment=field(config, "alignment", "none"))
   _log(f"MEGC2019 composite from {root}:", report)
   return arrays

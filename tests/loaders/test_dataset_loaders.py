@@ -48,6 +48,9 @@ def test_casme3_config(data_dir):
   _check(arrays, 12, "casme3")
   assert set(arrays["subject"]) == {"spNO.1", "spNO.2", "spNO.3"}
   assert (arrays["fps"] == 30).all() and arrays["face_box"].shape == (12, 4)
+  # Uncropped frames: landmark alignment, the method that ran per clip returned.
+  assert config.dataset.alignment == "landmarks" and arrays["alignment"].shape == (12,)
+  assert set(arrays["alignment"]) <= {"landmarks", "box"}
   assert arrays["au"].sum(1).min() >= 1  # every synthetic clip has an AU
   names = list(arrays["au_names"][0])
   assert names == sorted(names, key=int)
@@ -127,3 +130,33 @@ def test_casme2_has_au(data_dir):
   others = arrays["emotion"] == "others"
   # Every coded clip has an AU; only '?' (an 'others' clip) has none.
   assert (arrays["au"][~others].sum(1) >= 1).all()
+
+
+def test_composite_aligns_samm_only(tmp_path):
+  """`alignment` applies to SAMM's (uncropped) clips; CASME II / SMIC crops are used whole."""
+  from microexp import align  # pylint: disable=g-import-not-at-top
+
+  root = synthetic_megc.write_synthetic_megc(tmp_path / "megc", num_subjects=(1, 2, 1),
+                                             clips_per_subject=2, image_size=(64, 56))
+  plain, _ = megc.build_composite(root, image_size=16)
+  aligned, report = megc.build_composite(root, image_size=16, alignment="landmarks")
+  samm = aligned["dataset"] == "samm"
+  assert set(plain["alignment"]) == {"none"} and set(aligned["alignment"][~samm]) == {"none"}
+  expected = "landmarks" if align.available() else "box"
+  assert set(aligned["alignment"][samm]) == {expected}
+  assert any(line.startswith("samm faces: ") and "(alignment 'landmarks')" in line
+             for line in report), report
+  np.testing.assert_array_equal(aligned["inputs"][~samm], plain["inputs"][~samm])
+  assert not np.allclose(aligned["inputs"][samm], plain["inputs"][samm])
+  with pytest.raises(ValueError, match="Unknown alignment"):
+    megc.build_composite(root, image_size=16, alignment="procrustes")
+
+
+def test_megc2019_loader_reads_alignment(data_dir):
+  config = ml_collections.ConfigDict(dict(
+      name="megc2019", representation="apex_flow", synthetic=True, data_dir=data_dir,
+      image_size=16, flow_method="dis", workers=1, alignment="box"))
+  arrays = registry.load(config)
+  samm = arrays["dataset"] == "samm"
+  assert samm.any() and set(arrays["alignment"][samm]) == {"box"}
+  assert set(arrays["alignment"][~samm]) == {"none"}

@@ -180,3 +180,20 @@ def test_training_records_the_alignment_for_predict(value):
   spec = workdir.preprocessing_spec(config.dataset, (28, 28, 3))
   assert spec["alignment"] == value
   assert predict.alignment_method(spec) == (value or align.DEFAULT_PREDICT_ALIGNMENT)
+
+
+def test_builders_estimate_on_the_onset_and_fall_back_to_the_centre():
+  """`estimate_clip` / `align_for_flow` (the TFDS builders' and the MEGC composite's path)."""
+  frame, points, _ = _scene(6, 8.0)
+  moved = np.roll(frame, 20, axis=1)
+  pair = np.stack([frame, moved])
+  found = align.estimate_clip(pair, "box")
+  assert (found.method, found.frame) == ("box", 0)
+  assert found.face.box == face.detect_face(pair[:1], num_frames=1).box  # the onset's box only
+  noise = np.random.default_rng(1).integers(0, 40, (2, 96, 128, 3)).astype(np.uint8)
+  fallback = align.estimate_clip(noise, "box")
+  assert (fallback.method, fallback.face.detector) == ("box", "center")
+  crops, aligned = align.align_for_flow(pair, "none", work_width=100)
+  assert aligned.face.box == (0, 0, FRAME[1], FRAME[0])
+  assert crops.shape == (2, round(FRAME[0] * 100 / FRAME[1]), 100, 3)
+  np.testing.assert_array_equal(crops, align.apply(pair, aligned, crops.shape[1:3]))

@@ -128,3 +128,77 @@ def test_missing_sheet_error_shows_the_layout(tmp_path):
   with pytest.raises(FileNotFoundError, match="(?s)label sheet.*Expected layout.*spNO.1/a/color"):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(tmp_path)))
+
+
+def test_alignment_is_part_of_the_config_name():
+  builder = casme3_dataset_builder.Builder  # uncropped frames: default 'landmarks'
+  assert apex_flow.default_alignment(builder) == "landmarks"
+  assert apex_flow.default_alignment(smic_dataset_builder.Builder) == "none"
+  default = apex_flow.make_config(builder, image_size=28, flow_method="dis", third_channel="strain")
+  assert apex_flow.make_config(builder, image_size=28, flow_method="dis", third_channel="strain",
+                               alignment="landmarks") is default
+  names = {apex_flow.make_config(builder, image_size=28, flow_method="dis", third_channel="strain",
+                                 alignment=a).name for a in ("landmarks", "box", "none")}
+  assert names == {CONFIG, f"{CONFIG}_alignbox", f"{CONFIG}_alignnone"}
+  assert apex_flow.make_config(builder, alignment="box").name == "apex_flow_alignbox"
+  assert apex_flow.make_config(smic_dataset_builder.Builder, alignment="none").name == "apex_flow"
+  with pytest.raises(ValueError, match="Unknown alignment"):
+    apex_flow.make_config(builder, alignment="procrustes")
+
+
+@pytest.mark.parametrize("name", ["casme3", "samm"])
+def test_stored_alignment_is_the_one_align_pair_gives(built, name):
+  """Each clip is aligned with the transform `align.align_pair` uses on its onset / apex frames
+  (estimated on the onset, applied to both) and stores it; dlib finds the synthetic faces."""
+  from microexp import align  # pylint: disable=g-import-not-at-top
+
+  root, examples = built[name]
+  builder_cls = CASES[name][0]
+  clips, _ = builder_cls(config=CONFIG, data_dir=str(root.parent / "unused"))._list_clips(root)
+  paths = {(c.meta["subject"], c.meta["clip"]): (c.onset_path, c.apex_path) for c in clips}
+  methods = []
+  for e in examples:
+    key = (e["subject"].decode(), e["clip"].decode())
+    methods.append(e["alignment"].decode())
+    assert e["face_detector"].decode().startswith("dlib-") == (methods[-1] == "landmarks")
+    if not align.available():
+      continue
+    pair = casme2.read_frames(list(paths[key]))
+    crops, expected = align.align_clip(pair, 28)  # what align_pair crops with
+    assert tuple(e["face_box"]) == expected.face.box, key
+    assert e["face_detector"].decode() == expected.face.detector
+    assert float(e["alignment_angle"]) == pytest.approx(expected.angle, abs=1e-4)
+    np.testing.assert_allclose(e["alignment_centre"], expected.centre, atol=1e-3)
+    # Same transform; the builder resamples through a <= 256 px working crop first (measured
+    # mean |difference| 4-6.5 gray levels on the synthetic faces' fine texture).
+    assert np.abs(e["onset"].astype(int) - crops[0]).mean() < 10, key
+    assert np.abs(e["apex"].astype(int) - crops[1]).mean() < 10, key
+  if align.available():
+    assert methods.count("landmarks") >= len(methods) - 1, methods
+  else:
+    assert set(methods) == {"box"}
+
+
+def test_alignments_build_apart_and_log_found_rates(tmp_path, caplog):
+  root = synthetic_casme3.write_synthetic_casme3(tmp_path / "manual", num_subjects=1,
+                                                 clips_per_subject=2)
+  builder_cls = casme3_dataset_builder.Builder
+  stored = {}
+  for alignment in ("box", "none"):
+    config = apex_flow.make_config(builder_cls, image_size=28, flow_method="dis",
+                                   third_channel="strain", alignment=alignment)
+    builder = builder_cls(config=config, data_dir=str(tmp_path / "tfds"), workers=1)
+    with caplog.at_level("INFO"):
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=str(root)))
+    source = builder.as_data_source(split="train")
+    stored[alignment] = [source[i] for i in range(len(source))]
+    assert f"alignment {alignment!r}: {alignment} 2/2" in caplog.text
+  assert {e["alignment"].decode() for e in stored["box"]} == {"box"}
+  assert {e["face_detector"].decode() for e in stored["none"]} == {"none"}
+  frame = casme2.read_frames(sorted((root / "spNO.1").glob("*/color/*.jpg"))[:1])[0]
+  for e in stored["none"]:
+    assert tuple(e["face_box"]) == (0, 0, frame.shape[1], frame.shape[0])
+    assert float(e["alignment_angle"]) == 0.0
+  # The whole frame and the face box are different inputs: never one cache.
+  assert not np.allclose(stored["box"][0]["flow"], stored["none"][0]["flow"])
