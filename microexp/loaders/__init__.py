@@ -22,7 +22,8 @@ from microexp.registry import Registry
 
 # Modules whose import registers loaders (imported on first lookup).
 _MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc", "microexp.loaders.casme3",
-            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic")
+            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic",
+            "microexp.loaders.composite")
 _LOADERS = Registry("dataset", modules=_MODULES)
 
 Loader = Callable[..., dict[str, np.ndarray]]

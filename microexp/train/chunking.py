@@ -75,7 +75,8 @@ def epoch_bytes(model, spec: steps_lib.StepSpec, num_jobs: int, data: dict, devi
   plan = {"key": keys, "train_mask": jax.ShapeDtypeStruct((num_jobs, n), np.bool_),
           "n_train": jax.ShapeDtypeStruct((num_jobs,), np.int32),
           "class_weights": jax.ShapeDtypeStruct((num_jobs, k), np.float32)}
-  device_data = _abstract({key: data[key] for key in ("inputs", "labels", "mask") if key in data})
+  device_data = _abstract({key: data[key] for key in ("inputs", "labels", "mask", "au_targets")
+                           if key in data})
   m = steps.train_epoch.lower(state, plan, device_data, 0).compile().memory_analysis()
   return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
              + m.temp_size_in_bytes)

@@ -50,15 +50,19 @@ class ChunkLayout:
 
 
 def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, balanced: bool,
-           length: int, eval_batch_size: int) -> ChunkLayout:
-  """Host arrays per job: masks, class weights, keys and evaluation blocks."""
+           length: int, eval_batch_size: int, weight_fn=None) -> ChunkLayout:
+  """Host arrays per job: masks, class weights, keys and evaluation blocks.
+
+  weight_fn: train mask [N] -> the fold's [K] weights (default: class weights of `labels`).
+  """
   train_mask, val_idx, test_idx, weights = [], [], [], []
   for job in jobs:
     tr, va, te = job.fold.masks(subjects)
     train_mask.append(tr)
     val_idx.append(np.flatnonzero(va))
     test_idx.append(np.flatnonzero(te))
-    weights.append(inputs_lib.class_weights(labels[tr], num_classes, balanced))
+    weights.append(weight_fn(tr) if weight_fn is not None else
+                   inputs_lib.class_weights(labels[tr], num_classes, balanced))
   train_mask = parallel.pad_folds(np.stack(train_mask), length)
   padded = parallel.pad_folds(np.array([[j.seed, j.index] for j in jobs]), length)
   keys = np.stack([np.asarray(steps_lib.fold_keys(int(s), [int(i)])[0]) for s, i in padded])

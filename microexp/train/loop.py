@@ -30,6 +30,7 @@ from microexp.train import progress as progress_lib
 from microexp.train import results as results_lib
 from microexp.train import selection as selection_lib
 from microexp.train import steps as steps_lib
+from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib
 
 # Evaluations per run when config.train.eval_every = 0 (test-subject monitoring curves).
@@ -104,19 +105,28 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
   length = parallel.padded_folds(len(jobs), mesh)
   lay = jobs_lib.layout(jobs, data["subject"], data["labels"], num_classes=ctx.num_classes,
                         balanced=bool(tc.class_balanced), length=length,
-                        eval_batch_size=int(tc.eval_batch_size))
+                        eval_batch_size=int(tc.eval_batch_size), weight_fn=_weight_fn(ctx))
   spec = steps_lib.StepSpec.from_config(ctx.config, steps_per_epoch=steps_per_epoch,
                                         num_classes=ctx.num_classes)
   steps = steps_lib.make_steps(ctx.model, spec, mesh)
   device_data = parallel.put_replicated(
       {"inputs": data["inputs"], "labels": data["labels"],
-       **({"mask": data["mask"]} if "mask" in data else {})}, mesh)
+       **{k: data[k] for k in ("mask", "au_targets") if k in data}}, mesh)
   plan = parallel.put_folds(lay.plan, mesh)
   eval_idx = None if lay.eval_idx is None else parallel.put_folds(lay.eval_idx, mesh)
   state = steps.init(plan["key"], data["inputs"][:1], data["mask"][:1] if "mask" in data else None)
   if ctx.pretrained is not None:
     state = _merge_pretrained(ctx.model, mesh)(state, ctx.pretrained)
   return Chunk(lay, spec, steps, plan, device_data, eval_idx, state)
+
+
+def _weight_fn(ctx: Context):
+  """The AU task's per-fold positive weights (tasks.pos_weights); None: class weights."""
+  tc = ctx.config.train
+  if tasks_lib.task_of(tc) != "au":
+    return None
+  weighted = bool(tc.get("au_pos_weight", False))
+  return lambda train_mask: tasks_lib.pos_weights(ctx.data["au_targets"][train_mask], weighted)
 
 
 def seconds_per_job_epoch(ctx: Context, jobs, steps_per_epoch: int) -> float:
@@ -174,6 +184,8 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
   rule = tc.selection
   every = eval_every(tc, epochs)
   labels = data["labels"]
+  au_task = tasks_lib.task_of(tc) == "au"
+  evaluate = tasks_lib.evaluate_au if au_task else selection_lib.evaluate
   pending = []  # (epoch, train metrics, eval logits | None): device arrays not yet read
 
   def sync():
@@ -194,8 +206,9 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
           correct.sum(1) / (steps_per_epoch * spec.batch_size))
       evaluation = None
       if logits is not None:
-        evaluation = selection_lib.evaluate(
-            np.asarray(logits), lay.val_idx, lay.test_idx, labels, select_metric=tc.select_metric,
+        evaluation = evaluate(
+            np.asarray(logits), lay.val_idx, lay.test_idx,
+            data["au_targets"] if au_task else labels, select_metric=tc.select_metric,
             num_classes=k, length=length, n_test=lay.n_test_max)
         for split in ("val", "test"):
           history[split]["epoch_loss"][epoch] = getattr(evaluation, f"{split}_loss")

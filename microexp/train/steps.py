@@ -34,6 +34,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
+from microexp.train import tasks as tasks_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
@@ -51,6 +52,7 @@ class StepSpec:
   steps_per_epoch: int
   num_classes: int
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
+  task: str = "emotion"  # 'emotion' | 'au' (tasks.py: data['au_targets'], sigmoid BCE)
 
   @classmethod
   def from_config(cls, config, *, steps_per_epoch: int, num_classes: int) -> "StepSpec":
@@ -59,7 +61,8 @@ class StepSpec:
                augment=tuple(sorted(tc.augment.to_dict().items())),
                optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
                num_classes=num_classes,
-               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS)
+               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
+               task=tasks_lib.task_of(tc))
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
@@ -106,7 +109,11 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   k_aug, k_mix, k_drop = jax.random.split(key, 3)
   aug = dict(spec.augment)
   x = augment_lib.augment(k_aug, x, aug, is_flow=spec.is_flow)
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes), spec.label_smoothing)
+  if spec.task == "au":  # multi-hot [B, K]; class_weights holds the AUs' positive weights
+    targets = data["au_targets"][idx]
+  else:
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes),
+                                  spec.label_smoothing)
   if float(aug.get("mixup", 0.0)) > 0:
     x, targets, mask = augment_lib.mixup(k_mix, x, targets, mask, float(aug["mixup"]))
 
@@ -114,7 +121,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
     logits, updates = _apply(model, {"params": params, **(
         {"batch_stats": state.batch_stats} if state.batch_stats else {})}, x, mask, train=True,
                              rng=k_drop)
-    return weighted_cross_entropy(logits, targets, plan["class_weights"]), (logits, updates)
+    loss_of = tasks_lib.sigmoid_bce if spec.task == "au" else weighted_cross_entropy
+    return loss_of(logits, targets, plan["class_weights"]), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -122,7 +130,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
                             params=optax.apply_updates(state.params, param_updates),
                             batch_stats=updates.get("batch_stats", state.batch_stats),
                             opt_state=opt_state)
-  correct = jnp.sum(jnp.argmax(logits, -1) == labels)
+  correct = (tasks_lib.correct_au(logits, data["au_targets"][idx]) if spec.task == "au"
+             else jnp.sum(jnp.argmax(logits, -1) == labels))
   return new_state, {"loss": loss, "correct": correct}
 
 
