@@ -5,7 +5,9 @@ model as K sigmoid outputs, K = the AUs of the `au` array with at least `config.
 positive clips (the columns, `au_names`, are listed in results.json). Loss: binary cross-entropy,
 each AU's positives weighted by its negatives/positives ratio among the fold's training clips when
 `config.train.au_pos_weight` (else 1). Metrics (meb's AU protocol): per-AU F1 at threshold 0.5 on
-the test predictions pooled over folds, and their mean, macro-F1 (per seed, then mean ± std).
+the test predictions pooled over folds, and their mean, macro-F1 (per seed, then mean ± std);
+beside them meb's own figure, `meb_f1`: per AU the mean of the F1 of its positive and its negative
+class (sklearn's average='macro' per AU, meb/utils/metrics.py), averaged over the AUs.
 Clips of a dataset that codes no AU (`au_coded` False, e.g. SMIC in a composite) are left out.
 """
 
@@ -105,11 +107,14 @@ def au_f1(targets: np.ndarray, preds: np.ndarray) -> np.ndarray:
 
 
 def au_metrics(targets: np.ndarray, probs: np.ndarray) -> dict:
-  """targets [N, K], probabilities [N, K] -> {'macro_f1', 'per_au_f1' [K], 'accuracy'} at 0.5."""
+  """targets [N, K], probabilities [N, K] -> {'macro_f1', 'per_au_f1' [K], 'meb_f1',
+  'accuracy'} at THRESHOLD."""
   preds = probs >= THRESHOLD
   f1 = au_f1(targets, preds)
+  two_class = (f1 + au_f1(1 - (targets >= 0.5), ~preds)) / 2
   return {"macro_f1": float(f1.mean()) if len(f1) else float("nan"),
           "per_au_f1": [float(x) for x in f1],
+          "meb_f1": float(two_class.mean()) if len(f1) else float("nan"),
           "accuracy": float((preds == (targets >= 0.5)).mean()) if targets.size else float("nan")}
 
 
@@ -177,20 +182,20 @@ def aggregate_au(job_results: list[dict], data: dict, au_names, seeds, fold_name
 
   def summarise(ms):
     return {"macro_f1": metrics_lib.mean_std([m["macro_f1"] for m in ms]),
+            "meb_f1": metrics_lib.mean_std([m["meb_f1"] for m in ms]),
             "accuracy": metrics_lib.mean_std([m["accuracy"] for m in ms]),
             "per_au_f1": {a: metrics_lib.mean_std([m["per_au_f1"][j] for m in ms])
                           for j, a in enumerate(au_names)}}
 
   results = {"task": "au", "au_names": list(au_names), "class_names": list(au_names),
              "seeds": list(seeds), "folds": list(fold_names), **summarise(seed_metrics())}
-  results["metrics"] = {"macro_f1": results.pop("macro_f1"), "accuracy": results.pop("accuracy")}
+  results["metrics"] = {k: results.pop(k) for k in ("macro_f1", "meb_f1", "accuracy")}
   results["support"] = {a: int(v) for a, v in zip(au_names, targets[np.array(
       sorted(by_sample), np.int64)].sum(0))} if by_sample else {}
   if by_sample:
     ens_idx = np.array(sorted(by_sample), np.int64)
     ens = au_metrics(targets[ens_idx], np.stack([np.mean(by_sample[i], 0) for i in ens_idx]))
-    results["ensemble"] = {"metrics": {"macro_f1": ens["macro_f1"],
-                                       "accuracy": ens["accuracy"]},
+    results["ensemble"] = {"metrics": {k: ens[k] for k in ("macro_f1", "meb_f1", "accuracy")},
                            "per_au_f1": dict(zip(au_names, ens["per_au_f1"]))}
   datasets = sorted(set(map(str, data["dataset"])))
   if len(datasets) > 1:
@@ -214,16 +219,17 @@ def summary_markdown(results: dict) -> str:
            f"seeds: {results['seeds']}, folds: {len(results['folds'])}, "
            f"synthetic: {cfg['dataset'].get('synthetic', False)}", "",
            f"Macro-F1 (threshold {THRESHOLD}, pooled over folds): {m['macro_f1']['mean']:.3f} ± "
-           f"{m['macro_f1']['std']:.3f}; per-AU accuracy {m['accuracy']['mean']:.3f}", "",
+           f"{m['macro_f1']['std']:.3f}; meb's F1 (two-class per AU) {m['meb_f1']['mean']:.3f}; "
+           f"per-AU accuracy {m['accuracy']['mean']:.3f}", "",
            "| AU | F1 (mean ± std over seeds) | positives |", "|---|---|---|"]
   for a in results["au_names"]:
     f = results["per_au_f1"][a]
     lines.append(f"| AU{a} | {f['mean']:.3f} ± {f['std']:.3f} | {results['support'].get(a, 0)} |")
   if results.get("per_dataset"):
-    lines += ["", "| dataset | macro-F1 | per-AU accuracy |", "|---|---|---|"]
+    lines += ["", "| dataset | macro-F1 | meb's F1 | per-AU accuracy |", "|---|---|---|---|"]
     for ds, dm in sorted(results["per_dataset"].items()):
       lines.append(f"| {ds} | {dm['macro_f1']['mean']:.3f} ± {dm['macro_f1']['std']:.3f} | "
-                   f"{dm['accuracy']['mean']:.3f} |")
+                   f"{dm['meb_f1']['mean']:.3f} | {dm['accuracy']['mean']:.3f} |")
   lines += ["", "| fold | n_test | macro-F1 |", "|---|---|---|"]
   for f in results["per_fold"]:
     lines.append(f"| {f['subject']} (seed {f['seed']}) | {f['n_test']} | {f['macro_f1']:.3f} |")
@@ -240,8 +246,8 @@ def write_outputs(workdir, results: dict) -> None:
 def log_lines(results: dict) -> list[str]:
   """The console summary of an AU run."""
   m = results["metrics"]
-  lines = [f"AU macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}, per-AU "
-           f"accuracy {m['accuracy']['mean']:.4f}; per AU: " + ", ".join(
+  lines = [f"AU macro-F1 {m['macro_f1']['mean']:.4f} ± {m['macro_f1']['std']:.4f}, meb's F1 "
+           f"{m['meb_f1']['mean']:.4f}, per-AU accuracy {m['accuracy']['mean']:.4f}; per AU: " + ", ".join(
                f"AU{a} {results['per_au_f1'][a]['mean']:.3f}" for a in results["au_names"])]
   for ds, dm in sorted(results.get("per_dataset", {}).items()):
     lines.append(f"  {ds:<8} macro-F1 {dm['macro_f1']['mean']:.4f} ± {dm['macro_f1']['std']:.4f}")

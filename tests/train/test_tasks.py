@@ -22,6 +22,9 @@ def test_au_f1_and_macro_f1_by_hand():
   m = tasks.au_metrics(Y, P * 0.9 + 0.05)  # probabilities, thresholded at 0.5
   assert m["macro_f1"] == pytest.approx((4 / 6 + 0 + 0.5) / 3)
   assert m["accuracy"] == pytest.approx(7 / 12)
+  # meb's figure: per AU the mean of the positive and the negative class's F1. Negative class:
+  # AU0: TP 0 -> 0; AU1: TP 3, FP 1 (the missed positive), FN 0 -> 6/7; AU2: TP 1, FP 1, FN 1 -> 0.5.
+  assert m["meb_f1"] == pytest.approx(((4 / 6 + 0) / 2 + (0 + 6 / 7) / 2 + (0.5 + 0.5) / 2) / 3)
   # An AU with neither positives nor predictions scores 0 (0/0), as meb's sklearn default.
   assert tasks.au_f1(np.zeros((2, 1)), np.zeros((2, 1))).tolist() == [0.0]
 
