@@ -96,3 +96,29 @@ def test_loso_and_split_still_go_to_folds_and_unknown_protocols_fail():
   assert [f.name for f in protocols.make_folds(data, _config(protocol="loso"), 0)] == ["s1", "s2"]
   with pytest.raises(ValueError, match="protocol must be one of"):
     protocols.make_folds(data, _config(protocol="lodso"), 0)
+
+
+@pytest.mark.slow
+def test_engine_runs_holdout_and_official_split_with_qualified_subjects(tmp_path):
+  from microexp.train import engine  # pylint: disable=g-import-not-at-top
+  from . import fake_arrays, tiny_config  # pylint: disable=g-import-not-at-top
+
+  arrays = fake_arrays(num_subjects=6, clips_per_subject=9)
+  arrays["dataset"] = np.where(np.isin(arrays["subject"], ["s00", "s01", "s02"]), "a", "b")
+  config = tiny_config(epochs=2, protocol="holdout", train_datasets=("a",), test_datasets=("b",),
+                       selection="val")
+  r = engine.train_and_evaluate(config, arrays, tmp_path / "holdout")
+  assert r["folds"] == ["a->b"]
+  (fold,) = r["per_fold"]
+  assert fold["test_subjects"] == ["b/s03", "b/s04", "b/s05"] and fold["n_test"] == 27
+  assert fold["val_subjects"][0] in ("a/s00", "a/s01", "a/s02")
+  assert {p["subject"] for p in r["predictions"]} == {"b/s03", "b/s04", "b/s05"}
+  assert list(r["per_dataset"]) == ["b"]  # only the tested dataset
+
+  arrays["dataset"] = np.full(len(arrays["subject"]), "dfme")
+  arrays["split"] = np.select([arrays["subject"] == "s04", arrays["subject"] == "s05"],
+                              ["testA", "testB"], "train")
+  r = engine.train_and_evaluate(tiny_config(epochs=2, protocol="official_split"), arrays,
+                                tmp_path / "official")
+  assert r["folds"] == ["official_split"]
+  assert r["per_fold"][0]["test_subjects"] == ["dfme/s04", "dfme/s05"]
