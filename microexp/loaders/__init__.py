@@ -64,6 +64,13 @@ def field(dataset_config, name: str, default: Any = None) -> Any:
   return default if value is None else value
 
 
+def qualified_subjects(subjects, datasets) -> np.ndarray:
+  """[N] subjects, [N] datasets -> [N] 'dataset/subject' (already qualified names are kept):
+  the names of composites and cross-dataset protocols, where two datasets' subjects may collide."""
+  return np.array([s if s.startswith(f"{d}/") else f"{d}/{s}"
+                   for s, d in zip(map(str, subjects), map(str, datasets))])
+
+
 def resolve_data_dir(dataset_config) -> pathlib.Path:
   """config.dataset.data_dir, else $MICROEXP_DATA_DIR, else ./data (DEFAULT_DATA_DIR)."""
   return pathlib.Path(field(dataset_config, "data_dir")

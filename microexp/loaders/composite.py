@@ -32,7 +32,6 @@ import numpy as np
 from microexp import loaders
 from microexp.data import coding_sheet
 from microexp.data import emotions as emotions_lib
-from microexp.train import protocols
 
 # Fields passed on to every member loader that reads them.
 SHARED = ("representation", "synthetic", "data_dir", "image_size", "flow_method", "flow_kwargs",
@@ -111,8 +110,8 @@ def concatenate(parts: dict[str, dict[str, np.ndarray]], *, common_classes: str 
     out["emotion"].append(_common_emotion(np.asarray(p["emotion"]), common_classes))
     out["source_emotion"].append(np.asarray(p["emotion"]).astype(str))
     out["dataset"].append(np.full(n, name))
-    out["subject"].append(protocols.qualified_subjects(p["subject"], [name] * n))
-    out["clip"].append(protocols.qualified_subjects(p.get("clip", np.arange(n)).astype(str),
+    out["subject"].append(loaders.qualified_subjects(p["subject"], [name] * n))
+    out["clip"].append(loaders.qualified_subjects(p.get("clip", np.arange(n)).astype(str),
                                                     [name] * n))
     au = np.zeros((n, len(vocab)), np.float32)
     names = [str(a) for a in p["au_names"][0]] if n and p["au_names"].shape[1] else []

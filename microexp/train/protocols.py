@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from microexp import loaders
 from microexp.train import folds as folds_lib
 
 CROSS_DATASET = ("lodo", "holdout", "official_split")
@@ -24,10 +25,7 @@ TRAIN_SPLIT = "train"
 TEST_SPLITS = ("testA", "testB")
 
 
-def qualified_subjects(subjects: Sequence[str], datasets: Sequence[str]) -> np.ndarray:
-  """[N] subjects, [N] datasets -> [N] 'dataset/subject' (already qualified names are kept)."""
-  return np.array([s if s.startswith(f"{d}/") else f"{d}/{s}"
-                   for s, d in zip(map(str, subjects), map(str, datasets))])
+qualified_subjects = loaders.qualified_subjects  # 'casme2/sub01' (microexp/loaders/__init__.py)
 
 
 def qualify(data: dict, protocol: str) -> dict:
