@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import ststnet_lodo
+from microexp import loaders
 from microexp.loaders import composite
 
 
@@ -78,3 +79,27 @@ def test_member_configs_accept_names_and_refuse_unread_shared_fields():
   ds = ml_collections.ConfigDict({"name": "composite", "members": ("smic", "smic")})
   with pytest.raises(ValueError, match="each dataset once"):
     composite.member_configs(ds)
+
+
+@pytest.mark.slow
+def test_synthetic_composite_loads_every_member_with_its_counts(tmp_path):
+  config = ststnet_lodo.get_config("synthetic")
+  ds = config.dataset
+  ds.data_dir, ds.workers = str(tmp_path), 1
+  for name in ("casme2", "dfme", "samm"):
+    del ds.members[name]
+  ds.members.casme3.synthetic_kwargs.update(num_subjects=2, clips_per_subject=3)
+  ds.members.smic.synthetic_kwargs.update(num_subjects=2, clips_per_subject=3)
+  a = composite.load_composite(ds)
+  alone = {m.name: loaders.load(m) for m in composite.member_configs(ds)}  # cached builds
+  assert sorted(set(a["dataset"])) == ["casme3", "smic"]
+  for name, arrays in alone.items():
+    sel = a["dataset"] == name
+    assert sel.sum() == len(arrays["inputs"])
+    assert a["subject"][sel].tolist() == [f"{name}/{s}" for s in arrays["subject"]]
+    np.testing.assert_array_equal(a["inputs"][sel], arrays["inputs"])
+  assert a["inputs"].shape[1:] == (28, 28, 3)
+  # CAS(ME)^3's AUs are the union's columns; SMIC codes none.
+  assert a["au_names"][0].tolist() == alone["casme3"]["au_names"][0].tolist()
+  assert not a["au_coded"][a["dataset"] == "smic"].any() and not a["au"][a["dataset"] == "smic"].any()
+  assert set(a["emotion"]) <= {"negative", "positive", "surprise", "others"}
