@@ -99,3 +99,25 @@ def test_au_task_on_synthetic_casme2_learns_above_the_trivial_baseline(tmp_path)
   assert len(results["au_names"]) >= 3
   # Measured: 0.48 vs 0.32 (without au_pos_weight the tiny model predicts almost no AU: 0.06).
   assert f1 > trivial + 0.12, (f1, trivial, results["per_au_f1"])
+
+
+@pytest.mark.slow
+def test_au_task_selects_on_validation_macro_f1_under_lodo(tmp_path):
+  from . import fake_arrays  # pylint: disable=g-import-not-at-top
+
+  arrays = fake_arrays(num_subjects=6, clips_per_subject=9)
+  labels = np.searchsorted(["happiness", "repression", "surprise"], arrays["emotion"])
+  arrays["au"] = np.eye(3, dtype=np.float32)[labels]  # one AU per class: learnable
+  arrays["au_names"] = np.tile(np.array(["4", "12", "1"]), (len(labels), 1))
+  arrays["dataset"] = np.repeat(["a", "b", "c"], 18)
+  config = tiny_config(epochs=3, task="au", au_min_count=1, protocol="lodo", selection="val",
+                       num_val_subjects=1, select_metric="uf1")
+  r = engine.train_and_evaluate(config, arrays, tmp_path / "wd")
+  assert r["task"] == "au" and r["au_names"] == ["4", "12", "1"] and r["folds"] == ["a", "b", "c"]
+  for fold in r["per_fold"]:
+    assert 1 <= fold["best_epoch"] <= 3
+    assert fold["val_subjects"][0].split("/")[0] != fold["subject"]
+  assert sorted(r["per_dataset"]) == ["a", "b", "c"]
+  assert len(r["predictions"]) == 54 and set(r["metrics"]) == {"macro_f1", "meb_f1", "accuracy"}
+  with pytest.raises(ValueError, match="final_seeds"):
+    engine.train_and_evaluate(tiny_config(task="au", final_seeds=[0]), arrays, tmp_path / "f")
