@@ -54,9 +54,10 @@ def train_side_lines(results: dict) -> list[str]:
   if not side:
     return []
   lines = ["Training side: each fold's model at its reported epoch, in eval mode (no augmentation, "
-           "no dropout, BatchNorm running statistics), on its own training clips; pooled over folds "
-           "like the test side. A large train-test gap is over-fitting.", "",
-           "| metric | train (mean ± std over seeds) | test (mean ± std over seeds) |", "|---|---|---|"]
+           "no dropout, BatchNorm running statistics), on its own training clips; pooled over "
+           "folds like the test side. A large train-test gap is over-fitting.", "",
+           "| metric | train (mean ± std over seeds) | test (mean ± std over seeds) |",
+           "|---|---|---|"]
   for name in METRICS:
     lines.append(f"| {METRIC_TITLES[name]} | {metric_cell(side['metrics'].get(name))} | "
                  f"{metric_cell(results['metrics'].get(name))} |")

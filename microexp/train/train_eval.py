@@ -53,8 +53,8 @@ def train_indices(layout: jobs_lib.ChunkLayout) -> list[np.ndarray]:
 
 def blocks(train_idx: list[np.ndarray], length: int, batch: int, mesh):
   """Device index blocks [L, nb, Be] of each fold's training clips (steps.evaluate's input)."""
-  idx, _ = jobs_lib._eval_blocks(train_idx, [np.zeros(0, np.int64)] * len(train_idx),  # pylint: disable=protected-access
-                                 length, batch)
+  no_test = [np.zeros(0, np.int64)] * len(train_idx)
+  idx, _ = jobs_lib._eval_blocks(train_idx, no_test, length, batch)  # pylint: disable=protected-access
   return None if idx is None else parallel.put_folds(idx, mesh)
 
 

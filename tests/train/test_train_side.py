@@ -30,8 +30,9 @@ from . import fake_arrays, tiny_config
 def _n_train(results, arrays):
   """Per (seed, fold): the number of its training clips (neither test nor validation subjects)."""
   subjects = arrays["subject"]
-  return {(f["seed"], f["subject"]): int((~np.isin(subjects, f["test_subjects"] + f["val_subjects"]))
-                                         .sum()) for f in results["per_fold"]}
+  return {(f["seed"], f["subject"]):
+          int((~np.isin(subjects, f["test_subjects"] + f["val_subjects"])).sum())
+          for f in results["per_fold"]}
 
 
 @pytest.mark.parametrize("selection", ["last", "val"])
