@@ -99,3 +99,14 @@ def test_aggregate_pools_folds_and_seeds():
   assert out["metrics"]["accuracy"]["mean"] == pytest.approx(0.9)
   assert [f["accuracy"] for f in out["per_fold"]] == pytest.approx([7 / 8, 5 / 7, 1.0, 1.0])
   assert train_eval.aggregate([{"seed": 0, "fold": "a"}], [0], 2) is None
+
+
+@pytest.mark.slow  # three tiny engine runs
+def test_train_side_resumes_to_identical_figures(tmp_path):
+  """Killed after 2 epochs (selection 'val': the candidate epochs' figures are in the
+  checkpoint), resumed: the same training side as an uninterrupted run."""
+  whole = engine.train_and_evaluate(tiny_config(selection="val"), fake_arrays(), tmp_path / "a")
+  assert engine.train_and_evaluate(tiny_config(selection="val", stop_after_epochs=2),
+                                   fake_arrays(), tmp_path / "b") is None
+  resumed = engine.train_and_evaluate(tiny_config(selection="val"), fake_arrays(), tmp_path / "b")
+  assert resumed["train_side"] == whole["train_side"]
