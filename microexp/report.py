@@ -175,7 +175,7 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
   side = results.get("train_side")
   if side:
     plot_confusion(side["confusion"], class_names, out / "confusion_train.png",
-                   "Training clips (eval mode, pooled over folds)")
+                   "Training clips, eval mode (pooled)")
     sections += ["## Training side (the thesis's training accuracy, Figs 11 and 15)", "",
                  *train_side_lines(results), "",
                  f"Training accuracy {side['metrics']['accuracy']['mean']:.1%} "

@@ -128,5 +128,5 @@ def write_outputs(workdir: str | Path, results: dict) -> None:
     t = side["metrics"]
     summary.plot_confusion(side["confusion"], results["class_names"],
                            workdir / "confusion_train.png",
-                           f"training clips, eval mode: acc {t['accuracy']['mean']:.3f} UF1 "
+                           f"train (eval mode): acc {t['accuracy']['mean']:.3f} UF1 "
                            f"{t['uf1']['mean']:.3f}")
