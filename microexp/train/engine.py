@@ -35,6 +35,7 @@ from microexp.train import progress as progress_lib
 from microexp.train import protocols
 from microexp.train import results as results_lib
 from microexp.train import steps as steps_lib
+from microexp.train import train_eval
 from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib
 
@@ -169,6 +170,9 @@ def _train_and_evaluate(config, arrays, workdir, signals):
     else:
       results = results_lib.aggregate(job_results, data, subset, seeds, fold_names)
     results = {"config": workdir_lib.config_dict(config), **results}
+    train_side = train_eval.aggregate(job_results, seeds, k)
+    if train_side is not None:
+      results["train_side"] = train_side
     if final_seeds:
       final_epochs = epochs
       if tc.selection == "val":  # chosen on validation subjects only, never on a test subject
