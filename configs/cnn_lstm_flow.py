@@ -16,9 +16,6 @@ from configs import common
 def get_config(arg=None):
   config = common.sequence_config(arg, mode="apex_window",
                                   representation="flow_sequences", grayscale=False)
-  # Mean and max of the frame features over space: a movement in a small part of the face is
-  # diluted by the mean alone (layers.global_pool).
-  config.model.kwargs.frame_pool = "mean_max"
   opts = base.parse_arg(arg)
   if opts.thesis:
     base.keras_training(config)

@@ -20,9 +20,6 @@ def get_config(arg=None):
   # reads the real frames last.
   config.dataset.sequence.mask_padding = False
   config.dataset.sequence.padding = "pre"
-  # Mean and max of the frame features over space: a movement in a small part of the face is
-  # diluted by the mean alone (layers.global_pool).
-  config.model.kwargs.frame_pool = "mean_max"
   opts = base.parse_arg(arg)
   if opts.thesis:
     base.thesis_sequences(config)

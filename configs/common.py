@@ -74,6 +74,9 @@ def sequence_config(arg, *, mode: str, representation: str = "sequences", graysc
   config.model.kwargs.frame_features = (32, 64, 128)
   config.model.kwargs.lstm_features = (128,)
   config.model.kwargs.dropout = 0.5
+  # Mean and max of the frame features over space: a movement in a small part of the face is
+  # diluted by the mean alone (layers.global_pool).
+  config.model.kwargs.frame_pool = "mean_max"
   t = config.train
   t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 40, 16, 1e-3, 0.01
   t.augment.update({"flip_h": True, "crop": 4, "rotation": 0.0, "mixup": 0.0})
@@ -123,6 +126,29 @@ def apex_flow_dataset(config: ml_collections.ConfigDict, opts, *, name: str, cla
   ds.classes = classes[opts.classes]
   ds.synthetic_kwargs = ml_collections.ConfigDict(synthetic_kwargs)
   del ds["sequence"]
+  return config
+
+
+def ststnet_uncropped(config: ml_collections.ConfigDict, opts) -> ml_collections.ConfigDict:
+  """STSTNet on 28x28 apex flow (u, v, strain) of uncropped frames (CAS(ME)^3, DFME), LOSO."""
+  ds = config.dataset
+  # Uncropped frames: the face is a small part of the frame, and head roll between onset and apex
+  # would become flow; dlib landmarks level the eye line, one box per clip (docs/datasets.md).
+  # Recorded in model.json: predict aligns its input the same way.
+  ds.alignment = "landmarks"
+  ds.image_size = 28
+  ds.third_channel = "strain"
+  config.model.name = "ststnet"
+  config.model.kwargs = ml_collections.ConfigDict({"batch_norm": True, "dropout": 0.5})
+  t = config.train
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 100, 64, 5e-4, 0.01
+  t.augment.update({"flip_h": True, "crop": 2, "rotation": 8.0, "mixup": 0.2})
+  if opts.synthetic:
+    ds.synthetic = True
+    t.epochs, t.batch_size, t.warmup_epochs = 15, 16, 1.0
+    t.seeds, t.final_seeds = (0,), (0,)
+    t.augment.update({"crop": 2, "rotation": 0.0, "mixup": 0.0})
+    t.num_val_subjects = 2
   return config
 
 
