@@ -108,10 +108,22 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.schedule = "warmup_cosine"
   t.grad_clip = 1.0
   t.label_smoothing = 0.1
-  t.class_balanced = True
+  # Loss weights: True balances the classes of each fold's training set, 'per_dataset' balances
+  # them within each source dataset (a composite's SAMM majority weighs only within SAMM), False
+  # gives every clip weight 1 (microexp/train/inputs.py:loss_weights).
+  t.class_balanced = ml_collections.FieldReference(True, field_type=object)
   t.augment = ml_collections.ConfigDict({
       "flip_h": True, "flip_v": False, "crop": 8, "rotation": 0.0, "mixup": 0.0,
       "flow_aware": True})
+  # Test-time augmentation at evaluation: flip_h averages each clip with its (flow-aware) mirror.
+  t.tta = ml_collections.ConfigDict({"flip_h": False})
+  # Nested selection (microexp/train/search.py): field path (under config.train, or 'model.…') ->
+  # tuple of values; empty = off. Each candidate of the grid is scored (search_metric, pooled
+  # over `search_inner_folds` subject groups of each outer fold's training subjects); the best is
+  # retrained on the fold's training set and tested once.
+  t.search = ml_collections.ConfigDict()
+  t.search_inner_folds = 3
+  t.search_metric = "uf1"  # 'uf1' | 'uar' | 'accuracy'
   t.freeze = ()  # top-level parameter names to freeze (e.g. ('backbone',))
   t.seeds = (0, 1, 2)
   t.final_seeds = (0, 1, 2)  # final all-subject models (a seed ensemble for prediction)

@@ -103,14 +103,14 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
   mesh = parallel.make_mesh(len(jobs))
   length = parallel.padded_folds(len(jobs), mesh)
   lay = jobs_lib.layout(jobs, data["subject"], data["labels"], num_classes=ctx.num_classes,
-                        balanced=bool(tc.class_balanced), length=length,
-                        eval_batch_size=int(tc.eval_batch_size))
+                        balanced=tc.class_balanced, length=length,
+                        eval_batch_size=int(tc.eval_batch_size),
+                        dataset_index=data.get("dataset_index"))
   spec = steps_lib.StepSpec.from_config(ctx.config, steps_per_epoch=steps_per_epoch,
                                         num_classes=ctx.num_classes)
   steps = steps_lib.make_steps(ctx.model, spec, mesh)
   device_data = parallel.put_replicated(
-      {"inputs": data["inputs"], "labels": data["labels"],
-       **({"mask": data["mask"]} if "mask" in data else {})}, mesh)
+      {key: data[key] for key in steps_lib.DEVICE_DATA if key in data}, mesh)
   plan = parallel.put_folds(lay.plan, mesh)
   eval_idx = None if lay.eval_idx is None else parallel.put_folds(lay.eval_idx, mesh)
   state = steps.init(plan["key"], data["inputs"][:1], data["mask"][:1] if "mask" in data else None)

@@ -1,11 +1,13 @@
 """Train and eval steps for ONE fold, and their fold-stacked, sharded, epoch-at-a-time versions.
 
-The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?).
+The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?,
+dataset_index [N]: the clip's source dataset).
 A fold is described by a `plan` (leading fold axis F when stacked):
   key           [F, 2] uint32   the fold's PRNG key (from seed and fold index, never run-time state)
   train_mask    [F, N] bool     the fold's training samples
   n_train       [F] int32
-  class_weights [F, K] float32  from the fold's training labels (ones if not class-balanced)
+  class_weights [F, D, K] float32  loss weight per (source dataset, class), from the fold's
+                training labels (inputs.loss_weights; ones if not class-balanced)
 Each epoch, `epoch_order` draws a permutation of every fold's training indices; step s of the
 epoch takes positions s*B .. s*B+B-1 modulo that fold's n_train, so ragged fold sizes cost nothing
 and every fold runs the same number of steps. Every random draw is
@@ -31,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from microexp import tta as tta_lib
 from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
@@ -38,6 +41,8 @@ from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
+# The host data arrays placed on the device(s) (those present).
+DEVICE_DATA = ("inputs", "labels", "mask", "dataset_index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +56,7 @@ class StepSpec:
   steps_per_epoch: int
   num_classes: int
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
+  tta_flip_h: bool = False  # evaluation averages the input and its (flow-aware) mirror
 
   @classmethod
   def from_config(cls, config, *, steps_per_epoch: int, num_classes: int) -> "StepSpec":
@@ -59,7 +65,8 @@ class StepSpec:
                augment=tuple(sorted(tc.augment.to_dict().items())),
                optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
                num_classes=num_classes,
-               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS)
+               is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
+               tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)))
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
@@ -76,9 +83,9 @@ def epoch_order(key, train_mask, epoch):
 
 
 def weighted_cross_entropy(logits, targets, class_weights):
-  """logits [B, K], soft targets [B, K], class_weights [K] -> scalar mean weighted CE."""
+  """logits [B, K], soft targets [B, K], class_weights [K] or [B, K] -> scalar mean weighted CE."""
   ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
-  return jnp.mean(ce * (targets @ class_weights))
+  return jnp.mean(ce * jnp.sum(targets * class_weights, -1))
 
 
 def _apply(model, variables, x, mask, *, train, rng=None):
@@ -99,6 +106,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   x = data["inputs"][idx]
   labels = data["labels"][idx]
   mask = data["mask"][idx] if "mask" in data else None
+  # [B, K]: each clip's weights are its source dataset's row (one row unless 'per_dataset').
+  weights = plan["class_weights"][data["dataset_index"][idx] if "dataset_index" in data else 0]
   if data_sharding is not None:  # data parallel within a fold ('data' mesh axis)
     x = jax.lax.with_sharding_constraint(x, data_sharding)
   key = jax.random.fold_in(jax.random.fold_in(
@@ -114,7 +123,7 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
     logits, updates = _apply(model, {"params": params, **(
         {"batch_stats": state.batch_stats} if state.batch_stats else {})}, x, mask, train=True,
                              rng=k_drop)
-    return weighted_cross_entropy(logits, targets, plan["class_weights"]), (logits, updates)
+    return weighted_cross_entropy(logits, targets, weights), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -133,13 +142,20 @@ def train_epoch_one(state: TrainState, plan, data, epoch, *, step_fn, steps_per_
   return jax.lax.scan(body, state, jnp.arange(steps_per_epoch, dtype=jnp.int32))
 
 
-def eval_one(variables, idx, data, *, model):
-  """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included)."""
+def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: bool = True):
+  """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included).
+
+  With tta_flip_h: the log of the mean probabilities over the input and its mirror
+  (microexp/tta.py; u negated for flow), so a softmax of the result is the TTA probability.
+  """
 
   def block(i):
     x = data["inputs"][i]
     mask = data["mask"][i] if "mask" in data else None
-    return _apply(model, variables, x, mask, train=False).astype(jnp.float32)
+    logits_fn = lambda v: _apply(model, variables, v, mask, train=False).astype(jnp.float32)
+    if tta_flip_h:
+      return jnp.log(jnp.maximum(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow), 1e-30))
+    return logits_fn(x)
 
   logits = jax.lax.map(block, idx)
   return logits.reshape((-1, logits.shape[-1]))
@@ -171,7 +187,8 @@ def make_steps(model, spec: StepSpec, mesh) -> Steps:
                                steps_per_epoch=spec.steps_per_epoch)
   train_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None), spmd_axis_name="fold"),
                         out_shardings=fold, donate_argnums=(0,))
-  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model), in_axes=(0, 0, None),
+  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
+                                                is_flow=spec.is_flow), in_axes=(0, 0, None),
                               spmd_axis_name="fold"), out_shardings=fold)
 
   def init_one(key, sample_x, sample_mask):

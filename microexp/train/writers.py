@@ -17,6 +17,7 @@ import numpy as np
 
 from microexp import summary
 from microexp import workdir as workdir_lib
+from microexp.train import summary_sections
 
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")
 
@@ -95,6 +96,13 @@ def summary_markdown(results: dict) -> str:
   for subject, fs in by_fold.items():
     lines.append(f"| {subject} | {fs[0]['n_test']} | "
                  f"{np.mean([f['accuracy'] for f in fs]):.3f} |")
+  if "members" in results:
+    lines += [""] + summary_sections.members_markdown(results["members"])
+    for name, m in results["members"].items():
+      if "search" in m:
+        lines += [f"Member {name}:", ""] + summary_sections.search_markdown(m["search"])
+  if "search" in results:
+    lines += [""] + summary_sections.search_markdown(results["search"])
   lines += ["", f"Wall time: {results.get('wall_time_s', float('nan')):.1f} s", ""]
   return "\n".join(lines)
 
