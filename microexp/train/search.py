@@ -1,7 +1,7 @@
 """Nested selection of hyper-parameters inside each outer fold (`config.train.search`).
 
-`config.train.search` maps field paths (under `config.train`, e.g. 'learning_rate',
-'augment.mixup', 'class_balanced'; or under the model, 'model.kwargs.dim') to tuples of values;
+`config.train.search` maps fields (under `config.train`, e.g. `learning_rate`, `class_balanced`,
+`augment.mixup` as a nested ConfigDict; or under the model, `model.kwargs.dim`) to tuples of values;
 the candidates are their grid (product, fields in sorted order). For each outer job (seed, fold):
 the fold's TRAINING subjects are split into `search_inner_folds` groups (by subject name, a
 generator seeded by (seed, fold index): nothing of the test subject enters); each candidate trains
@@ -36,19 +36,32 @@ INNER_INDEX = 2_000_000
 MAX_INNER_FOLDS = 100
 
 
+def _flatten(node, prefix: str = "") -> dict:
+  out = {}
+  for key in sorted(node.keys()):
+    value, path = node[key], f"{prefix}{key}"
+    if hasattr(value, "keys"):
+      out.update(_flatten(value, path + "."))
+    else:
+      out[path] = value
+  return out
+
+
 def grid(config) -> list[dict]:
-  """The candidates of `config.train.search`: [{path: value}] (empty list: no search)."""
-  search = config.train.get("search") or {}
-  fields = sorted(search.keys()) if search else []
-  if not fields:
+  """The candidates of `config.train.search`: [{path: value}] (empty list: no search).
+
+  Nested ConfigDicts give the paths (ConfigDict keys hold no dots): search.augment.mixup ->
+  'augment.mixup', search.model.kwargs.dim -> 'model.kwargs.dim'.
+  """
+  search = _flatten(config.train.get("search") or {})
+  if not search:
     return []
   values = []
-  for f in fields:
-    v = search[f]
+  for f, v in search.items():
     if not isinstance(v, (tuple, list)) or not v:
       raise ValueError(f"config.train.search.{f} must be a non-empty tuple of values, got {v!r}.")
     values.append(tuple(v))
-  return [dict(zip(fields, combo)) for combo in itertools.product(*values)]
+  return [dict(zip(search, combo)) for combo in itertools.product(*values)]
 
 
 def candidate_config(config, overrides: dict) -> ml_collections.ConfigDict:
