@@ -10,7 +10,8 @@
 - `synthetic`: a small synthetic CASME II and a CPU-sized model/input, so that every config runs on
   CPU in minutes;
 - `thesis`: the thesis's own settings for its methods M1-M7 (docs/thesis.md); combines with the
-  other two (`:thesis,synthetic,classes=3`).
+  other two (`:thesis,synthetic,classes=3`);
+- `nested`: the MEGC2019 configs' nested selection grid (`config.train.search`, configs/common.py).
 Every field stays overridable on the command line (`--config.train.epochs=50`; lists as tuples,
 `--config.train.seeds='(0,1)'`).
 """
@@ -30,9 +31,9 @@ def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
   """'classes=3,synthetic,thesis' -> ConfigDict(classes='3', synthetic=True, thesis=True)."""
   # classes=None: not given; each config family has its own default (CASME II: '5').
   opts = ml_collections.ConfigDict({"classes": ml_collections.FieldReference(None, field_type=str),
-                                    "synthetic": False, "thesis": False})
+                                    "synthetic": False, "thesis": False, "nested": False})
   expected = ("expected 'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
-              "by '+'), 'synthetic' and/or 'thesis'")
+              "by '+'), 'synthetic', 'thesis' and/or 'nested'")
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.strip().partition("=")
     if key == "classes" and value:
@@ -41,15 +42,22 @@ def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
       except ValueError as e:
         raise ValueError(f"Unknown config argument {item!r} in {arg!r}: {e}") from None
       opts.classes = value.lower()
-    elif key in ("synthetic", "thesis") and value in ("", "true", "True", "1"):
+    elif key in ("synthetic", "thesis", "nested") and value in ("", "true", "True", "1"):
       opts[key] = True
     else:
       raise ValueError(f"Unknown config argument {item!r} in {arg!r}; {expected}.")
   return opts
 
 
-def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Defaults shared by every method (apex flow, LOSO, clean validation-free schedule)."""
+def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
+               ) -> ml_collections.ConfigDict:
+  """Defaults shared by every method (apex flow, LOSO, clean validation-free schedule).
+
+  nested: the caller reads `opts.nested` (a config family without a search grid refuses it).
+  """
+  if opts.nested and not nested:
+    raise ValueError("`:nested` (a nested-selection grid) applies to the MEGC2019 configs "
+                     "(configs/*_megc.py); elsewhere set config.train.search yourself.")
   config = ml_collections.ConfigDict()
 
   config.dataset = ds = ml_collections.ConfigDict()
