@@ -81,7 +81,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
     if isinstance(v, dict):
       out.update(_flat(v, f"{prefix}{k}."))
     else:
-      out[f"{prefix}{k}"] = v
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
   return out
 
 

@@ -18,7 +18,7 @@ loads one model (`final_seeds=()`; train a member's own config for prediction).
   `config.train.seeds`), averaged per clip with equal weights — weights tuned on the test subjects
   would leak, and equal weights need no tuning.
 - `tta.flip_h`: also average each member over the flow-aware horizontal mirror
-  (`microexp.tta.flip_tta`: mirror the image, negate u).
+  (`microexp.train.tta.flip_tta`: mirror the image, negate u).
 All members read the same whole-face inputs (`regions='none'`): HTNet crops the fixed mean-face
 regions itself (`regions=face_regions.MEAN_FACE_CENTRES`), since one array feeds every member.
 """

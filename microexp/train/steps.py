@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from microexp import tta as tta_lib
 from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
+from microexp.train import tta as tta_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
@@ -146,7 +146,7 @@ def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: 
   """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included).
 
   With tta_flip_h: the log of the mean probabilities over the input and its mirror
-  (microexp/tta.py; u negated for flow), so a softmax of the result is the TTA probability.
+  (tta.py; u negated for flow), so a softmax of the result is the TTA probability.
   """
 
   def block(i):

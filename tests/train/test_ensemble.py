@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp import tta
+from microexp.train import tta
 from microexp import models
 from microexp.train import engine
 from microexp.train import ensemble
