@@ -78,7 +78,10 @@ def train(ctx: loop.Context, jobs: list, *, max_train: int,
     raise ValueError("An ensemble writes no final models (predict loads one model); set "
                      "config.train.final_seeds=() and train each member's config for prediction.")
   per_member, info = [], {}
-  for name, cfg in members(ctx.config):
+  recipes = members(ctx.config)
+  ctx.progress.total += len(jobs) * (sum(int(c.train.epochs) for _, c in recipes)
+                                     - int(ctx.config.train.epochs))
+  for name, cfg in recipes:
     res, search_info = search_lib.train_any(ctx, cfg, jobs,
                                             Path(ctx.ckpt_root) / "members" / name,
                                             max_train=max_train)
