@@ -72,7 +72,10 @@ class CurveWriters:
 def summary_markdown(results: dict) -> str:
   """The human-readable summary of results.json."""
   cfg = results["config"]
-  lines = [f"# {cfg['model']['name']} on {cfg['dataset']['name']} "
+  model = cfg["model"]["name"]
+  if "members" in results:
+    model = "ensemble of " + " + ".join(results["members"])
+  lines = [f"# {model} on {cfg['dataset']['name']} "
            f"({cfg['dataset']['representation']}, classes {cfg['dataset']['classes']})", "",
            f"Protocol: {cfg['train']['protocol']}, selection: {cfg['train']['selection']}, "
            f"seeds: {results['seeds']}, folds: {len(results['folds'])}, "
