@@ -20,6 +20,7 @@ from microexp.models import builder
 from microexp.train import chunking
 from microexp.train import loop
 from microexp.train import steps as steps_lib
+from microexp.train import writers as writers_lib
 
 
 def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[list]:
@@ -74,11 +75,14 @@ def steps_per_epoch(config, max_train: int) -> int:
   return max(math.ceil(max_train / int(config.train.batch_size)), 1)
 
 
-def recipe_context(ctx: loop.Context, config, ckpt_root: Path) -> loop.Context:
-  """`ctx` with another config: its own model, pretrained weights and checkpoint folder."""
+def recipe_context(ctx: loop.Context, config, ckpt_root: Path, *,
+                   writers: writers_lib.CurveWriters | None = None) -> loop.Context:
+  """`ctx` with another config: its own model, pretrained weights and checkpoint folder (and
+  curve writers, if given)."""
   model = builder.from_config(config, ctx.num_classes)
   return dataclasses.replace(ctx, config=config, model=model, ckpt_root=Path(ckpt_root),
-                             pretrained=builder.pretrained(model))
+                             pretrained=builder.pretrained(model),
+                             writers=writers if writers is not None else ctx.writers)
 
 
 def train_recipe(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
@@ -88,9 +92,17 @@ def train_recipe(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
   max_train: the training-set size that fixes the steps per epoch (the OUTER folds' largest, also
   for inner folds: a candidate takes the same number of updates inside and outside).
   """
-  sub = recipe_context(ctx, config, ckpt_root)
+  # Curves under tensorboard/<the recipe's folder below checkpoints/>: candidates and members
+  # that train the same (seed, fold) write apart.
+  try:
+    sub_dir = Path(ckpt_root).relative_to(ctx.ckpt_root)
+  except ValueError:
+    sub_dir = Path(Path(ckpt_root).name)
+  writers = writers_lib.CurveWriters(ctx.writers.logdir / sub_dir, enabled=ctx.writers.enabled)
+  sub = recipe_context(ctx, config, ckpt_root, writers=writers)
   try:
     return train_jobs(sub, jobs, epochs=int(config.train.epochs),
                       steps_per_epoch=steps_per_epoch(config, max_train))
   finally:
+    writers.close()
     ctx.epochs_run = sub.epochs_run  # stop_after_epochs counts over every recipe

@@ -138,3 +138,17 @@ def test_a_search_over_per_dataset_balance_runs(tmp_path):
   assert [c["class_balanced"] for c in results["search"]["candidates"]] == [True, "per_dataset"]
   assert sum(c["wins"] for c in results["search"]["candidates"]) == 4
   assert set(results["per_dataset"]) == {"A", "B"}
+
+
+@pytest.mark.slow
+def test_a_killed_nested_run_resumes_to_identical_results(nested, tmp_path):
+  arrays, results, _ = nested
+  # 6 chunk-epochs: candidate 0's inner chunk is done (4 epochs), candidate 1's is cut at 2.
+  assert engine.train_and_evaluate(nested_config(stop_after_epochs=6), arrays, tmp_path) is None
+  assert (tmp_path / "checkpoints/search/c0/inner").is_dir()
+  assert not (tmp_path / "results.json").exists()
+  resumed = engine.train_and_evaluate(nested_config(), arrays, tmp_path)
+  assert resumed["search"] == results["search"]
+  a, b = _probs_by_fold(results), _probs_by_fold(resumed)
+  for fold in a:
+    np.testing.assert_array_equal(a[fold], b[fold])
