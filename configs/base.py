@@ -96,6 +96,14 @@ def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
   config.train = t = ml_collections.ConfigDict()
   t.protocol = "loso"
   t.test_subjects = ("sub21", "sub22", "sub23", "sub24", "sub25", "sub26")  # split only
+  # Cross-dataset protocols (microexp/train/protocols.py): 'lodo' | 'holdout' (these two) |
+  # 'official_split' (DFME's `split` array); subjects become dataset-qualified ('samm/006').
+  t.train_datasets = ()  # holdout only: datasets trained on
+  t.test_datasets = ()  # holdout only: datasets tested on
+  # 'emotion' (softmax over config.dataset.classes) | 'au' (sigmoid per action unit, tasks.py).
+  t.task = "emotion"
+  t.au_min_count = 5  # AU task: AUs with fewer positive clips are left out (listed in results)
+  t.au_pos_weight = False  # AU task: weight positives by negatives/positives of the fold
   # 'last': fixed schedule, report the last epoch. 'val': choose the epoch on validation
   # subjects carved out of the training subjects (never the test subject).
   t.selection = "last"

@@ -146,3 +146,65 @@ def apex_flow_dataset(config: ml_collections.ConfigDict, opts, *, name: str, cla
   ds.synthetic_kwargs = ml_collections.ConfigDict(synthetic_kwargs)
   del ds["sequence"]
   return config
+
+
+# Member datasets of the synthetic composite (configs/ststnet_lodo.py, au_lodo.py): small trees in
+# each official layout; uncropped frames (SAMM, CAS(ME)^3, DFME) aligned with landmarks.
+COMPOSITE_MEMBERS = ("casme2", "casme3", "dfme", "samm", "smic")
+_UNCROPPED = ("casme3", "dfme", "samm")
+_SYNTHETIC_MEMBERS = {
+    "casme2": dict(num_subjects=4, clips_per_subject=8, image_size=(85, 70), num_frames=(8, 12),
+                   seed=0),
+    "casme3": dict(num_subjects=4, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12),
+                   seed=0),
+    "dfme": dict(num_subjects=(4, 1, 1), clips_per_subject=7, image_size=(96, 80),
+                 num_frames=(8, 12), seed=0),
+    "samm": dict(num_subjects=4, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12),
+                 seed=0),
+    "smic": dict(num_subjects=3, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12),
+                 seed=0),
+}
+
+
+def composite_config(arg, *, members=COMPOSITE_MEMBERS) -> ml_collections.ConfigDict:
+  """A composite of registered datasets (microexp/loaders/composite.py), leave-one-dataset-out,
+  MEGC's 3 classes, 28x28 apex flow with optical strain, STSTNet; `:synthetic` writes a small
+  tree of every member."""
+  opts = base.parse_arg(arg)
+  base.refuse_thesis(opts, "composite configs")
+  if opts.classes not in (None, "megc"):
+    raise ValueError(f"composite configs use classes=megc, got classes={opts.classes}.")
+  config = base.get_config(opts)
+  ds = config.dataset
+  ds.name = "composite"
+  ds.classes = "megc"
+  ds.common_classes = "megc"
+  ds.image_size = 28
+  ds.flow_method = "tvl1"
+  ds.third_channel = "strain"
+  del ds["sequence"]
+  del ds["synthetic_kwargs"]
+  del ds["alignment"]  # per member: uncropped frames only
+  ds.members = ml_collections.ConfigDict()
+  for name in members:
+    member = ml_collections.ConfigDict()
+    if name in _UNCROPPED:
+      member.alignment = "landmarks"
+    member.manual_dir = ml_collections.FieldReference(None, field_type=str)
+    if opts.synthetic:
+      member.synthetic_kwargs = ml_collections.ConfigDict(_SYNTHETIC_MEMBERS[name])
+    ds.members[name] = member
+  config.model.name = "ststnet"
+  config.model.kwargs = ml_collections.ConfigDict({"batch_norm": True, "dropout": 0.5})
+  t = config.train
+  t.protocol = "lodo"
+  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 100, 64, 5e-4, 0.01
+  t.augment.update({"flip_h": True, "crop": 2, "rotation": 8.0, "mixup": 0.2})
+  t.seeds, t.final_seeds = (0, 1, 2), (0, 1, 2)
+  if opts.synthetic:
+    ds.synthetic = True
+    t.epochs, t.batch_size, t.warmup_epochs = 15, 16, 1.0
+    t.seeds, t.final_seeds = (0,), (0,)
+    t.augment.update({"rotation": 0.0, "mixup": 0.0})
+    t.num_val_subjects = 2
+  return config

@@ -309,7 +309,12 @@ def align_for_flow(pair: np.ndarray, method: str, *, work_width: int = WORK_WIDT
   """Onset / apex uint8 [2, H, W, 3] RGB -> (aligned crops [2, h, w, 3] with w <= work_width, the
   Alignment estimated on the onset, `estimate_clip`): one transform for both frames."""
   alignment = estimate_clip(pair, method, detectors=detectors)
-  _, _, width, height = alignment.face.box
+  return apply(pair, alignment, work_size(alignment.face.box, work_width)), alignment
+
+
+def work_size(box, work_width: int = WORK_WIDTH) -> tuple[int, int]:
+  """(h, w) of the crop the batch builders compute flow on: the face box (x, y, w, h) shrunk to at
+  most `work_width` px wide, aspect kept (predict repeats it: model.json's `work_width`)."""
+  _, _, width, height = box
   shrink = min(1.0, work_width / width)
-  size = (max(8, round(height * shrink)), max(8, round(width * shrink)))
-  return apply(pair, alignment, size), alignment
+  return max(8, round(height * shrink)), max(8, round(width * shrink))

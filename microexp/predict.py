@@ -65,7 +65,13 @@ def load_final(workdir: str | pathlib.Path) -> FinalModel:
   return FinalModel(module, variables, class_names, dict(spec["preprocessing"]), config, final)
 
 
-def _crop_size(preprocessing: dict) -> tuple[int, int]:
+def _crop_size(preprocessing: dict, aligned: align_lib.Alignment | None = None,
+               ) -> tuple[int, int]:
+  """(h, w) of the face crops flow is computed on, as in training: with model.json's `work_width`
+  (apex-flow builders) the aligned face box shrunk to at most that width (`align.work_size`), else
+  `crop_size`, else CASME II's DEFAULT_CROP_SIZE."""
+  if preprocessing.get("work_width") and aligned is not None:
+    return align_lib.work_size(aligned.face.box, int(preprocessing["work_width"]))
   size = preprocessing.get("crop_size") or DEFAULT_CROP_SIZE
   return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
 
@@ -192,7 +198,7 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
                                    alignment=alignment_method(final.preprocessing, detectors))
   face = aligned.face
   method = final.preprocessing.get("flow_method") or "farneback"
-  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing))
+  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing, aligned))
   gray = spotting.to_gray(crops, width=None)
   spotted = spotting.spot(spotting.to_gray(crops), onset=onset, apex=apex, method=method)
   probs = classify(final, *trained_input(final.preprocessing, crops, gray, spotted.onset,
@@ -209,7 +215,7 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
 def predict_timeline(final: FinalModel, frames: np.ndarray, fps: float,
                      aligned: align_lib.Alignment) -> timeline_lib.Timeline:
   """A long recording: every spotted candidate classified (`microexp.timeline`)."""
-  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing))
+  crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing, aligned))
   pair = lambda onset, apex: classify(final, model_input(onset, apex, final.preprocessing))[0]
   return timeline_lib.analyse(crops, fps, pair, final.class_names,
                               method=final.preprocessing.get("flow_method") or "farneback")

@@ -22,7 +22,7 @@ from absl import app, flags  # noqa: E402
 
 from microexp import workdir as workdir_lib  # noqa: E402
 from microexp.summary import (METRICS, draw_confusion, metric_cell, metrics_table,  # noqa: E402
-                              plot_confusion)
+                              plot_confusion, train_side_lines)
 
 
 def load_results(workdir: str | pathlib.Path) -> dict:
@@ -172,6 +172,15 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
               "## Confusion (pooled over folds, summed over seeds)", "",
               f"![confusion]({plot_confusion(results['confusion'], class_names, out / 'confusion.png').name})",
               ""]
+  side = results.get("train_side")
+  if side:
+    plot_confusion(side["confusion"], class_names, out / "confusion_train.png",
+                   "Training clips, eval mode (pooled)")
+    sections += ["## Training side (the thesis's training accuracy, Figs 11 and 15)", "",
+                 *train_side_lines(results), "",
+                 f"Training accuracy {side['metrics']['accuracy']['mean']:.1%} "
+                 f"(test {results['metrics']['accuracy']['mean']:.1%}).", "",
+                 "![training confusion](confusion_train.png)", ""]
   if per_fold:
     accuracy = results["metrics"].get("accuracy", {}).get("mean")
     plot_per_subject(per_fold, out / "per_subject.png", accuracy)

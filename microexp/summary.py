@@ -47,6 +47,23 @@ def metrics_table(results: dict) -> str:
   return "\n".join(lines)
 
 
+def train_side_lines(results: dict) -> list[str]:
+  """Markdown lines of results.json's 'train_side' (the training clips in eval mode at each fold's
+  reported epoch, microexp/train/train_eval.py) beside the test side; [] when absent."""
+  side = results.get("train_side")
+  if not side:
+    return []
+  lines = ["Training side: each fold's model at its reported epoch, in eval mode (no augmentation, "
+           "no dropout, BatchNorm running statistics), on its own training clips; pooled over "
+           "folds like the test side. A large train-test gap is over-fitting.", "",
+           "| metric | train (mean ± std over seeds) | test (mean ± std over seeds) |",
+           "|---|---|---|"]
+  for name in METRICS:
+    lines.append(f"| {METRIC_TITLES[name]} | {metric_cell(side['metrics'].get(name))} | "
+                 f"{metric_cell(results['metrics'].get(name))} |")
+  return lines
+
+
 def draw_confusion(ax, confusion, class_names: Sequence[str], title: str, small: bool = False):
   """Confusion [K, K] (rows: true class) on a matplotlib axis: colours row-normalised (recall per
   true class), each cell its count (and its row fraction unless `small`, for grids of folds)."""

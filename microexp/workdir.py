@@ -69,6 +69,20 @@ def training_crop_size(dataset_config) -> list[int] | None:
   return [int(size), int(size)] if isinstance(size, (int, float)) else [int(s) for s in size]
 
 
+def flow_work_width(dataset_config) -> int | None:
+  """The widest face crop the dataset's builder computes flow on (`align.align_for_flow`: the face
+  box shrunk to at most this width, aspect kept) for the apex-flow builders
+  (`microexp.loaders.apex_flow.DATASETS`); None for CASME II (flow on the whole Cropped frame,
+  predict uses `training_crop_size`)."""
+  from microexp import align  # pylint: disable=g-import-not-at-top
+  from microexp.loaders import apex_flow  # pylint: disable=g-import-not-at-top
+
+  if (dataset_config.get("crop_size") is not None
+      or dataset_config.get("name") not in apex_flow.DATASETS):
+    return None
+  return int(align.WORK_WIDTH)
+
+
 def preprocessing_spec(ds, input_shape) -> dict:
   """model.json's `preprocessing`: how the inputs were made, everything predict must repeat."""
   from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
@@ -83,6 +97,7 @@ def preprocessing_spec(ds, input_shape) -> dict:
           "third_channel": third, "channel_order": channels,
           "flow_normalization": flow_lib.flow_normalization(ds) if is_flow else None,
           "crop_size": training_crop_size(ds),
+          "work_width": flow_work_width(ds),  # set: predict crops the face box, this wide at most
           "alignment": ds.get("alignment"),  # microexp/align.py; predict repeats it
           "sequence": dict(ds.get("sequence", {}) or {}),
           "input_shape": list(input_shape)}

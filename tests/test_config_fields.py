@@ -24,7 +24,9 @@ from microexp import loaders
 from microexp.data import synthetic
 from microexp.data import synthetic_casme3
 from microexp.data import synthetic_dfme
+from microexp.data import synthetic_megc
 from microexp.loaders import apex_flow
+from microexp.loaders import composite
 from tests.test_configs import ARGS, CONFIGS
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -32,7 +34,9 @@ CASES = [(c, a) for c in CONFIGS for a in ARGS[c]]
 # The synthetic-tree writer each dataset's `synthetic_kwargs` go to.
 SYNTHETIC_WRITERS = {"casme2": synthetic.write_synthetic_casme2,
                      "casme3": synthetic_casme3.write_synthetic_casme3,
-                     "dfme": synthetic_dfme.write_synthetic_dfme}
+                     "dfme": synthetic_dfme.write_synthetic_dfme,
+                     "samm": synthetic_megc.write_synthetic_samm,
+                     "smic": synthetic_megc.write_synthetic_smic}
 
 
 def _names_used(path: pathlib.Path, skip: tuple[str, ...] = ()) -> set[str]:
@@ -67,7 +71,7 @@ def _engine_names() -> frozenset[str]:
 
 
 @pytest.mark.parametrize("name", ["casme2", "megc2019_flow", "megc2019", "casme3", "dfme", "samm",
-                                  "smic"])
+                                  "smic", "composite"])
 def test_each_loader_reads_the_fields_it_lists(name):
   path = pathlib.Path(inspect.getfile(loaders.get(name)))
   used = _names_used(path, skip=("FIELDS", "_RELEASE"))
@@ -87,6 +91,12 @@ def test_dataset_fields_are_read_by_the_loader(name, arg):
   if "synthetic_kwargs" in ds:
     assert set(ds.synthetic_kwargs.keys()) <= set(
         inspect.signature(SYNTHETIC_WRITERS[ds.name]).parameters)
+  if ds.name == "composite":  # every member's fields, shared ones included, read by its loader
+    for member in composite.member_configs(ds):
+      loaders.check_fields(member, member.name, _loader_fields(member.name))
+      if "synthetic_kwargs" in member:
+        assert set(member.synthetic_kwargs.keys()) <= set(
+            inspect.signature(SYNTHETIC_WRITERS[member.name]).parameters)
 
 
 @pytest.mark.parametrize("name,arg", CASES)

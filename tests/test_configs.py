@@ -23,8 +23,11 @@ MEGC = [c for c in CONFIGS if c.endswith("_megc")]
 # Configs of the other datasets: config -> (dataset name, {':classes=' value: class subset}).
 OTHER = {"ststnet_casme3": ("casme3", {None: "casme3_4", "7": "casme3_7", "3": "casme3_3"}),
          "ststnet_dfme": ("dfme", {None: "dfme_7", "7": "dfme_7", "3": "dfme_3"})}
-CASME2 = [c for c in CONFIGS if c not in MEGC and c not in OTHER]
+# Composites of every dataset (leave-one-dataset-out, MEGC's classes; microexp/loaders/composite.py).
+COMPOSITE = ["au_lodo", "ststnet_lodo"]
+CASME2 = [c for c in CONFIGS if c not in MEGC and c not in OTHER and c not in COMPOSITE]
 ARGS = {c: (["", "synthetic", "classes=megc,synthetic", "nested,synthetic"] if c in MEGC else
+            ["", "synthetic", "classes=megc,synthetic"] if c in COMPOSITE else
             ["", "synthetic", "classes=3,synthetic", "classes=7"] if c in OTHER else
             ["", "synthetic", "classes=3,synthetic", "classes=7", "classes=megc,synthetic"])
         for c in CONFIGS}
@@ -44,7 +47,7 @@ def test_every_method_has_a_config():
       "resnet_loso", "resnet_split", "cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged",
       "cnn_lstm_flow", "flow_cnn", "ststnet_loso", "offapexnet_loso", "convlstm_loso",
       "ststnet_megc", "offapexnet_megc", "resnet_megc", "ststnet_casme3", "ststnet_dfme",
-      "htnet_megc", "ensemble_megc", "cnn_lstm_resnet"}
+      "htnet_megc", "ensemble_megc", "cnn_lstm_resnet", "ststnet_lodo", "au_lodo"}
 
 
 def input_shape(config, batch: int = 2) -> tuple[int, ...]:
@@ -66,13 +69,15 @@ def test_config_builds(name, arg):
   if name in OTHER:
     assert config.dataset.classes == OTHER[name][1][opts.classes]
   elif not opts.thesis:  # `:thesis` picks the method's own thesis class set (test_thesis_presets)
-    assert config.dataset.classes == ("megc" if name in MEGC else opts.classes or "5")
+    assert config.dataset.classes == ("megc" if name in MEGC + COMPOSITE else opts.classes or "5")
   assert config.train.fold_parallel == "auto"
   assert config.dataset.flow_normalization in ("per_clip", "none")
   if name in OTHER:
     assert config.dataset.name == OTHER[name][0]
   elif name in MEGC:
     assert config.dataset.name == "megc2019_flow"
+  elif name in COMPOSITE:
+    assert config.dataset.name == "composite" and config.train.protocol == "lodo"
   else:
     assert config.dataset.name == "casme2"
   if opts.synthetic:
@@ -81,7 +86,8 @@ def test_config_builds(name, arg):
 
 
 @pytest.mark.parametrize("name,arg", [
-    (c, a) for c in CONFIGS for a in ("", "synthetic" if c in MEGC else "classes=3,synthetic")])
+    (c, a) for c in CONFIGS for a in ("", "synthetic" if c in MEGC + COMPOSITE
+                                      else "classes=3,synthetic")])
 def test_model_gives_logits(name, arg):
   """The real and the synthetic model on the input shape of their own representation."""
   config = _get_config(name, arg)
@@ -119,7 +125,7 @@ def test_bad_args_give_a_clear_error(name, arg, match):
     _get_config(name, arg)
 
 
-@pytest.mark.parametrize("name", MEGC)
+@pytest.mark.parametrize("name", MEGC + COMPOSITE)
 def test_megc_configs_refuse_other_class_sets(name):
   for arg in ("classes=3,synthetic", "classes=5"):
     with pytest.raises(ValueError, match="classes=megc"):

@@ -44,6 +44,10 @@ _EXTRA_MOTIONS = {
     "anger": synthetic.EMOTION_MOTIONS["disgust"][:2],
     "contempt": [("mouth_corner_r", 0.13, 0.5, -1.0)],
 }
+# SAMM's 'Action Units' cell per emotion: the AUs its synthetic motion moves (the first of
+# synthetic.EMOTION_AUS; anger AU4+AU7, contempt R14), so that the AU task can learn them.
+_SAMM_AUS = {**{e: aus[0] for e, aus in synthetic.EMOTION_AUS.items()},
+             "happiness": "6+12", "anger": "4+7", "contempt": "R14", "other": "4+7"}
 _SMIC_NEGATIVE = ("disgust", "sadness", "fear", "repression")
 _SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
 
@@ -110,7 +114,8 @@ def write_synthetic_samm(root, *, num_subjects: int = 4, clips_per_subject: int 
 
   root = pathlib.Path(root)
   params = dict(kind="samm", num_subjects=num_subjects, clips_per_subject=clips_per_subject,
-                image_size=list(image_size), num_frames=list(num_frames), seed=seed, quirks=quirks)
+                image_size=list(image_size), num_frames=list(num_frames), seed=seed, quirks=quirks,
+                aus="per_emotion")
   if _fresh(root, params):
     return root
   if num_subjects > len(SAMM_SUBJECTS):
@@ -148,7 +153,7 @@ def write_synthetic_samm(root, *, num_subjects: int = 4, clips_per_subject: int 
                 (cv2.IMWRITE_JPEG_QUALITY, 95))
       apex_cell = -1 if quirks and s == 0 and k == 0 else start + apex
       ws.append([number if quirks else subject, filename, k + 1, start, apex_cell,
-                 start + t - 1, t, kind, "4+7", emotion.capitalize(), "", None])
+                 start + t - 1, t, kind, _SAMM_AUS[emotion], emotion.capitalize(), "", None])
   wb.save(root / SAMM_SHEET)
   (root / COMPLETE_MARKER).write_text(json.dumps(params))
   return root

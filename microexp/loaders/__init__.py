@@ -22,7 +22,8 @@ from microexp.registry import Registry
 
 # Modules whose import registers loaders (imported on first lookup).
 _MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc", "microexp.loaders.casme3",
-            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic")
+            "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic",
+            "microexp.loaders.composite")
 _LOADERS = Registry("dataset", modules=_MODULES)
 
 Loader = Callable[..., dict[str, np.ndarray]]
@@ -61,6 +62,13 @@ def field(dataset_config, name: str, default: Any = None) -> Any:
   else:
     value = getattr(dataset_config, name, default)
   return default if value is None else value
+
+
+def qualified_subjects(subjects, datasets) -> np.ndarray:
+  """[N] subjects, [N] datasets -> [N] 'dataset/subject' (already qualified names are kept):
+  the names of composites and cross-dataset protocols, where two datasets' subjects may collide."""
+  return np.array([s if s.startswith(f"{d}/") else f"{d}/{s}"
+                   for s, d in zip(map(str, subjects), map(str, datasets))])
 
 
 def resolve_data_dir(dataset_config) -> pathlib.Path:

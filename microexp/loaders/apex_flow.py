@@ -32,6 +32,9 @@ from microexp.loaders import field
 from microexp.loaders import prepare
 from microexp.loaders import resolve_data_dir
 
+# The datasets this module loads (their flow: the aligned face at most `align.WORK_WIDTH` px wide,
+# `align.align_for_flow`); model.json records that width so predict crops alike (workdir.py).
+DATASETS = ("casme3", "dfme", "samm", "smic")
 # config.dataset fields every apex-flow loader reads (any other set field is refused).
 FIELDS = ("representation", "synthetic", "synthetic_kwargs", "manual_dir", "data_dir", "image_size",
           "flow_method", "flow_kwargs", "third_channel", "flow_normalization", "au_sides",

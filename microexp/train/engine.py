@@ -15,7 +15,6 @@ killed run resumes exactly. See docs/training.md.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -32,10 +31,13 @@ from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import progress as progress_lib
 from microexp.train import ensemble as ensemble_lib
+from microexp.train import protocols
 from microexp.train import results as results_lib
 from microexp.train import runner
 from microexp.train import search as search_lib
 from microexp.train import steps as steps_lib
+from microexp.train import train_eval
+from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib
 
 # Re-exported: what callers of the engine catch.
@@ -88,18 +90,37 @@ def _train_and_evaluate(config, arrays, workdir, signals):
     logging.warning("config.train.checkpoint_every is no longer read; checkpoints are taken every "
                     "config.train.checkpoint_every_s seconds (%s).",
                     tc.get("checkpoint_every_s", 120.0))
-  data, subset = inputs_lib.prepare_data(arrays, config.dataset.classes)
-  k = subset.num_classes
+  task = tasks_lib.task_of(tc)
+  if task == "au":  # K sigmoid outputs, one per AU (tasks.py)
+    if tc.get("final_seeds"):
+      raise ValueError("config.train.task='au': final models are not written yet (predict "
+                       "reads emotion models); set config.train.final_seeds=().")
+    if ensemble_lib.enabled(config) or search_lib.grid(config):
+      raise ValueError("config.train.task='au' trains one recipe: nested selection "
+                       "(config.train.search) and ensembles (config.ensemble) score and average "
+                       "emotion classes; remove them for the AU task.")
+    if inputs_lib.parse_class_balanced(tc.class_balanced) == "per_dataset":
+      raise ValueError("config.train.task='au' weights each AU's positives by "
+                       "config.train.au_pos_weight; class_balanced='per_dataset' balances emotion "
+                       "classes and does not apply to it: set class_balanced=False.")
+    data, au_names = tasks_lib.prepare_au(arrays, int(tc.get("au_min_count", 1)))
+    subset = None
+    k, class_names = len(au_names), au_names
+  else:
+    data, subset = inputs_lib.prepare_data(arrays, config.dataset.classes)
+    k, class_names = subset.num_classes, subset.class_names
+  data = protocols.qualify(data, tc.protocol)  # cross-dataset: 'casme2/sub01'
   seeds = [int(s) for s in tc.seeds]
   jobs = []
   for seed in seeds:
     jobs += [jobs_lib.Job(seed, i, f)
-             for i, f in enumerate(folds_lib.make_folds(data["subject"], tc, seed))]
+             for i, f in enumerate(protocols.make_folds(data, tc, seed))]
   fold_names = [j.fold.name for j in jobs if j.seed == seeds[0]]
   max_train = max(int(j.fold.masks(data["subject"])[0].sum()) for j in jobs)
-  steps_per_epoch = max(math.ceil(max_train / tc.batch_size), 1)
-  logging.info("%d clips in %d classes %s, %d subjects; %d seed(s) x %d fold(s); %d steps/epoch "
-               "of batch %d; devices: %s", len(data["labels"]), k, subset.class_names,
+  steps_per_epoch = runner.steps_per_epoch(config, max_train)
+  logging.info("%d clips in %d %s %s, %d subjects; %d seed(s) x %d fold(s); %d steps/epoch "
+               "of batch %d; devices: %s", len(data["labels"]), k,
+               "AUs" if task == "au" else "classes", list(class_names),
                len(set(data["subject"])), len(seeds), len(fold_names), steps_per_epoch,
                tc.batch_size, jax.devices())
 
@@ -116,8 +137,15 @@ def _train_and_evaluate(config, arrays, workdir, signals):
   try:
     job_results, extra = _train_jobs(ctx, jobs, max_train=max_train, subset=subset, seeds=seeds,
                                      fold_names=fold_names)
-    results = results_lib.aggregate(job_results, data, subset, seeds, fold_names)
+    if task == "au":
+      results = tasks_lib.aggregate_au(job_results, data, class_names, seeds, fold_names)
+    else:
+      results = results_lib.aggregate(job_results, data, subset, seeds, fold_names)
     results = {"config": workdir_lib.config_dict(config), **results, **extra}
+    # Plain and nested runs: the reported (retrained, outer) models; an ensemble has none.
+    train_side = train_eval.aggregate(job_results, seeds, k)
+    if train_side is not None:
+      results["train_side"] = train_side
     if final_seeds:
       if "search" in extra:  # the candidate most folds chose
         ctx = runner.recipe_context(ctx, search_lib.final_config(config, extra["search"]),
@@ -138,8 +166,14 @@ def _train_and_evaluate(config, arrays, workdir, signals):
   finally:
     ctx.writers.close()
   results["wall_time_s"] = time.time() - t_start
-  writers_lib.write_outputs(workdir, results)
-  _log_summary(results, seeds, workdir)
+  if task == "au":
+    tasks_lib.write_outputs(workdir, results)
+    for line in tasks_lib.log_lines(results):
+      logging.info("%s", line)
+    logging.info("Done in %.1f s. Outputs in %s.", results["wall_time_s"], workdir)
+  else:
+    writers_lib.write_outputs(workdir, results)
+    _log_summary(results, seeds, workdir)
   return results
 
 

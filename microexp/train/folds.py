@@ -42,6 +42,10 @@ def _carve_val(train: list[str], num_val: int, seed: int, index: int) -> tuple[l
   return [s for s in train if s not in val], val
 
 
+# Public for the cross-dataset fold makers (protocols.py).
+carve_val = _carve_val
+
+
 def loso_folds(subjects: Sequence[str], *, num_val_subjects: int = 0, seed: int = 0) -> list[Fold]:
   """One fold per subject (sorted), each subject the test set exactly once."""
   unique = sorted(set(map(str, subjects)))

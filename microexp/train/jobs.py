@@ -50,11 +50,13 @@ class ChunkLayout:
 
 
 def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, balanced,
-           length: int, eval_batch_size: int, dataset_index: np.ndarray | None = None
-           ) -> ChunkLayout:
+           length: int, eval_batch_size: int, dataset_index: np.ndarray | None = None,
+           weight_fn=None) -> ChunkLayout:
   """Host arrays per job: masks, loss weights [D, K] (inputs.loss_weights), keys, eval blocks.
 
-  balanced: `config.train.class_balanced`; dataset_index: [N] int (None: one dataset).
+  balanced: `config.train.class_balanced`; dataset_index: [N] int (None: one dataset);
+  weight_fn: train mask [N] -> the fold's [K] or [D, K] weights, in place of the class weights
+  (the AU task's positive weights, loop._weight_fn); a [K] row serves every dataset.
   """
   if dataset_index is None:
     dataset_index = np.zeros(len(labels), np.int32)
@@ -65,8 +67,12 @@ def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, 
     train_mask.append(tr)
     val_idx.append(np.flatnonzero(va))
     test_idx.append(np.flatnonzero(te))
-    weights.append(inputs_lib.loss_weights(labels[tr], dataset_index[tr], num_datasets,
-                                           num_classes, balanced))
+    if weight_fn is None:
+      weights.append(inputs_lib.loss_weights(labels[tr], dataset_index[tr], num_datasets,
+                                             num_classes, balanced))
+    else:
+      w = np.asarray(weight_fn(tr), np.float32)
+      weights.append(np.broadcast_to(w, (num_datasets, w.shape[-1])).copy())
   train_mask = parallel.pad_folds(np.stack(train_mask), length)
   padded = parallel.pad_folds(np.array([[j.seed, j.index] for j in jobs]), length)
   keys = np.stack([np.asarray(steps_lib.fold_keys(int(s), [int(i)])[0]) for s, i in padded])

@@ -30,6 +30,8 @@ from microexp.train import progress as progress_lib
 from microexp.train import results as results_lib
 from microexp.train import selection as selection_lib
 from microexp.train import steps as steps_lib
+from microexp.train import train_eval
+from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib
 
 # Evaluations per run when config.train.eval_every = 0 (test-subject monitoring curves).
@@ -105,7 +107,7 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
   lay = jobs_lib.layout(jobs, data["subject"], data["labels"], num_classes=ctx.num_classes,
                         balanced=tc.class_balanced, length=length,
                         eval_batch_size=int(tc.eval_batch_size),
-                        dataset_index=data.get("dataset_index"))
+                        dataset_index=data.get("dataset_index"), weight_fn=_weight_fn(ctx))
   spec = steps_lib.StepSpec.from_config(ctx.config, steps_per_epoch=steps_per_epoch,
                                         num_classes=ctx.num_classes)
   steps = steps_lib.make_steps(ctx.model, spec, mesh)
@@ -117,6 +119,16 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
   if ctx.pretrained is not None:
     state = _merge_pretrained(ctx.model, mesh)(state, ctx.pretrained)
   return Chunk(lay, spec, steps, plan, device_data, eval_idx, state)
+
+
+def _weight_fn(ctx: Context):
+  """The AU task's per-fold positive weights [K] (tasks.pos_weights), one row for every
+  dataset (jobs.layout); None: the class weights [D, K] of `config.train.class_balanced`."""
+  tc = ctx.config.train
+  if tasks_lib.task_of(tc) != "au":
+    return None
+  weighted = bool(tc.get("au_pos_weight", False))
+  return lambda train_mask: tasks_lib.pos_weights(ctx.data["au_targets"][train_mask], weighted)
 
 
 def seconds_per_job_epoch(ctx: Context, jobs, steps_per_epoch: int) -> float:
@@ -137,11 +149,14 @@ def _nanmean(x) -> str:
 
 
 def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: int,
-                steps_per_epoch: int, keep_variables: bool = False) -> list[dict]:
+                steps_per_epoch: int, keep_variables: bool = False,
+                train_side: bool | None = None) -> list[dict]:
   """Trains one chunk of jobs stacked on the fold axis; resumes from / writes checkpoints.
 
   Returns one dict per job (results.job_results) and, with keep_variables, the final variables
   of each job as host arrays under 'variables' (the chunk then writes no result.json).
+  train_side: the training-side report (train_eval.py); default: not for keep_variables chunks
+  (the final all-subject models) nor for the AU task.
   """
   tc = ctx.config.train
   chunk_dir = ctx.ckpt_root / name
@@ -159,14 +174,23 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
   history = {split: {c: np.full((epochs, length), np.nan, np.float32)
                      for c in results_lib.CURVES} for split in results_lib.SPLITS}
   sel = selection_lib.Selection.empty(length, lay.n_test_max, k)
+  # Training-side report (train_eval.py): not for the final all-subject models.
+  train_idx = train_eval.train_indices(lay)
+  if train_side is None:  # the AU task has no class confusion to report (tasks.py)
+    train_side = not keep_variables and tasks_lib.task_of(tc) != "au"
+  train_blocks = None if not train_side else train_eval.blocks(
+      train_idx, length, int(tc.eval_batch_size), parallel.make_mesh(len(jobs)))
+  side = train_eval.TrainSide.empty(length, k)
+  train_preds = {}  # epoch -> device [L, M] class indices, until the selection reads them
   ckpt = checkpoint_lib.ChunkCheckpointer(chunk_dir,
                                           every_s=float(tc.get("checkpoint_every_s", 120.0)))
-  start, restored = ckpt.restore_latest({"state": state, "host": {"history": history,
-                                                                  "selection": sel.as_dict()}})
+  start, restored = ckpt.restore_latest({"state": state, "host": {
+      "history": history, "selection": sel.as_dict(), "train_side": side.as_dict()}})
   if restored is not None:
     state = restored["state"]
     history = jax.tree.map(np.asarray, restored["host"]["history"])
     sel = selection_lib.Selection(**jax.tree.map(np.asarray, restored["host"]["selection"]))
+    side = train_eval.TrainSide(**jax.tree.map(np.asarray, restored["host"]["train_side"]))
     logging.info("[%s] resumed after epoch %d.", name, start)
     ctx.progress.skip(start * f_real)
   ctx.progress.start_chunk()
@@ -174,11 +198,13 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
   rule = tc.selection
   every = eval_every(tc, epochs)
   labels = data["labels"]
+  au_task = tasks_lib.task_of(tc) == "au"
+  evaluate = tasks_lib.evaluate_au if au_task else selection_lib.evaluate
   pending = []  # (epoch, train metrics, eval logits | None): device arrays not yet read
 
   def sync():
     """Reads the pending epochs: NaN check, curves, selection, TensorBoard, progress."""
-    nonlocal sel
+    nonlocal sel, side
     for epoch, metrics, logits in pending:
       losses = np.asarray(metrics["loss"])[:f_real]  # [F, S]
       correct = np.asarray(metrics["correct"])[:f_real]
@@ -194,8 +220,9 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
           correct.sum(1) / (steps_per_epoch * spec.batch_size))
       evaluation = None
       if logits is not None:
-        evaluation = selection_lib.evaluate(
-            np.asarray(logits), lay.val_idx, lay.test_idx, labels, select_metric=tc.select_metric,
+        evaluation = evaluate(
+            np.asarray(logits), lay.val_idx, lay.test_idx,
+            data["au_targets"] if au_task else labels, select_metric=tc.select_metric,
             num_classes=k, length=length, n_test=lay.n_test_max)
         for split in ("val", "test"):
           history[split]["epoch_loss"][epoch] = getattr(evaluation, f"{split}_loss")
@@ -203,6 +230,8 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
               evaluation, f"{split}_accuracy")
       sel = selection_lib.select(sel, epoch + 1, rule=rule, last=epoch == epochs - 1,
                                  evaluation=evaluation)
+      side = train_eval.update(side, sel.best_epoch, epoch + 1,
+                                     train_preds.pop(epoch, None), train_idx, labels, k)
       for f, job in enumerate(jobs):
         for split in results_lib.SPLITS:
           ctx.writers.write(job.run, split, epoch + 1,
@@ -218,7 +247,7 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
     pending.clear()
 
   def host_tree():
-    return {"history": history, "selection": sel.as_dict()}
+    return {"history": history, "selection": sel.as_dict(), "train_side": side.as_dict()}
 
   in_flight = []
   try:
@@ -228,6 +257,8 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
       logits = None
       if eval_idx is not None and (rule == "val" or (epoch + 1) % every == 0 or last):
         logits = steps.evaluate(state.variables(), eval_idx, device_data)
+      if train_blocks is not None and (last or (rule == "val" and logits is not None)):
+        train_preds[epoch] = train_eval.predict(steps, state, train_blocks, device_data)
       pending.append((epoch, metrics, logits))
       # Keep the host at most two epochs ahead of the device (time-based decisions below).
       in_flight.append(metrics)
@@ -253,6 +284,8 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
     ckpt.close()
 
   out = results_lib.job_results(lay, history, sel, with_val=rule == "val")
+  if train_blocks is not None:
+    train_eval.add_to_job_results(out, side)
   if keep_variables:
     variables = jax.tree.map(np.asarray, state.variables())
     for f, r in enumerate(out):

@@ -70,7 +70,7 @@ def aggregate(job_results_: list[dict], data: dict, subset, seeds, fold_names) -
   datasets = sorted(set(map(str, data["dataset"])))
   if len(datasets) > 1:
     results["per_dataset"] = {}
-    for ds in datasets:
+    for ds in sorted({p["dataset"] for p in predictions}):  # the tested ones (holdout: B only)
       per = []
       for s in seeds:
         sel = [(p["label"], p["pred"]) for p in predictions if p["seed"] == s and p["dataset"] == ds]

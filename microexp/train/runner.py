@@ -57,8 +57,11 @@ def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[lis
   return chunking.split(jobs, size if decision["fold_parallel"] else 1)
 
 
-def train_jobs(ctx: loop.Context, jobs: list, *, epochs: int, steps_per_epoch: int) -> list[dict]:
-  """Trains `jobs` under `ctx.config` in chunks; one result dict per job, in job order."""
+def train_jobs(ctx: loop.Context, jobs: list, *, epochs: int, steps_per_epoch: int,
+               train_side: bool | None = None) -> list[dict]:
+  """Trains `jobs` under `ctx.config` in chunks; one result dict per job, in job order.
+
+  train_side: the training-side report (loop.train_chunk; None: its default)."""
   chunks = plan_chunks(ctx, jobs, steps_per_epoch)
   logging.info("%d chunk(s) of up to %d job(s) on %s.", len(chunks),
                max(len(c) for c in chunks), jax.default_backend())
@@ -66,7 +69,8 @@ def train_jobs(ctx: loop.Context, jobs: list, *, epochs: int, steps_per_epoch: i
   for chunk in chunks:
     name = f"jobs_{first:04d}-{first + len(chunk) - 1:04d}"
     first += len(chunk)
-    out += loop.train_chunk(ctx, name, chunk, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    out += loop.train_chunk(ctx, name, chunk, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                            train_side=train_side)
   return out
 
 
@@ -86,7 +90,7 @@ def recipe_context(ctx: loop.Context, config, ckpt_root: Path, *,
 
 
 def train_recipe(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
-                 max_train: int) -> list[dict]:
+                 max_train: int, train_side: bool | None = None) -> list[dict]:
   """Trains `jobs` under `config` (its epochs, batch size, model...) in `ckpt_root`.
 
   max_train: the training-set size that fixes the steps per epoch (the OUTER folds' largest, also
@@ -102,7 +106,7 @@ def train_recipe(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
   sub = recipe_context(ctx, config, ckpt_root, writers=writers)
   try:
     return train_jobs(sub, jobs, epochs=int(config.train.epochs),
-                      steps_per_epoch=steps_per_epoch(config, max_train))
+                      steps_per_epoch=steps_per_epoch(config, max_train), train_side=train_side)
   finally:
     writers.close()
     ctx.epochs_run = sub.epochs_run  # stop_after_epochs counts over every recipe

@@ -152,8 +152,9 @@ def train(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
   labels = ctx.data["labels"]
   scores = np.zeros((len(jobs), len(candidates)))
   for c, cfg in enumerate(configs):
+    # Inner models are scored, never reported: no training-side report for them.
     res = runner.train_recipe(ctx, cfg, inner, Path(ckpt_root) / f"c{c}" / "inner",
-                              max_train=max_train)
+                              max_train=max_train, train_side=False)
     for p in range(len(jobs)):
       scores[p, c] = score([r for r, o in zip(res, owner) if o == p], labels, ctx.num_classes,
                            metric)

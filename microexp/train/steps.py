@@ -36,13 +36,14 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
+from microexp.train import tasks as tasks_lib
 from microexp.train import tta as tta_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
 # The host data arrays placed on the device(s) (those present).
-DEVICE_DATA = ("inputs", "labels", "mask", "dataset_index")
+DEVICE_DATA = ("inputs", "labels", "mask", "au_targets", "dataset_index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,7 @@ class StepSpec:
   num_classes: int
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
   tta_flip_h: bool = False  # evaluation averages the input and its (flow-aware) mirror
+  task: str = "emotion"  # 'emotion' | 'au' (tasks.py: data['au_targets'], sigmoid BCE)
 
   @classmethod
   def from_config(cls, config, *, steps_per_epoch: int, num_classes: int) -> "StepSpec":
@@ -66,7 +68,8 @@ class StepSpec:
                optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
                num_classes=num_classes,
                is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
-               tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)))
+               tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)),
+               task=tasks_lib.task_of(tc))
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
@@ -115,7 +118,11 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   k_aug, k_mix, k_drop = jax.random.split(key, 3)
   aug = dict(spec.augment)
   x = augment_lib.augment(k_aug, x, aug, is_flow=spec.is_flow)
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes), spec.label_smoothing)
+  if spec.task == "au":  # multi-hot [B, K]; class_weights holds the AUs' positive weights
+    targets = data["au_targets"][idx]
+  else:
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes),
+                                  spec.label_smoothing)
   if float(aug.get("mixup", 0.0)) > 0:
     x, targets, mask = augment_lib.mixup(k_mix, x, targets, mask, float(aug["mixup"]))
 
@@ -123,7 +130,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
     logits, updates = _apply(model, {"params": params, **(
         {"batch_stats": state.batch_stats} if state.batch_stats else {})}, x, mask, train=True,
                              rng=k_drop)
-    return weighted_cross_entropy(logits, targets, weights), (logits, updates)
+    loss_of = tasks_lib.sigmoid_bce if spec.task == "au" else weighted_cross_entropy
+    return loss_of(logits, targets, weights), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -131,7 +139,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
                             params=optax.apply_updates(state.params, param_updates),
                             batch_stats=updates.get("batch_stats", state.batch_stats),
                             opt_state=opt_state)
-  correct = jnp.sum(jnp.argmax(logits, -1) == labels)
+  correct = (tasks_lib.correct_au(logits, data["au_targets"][idx]) if spec.task == "au"
+             else jnp.sum(jnp.argmax(logits, -1) == labels))
   return new_state, {"loss": loss, "correct": correct}
 
 
@@ -142,17 +151,23 @@ def train_epoch_one(state: TrainState, plan, data, epoch, *, step_fn, steps_per_
   return jax.lax.scan(body, state, jnp.arange(steps_per_epoch, dtype=jnp.int32))
 
 
-def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: bool = True):
+def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: bool = True,
+             task: str = "emotion"):
   """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included).
 
   With tta_flip_h: the log of the mean probabilities over the input and its mirror
-  (tta.py; u negated for flow), so a softmax of the result is the TTA probability.
+  (tta.py; u negated for flow), so a softmax of the result is the TTA probability; for the AU
+  task the logit of the mean sigmoid, so a sigmoid of the result is.
   """
 
   def block(i):
     x = data["inputs"][i]
     mask = data["mask"][i] if "mask" in data else None
     logits_fn = lambda v: _apply(model, variables, v, mask, train=False).astype(jnp.float32)
+    if tta_flip_h and task == "au":
+      p = jnp.clip(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow, multi_label=True),
+                   1e-7, 1 - 1e-7)
+      return jnp.log(p) - jnp.log1p(-p)
     if tta_flip_h:
       return jnp.log(jnp.maximum(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow), 1e-30))
     return logits_fn(x)
@@ -188,7 +203,7 @@ def make_steps(model, spec: StepSpec, mesh) -> Steps:
   train_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None), spmd_axis_name="fold"),
                         out_shardings=fold, donate_argnums=(0,))
   evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
-                                                is_flow=spec.is_flow), in_axes=(0, 0, None),
+                                                is_flow=spec.is_flow, task=spec.task), in_axes=(0, 0, None),
                               spmd_axis_name="fold"), out_shardings=fold)
 
   def init_one(key, sample_x, sample_mask):

@@ -91,14 +91,27 @@ def summary_markdown(results: dict) -> str:
             "|---" * (len(results["class_names"]) + 1) + "|"]
   for name, row in zip(results["class_names"], results["confusion"]):
     lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
-  lines += ["", "Per fold accuracy (mean over seeds):", "", "| fold | n_test | accuracy |",
-            "|---|---|---|"]
+  side = results.get("train_side")
+  if side:
+    lines += [""] + summary.train_side_lines(results)
+    lines += ["", "Training-side confusion (rows true, columns predicted; summed over folds and "
+              "seeds):", "", "| | " + " | ".join(results["class_names"]) + " |",
+              "|---" * (len(results["class_names"]) + 1) + "|"]
+    for name, row in zip(results["class_names"], side["confusion"]):
+      lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+  train_acc = {}
+  for f in (side or {}).get("per_fold", []):
+    train_acc.setdefault(f["subject"], []).append(f["accuracy"])
+  lines += ["", "Per fold accuracy (mean over seeds):", "",
+            "| fold | n_test | accuracy |" + (" train accuracy |" if train_acc else ""),
+            "|---|---|---|" + ("---|" if train_acc else "")]
   by_fold = {}
   for f in results["per_fold"]:
     by_fold.setdefault(f["subject"], []).append(f)
   for subject, fs in by_fold.items():
     lines.append(f"| {subject} | {fs[0]['n_test']} | "
-                 f"{np.mean([f['accuracy'] for f in fs]):.3f} |")
+                 f"{np.mean([f['accuracy'] for f in fs]):.3f} |"
+                 + (f" {np.mean(train_acc[subject]):.3f} |" if subject in train_acc else ""))
   if "members" in results:
     lines += [""] + summary_sections.members_markdown(results["members"])
     for name, m in results["members"].items():
@@ -111,7 +124,8 @@ def summary_markdown(results: dict) -> str:
 
 
 def write_outputs(workdir: str | Path, results: dict) -> None:
-  """results.json, summary.md and confusion.png (pooled over folds, summed over seeds)."""
+  """results.json, summary.md, confusion.png (pooled over folds, summed over seeds) and, with a
+  training side, confusion_train.png."""
   workdir = Path(workdir)
   workdir_lib.write_json_atomic(workdir / "results.json", results)
   (workdir / "summary.md").write_text(summary_markdown(results))
@@ -120,3 +134,10 @@ def write_outputs(workdir: str | Path, results: dict) -> None:
                          f"pooled, {len(results['seeds'])} seed(s): acc "
                          f"{m['accuracy']['mean']:.3f} UF1 {m['uf1']['mean']:.3f} UAR "
                          f"{m['uar']['mean']:.3f}")
+  side = results.get("train_side")
+  if side:
+    t = side["metrics"]
+    summary.plot_confusion(side["confusion"], results["class_names"],
+                           workdir / "confusion_train.png",
+                           f"train (eval mode): acc {t['accuracy']['mean']:.3f} UF1 "
+                           f"{t['uf1']['mean']:.3f}")

@@ -11,6 +11,7 @@ from configs import ststnet_casme3
 from configs import ststnet_dfme
 from microexp.data import megc
 from microexp import loaders as registry
+from microexp.data import coding_sheet
 from microexp.data import synthetic_megc
 from microexp.data.emotions import get_subset
 
@@ -87,7 +88,11 @@ def test_samm_smic(data_dir, name, n):
   arrays = registry.load(config)
   _check(arrays, n, name)  # SAMM: 2 x 3 clips + the quirk rows' Other clip (Macro dropped)
   if name == "samm":
-    assert list(arrays["au_names"][0]) == ["4", "7"] and arrays["au"].all()
+    # Each clip codes the AUs its emotion's synthetic motion moves (synthetic_megc._SAMM_AUS).
+    names = arrays["au_names"][0]
+    for emotion, row in zip(arrays["emotion"], arrays["au"]):
+      cell = synthetic_megc._SAMM_AUS[str(emotion)]  # pylint: disable=protected-access
+      assert set(names[row > 0]) == set(coding_sheet.action_unit_numbers(cell)), emotion
     assert set(arrays["subject"]) == {"006", "007"}
   else:
     assert arrays["au"].shape == (n, 0) and (arrays["fps"] == 100).all()

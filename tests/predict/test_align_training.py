@@ -51,7 +51,7 @@ def test_predict_feeds_the_align_pair_crops(workdir, tmp_path):
   result = predict.predict_frames(final, frames, onset=3, apex=9)
   assert result.alignment.method == "landmarks" and result.alignment.frame == 3
   assert result.face.detector == "dlib-hog"
-  onset, apex = align.align_pair(frames[3], frames[9], predict._crop_size(final.preprocessing))  # pylint: disable=protected-access
+  onset, apex = align.align_pair(frames[3], frames[9], predict._crop_size(final.preprocessing, result.alignment))  # pylint: disable=protected-access
   np.testing.assert_array_equal(result.onset_crop, onset)
   np.testing.assert_array_equal(result.apex_crop, apex)
   # The CLI path records the same alignment in prediction.json.
