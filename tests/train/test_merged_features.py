@@ -90,3 +90,18 @@ def test_inner_folds_of_a_lodo_fold_hold_only_its_training_datasets_subjects():
     assert held_out == sorted(fold.train_subjects)  # each training subject held out once
     assert all(s.split("/")[0] != fold.name for f in inner
                for s in f.train_subjects + f.test_subjects)
+
+
+def test_nested_search_under_lodo_reports_outer_training_side(tmp_path):
+  """A search under leave-one-dataset-out: qualified inner folds, the retrained outer models'
+  training side in results.json, per-dataset balance among the candidates."""
+  a, b = fake_arrays(num_subjects=3, seed=0), fake_arrays(num_subjects=3, seed=1)
+  arrays = {k: np.concatenate([a[k], b[k]]) for k in a}
+  arrays["dataset"] = np.repeat(["dsa", "dsb"], len(a["subject"]))
+  config = tiny_config(protocol="lodo", selection="last", num_val_subjects=0, epochs=2,
+                       search_inner_folds=2)
+  config.train.search = ml_collections.ConfigDict({"class_balanced": (True, "per_dataset")})
+  results = engine.train_and_evaluate(config, arrays, tmp_path)
+  assert [f["fold"] for f in results["search"]["per_fold"]] == ["dsa", "dsb"]
+  assert results["train_side"]["per_fold"][0]["n_train"] == len(b["subject"])  # dsa's fold: dsb
+  assert sorted(results["per_dataset"]) == ["dsa", "dsb"]
