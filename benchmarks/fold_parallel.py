@@ -69,7 +69,7 @@ def measure(model, config, num_folds: int, epochs: int) -> dict:
   keys = np.asarray(steps_lib.fold_keys(0, range(length)))
   plan = parallel.put_folds({"key": keys, "train_mask": np.ones((length, n), bool),
                              "n_train": np.full(length, n, np.int32),
-                             "class_weights": np.ones((length, 5), np.float32)}, mesh)
+                             "class_weights": np.ones((length, 1, 5), np.float32)}, mesh)
   data = parallel.put_replicated(data_host, mesh)
   state = steps.init(plan["key"], data_host["inputs"][:1], None)
   compiled = steps.train_epoch.lower(state, plan, data, 0).compile()

@@ -29,6 +29,9 @@ def main():
   parser.add_argument("--subjects", default="8,8,6")
   parser.add_argument("--epochs", type=int, default=40)
   parser.add_argument("--config", default="configs/ststnet_megc.py")
+  parser.add_argument("--arg", default="synthetic", help="the config's :arg (e.g. synthetic,nested)")
+  parser.add_argument("--train", default="{}", help="JSON config.train overrides, e.g. "
+                      '\'{"tta": {"flip_h": false}}\'')
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--hard_params", default="{}", help="JSON overrides of synthetic_hard.HARD")
   parser.add_argument("--no_net", action="store_true", help="logistic regression only")
@@ -54,8 +57,9 @@ def main():
   spec = importlib.util.spec_from_file_location("cfg", args.config)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config("synthetic")
+  config = module.get_config(args.arg)
   t = config.train
+  t.update_from_flattened_dict({k: v for k, v in _flat(json.loads(args.train)).items()})
   t.epochs, t.seeds, t.final_seeds, t.tensorboard = args.epochs, [args.seed], [], False
   t.checkpoint_every_s = 1e9
   t0 = time.time()
@@ -66,6 +70,19 @@ def main():
         f"{m['accuracy']['mean']:.3f} ({time.time() - t0:.0f} s)")
   for name, dm in sorted(results.get("per_dataset", {}).items()):
     print(f"  {name}: {json.dumps(dm)}")
+  if "search" in results:
+    for c, cand in enumerate(results["search"]["candidates"]):
+      print(f"  candidate {c}: {json.dumps(cand)}")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+  return out
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 - `synthetic`: a small synthetic CASME II and a CPU-sized model/input, so that every config runs on
   CPU in minutes;
 - `thesis`: the thesis's own settings for its methods M1-M7 (docs/thesis.md); combines with the
-  other two (`:thesis,synthetic,classes=3`).
+  other two (`:thesis,synthetic,classes=3`);
+- `nested`: the MEGC2019 configs' nested selection grid (`config.train.search`, configs/common.py).
 Every field stays overridable on the command line (`--config.train.epochs=50`; lists as tuples,
 `--config.train.seeds='(0,1)'`).
 """
@@ -30,9 +31,9 @@ def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
   """'classes=3,synthetic,thesis' -> ConfigDict(classes='3', synthetic=True, thesis=True)."""
   # classes=None: not given; each config family has its own default (CASME II: '5').
   opts = ml_collections.ConfigDict({"classes": ml_collections.FieldReference(None, field_type=str),
-                                    "synthetic": False, "thesis": False})
+                                    "synthetic": False, "thesis": False, "nested": False})
   expected = ("expected 'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
-              "by '+'), 'synthetic' and/or 'thesis'")
+              "by '+'), 'synthetic', 'thesis' and/or 'nested'")
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.strip().partition("=")
     if key == "classes" and value:
@@ -41,15 +42,22 @@ def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
       except ValueError as e:
         raise ValueError(f"Unknown config argument {item!r} in {arg!r}: {e}") from None
       opts.classes = value.lower()
-    elif key in ("synthetic", "thesis") and value in ("", "true", "True", "1"):
+    elif key in ("synthetic", "thesis", "nested") and value in ("", "true", "True", "1"):
       opts[key] = True
     else:
       raise ValueError(f"Unknown config argument {item!r} in {arg!r}; {expected}.")
   return opts
 
 
-def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Defaults shared by every method (apex flow, LOSO, clean validation-free schedule)."""
+def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
+               ) -> ml_collections.ConfigDict:
+  """Defaults shared by every method (apex flow, LOSO, clean validation-free schedule).
+
+  nested: the caller reads `opts.nested` (a config family without a search grid refuses it).
+  """
+  if opts.nested and not nested:
+    raise ValueError("`:nested` (a nested-selection grid) applies to the MEGC2019 configs "
+                     "(configs/*_megc.py); elsewhere set config.train.search yourself.")
   config = ml_collections.ConfigDict()
 
   config.dataset = ds = ml_collections.ConfigDict()
@@ -116,10 +124,22 @@ def get_config(opts: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t.schedule = "warmup_cosine"
   t.grad_clip = 1.0
   t.label_smoothing = 0.1
-  t.class_balanced = True
+  # Loss weights: True balances the classes of each fold's training set, 'per_dataset' balances
+  # them within each source dataset (a composite's SAMM majority weighs only within SAMM), False
+  # gives every clip weight 1 (microexp/train/inputs.py:loss_weights).
+  t.class_balanced = ml_collections.FieldReference(True, field_type=object)
   t.augment = ml_collections.ConfigDict({
       "flip_h": True, "flip_v": False, "crop": 8, "rotation": 0.0, "mixup": 0.0,
       "flow_aware": True})
+  # Test-time augmentation at evaluation: flip_h averages each clip with its (flow-aware) mirror.
+  t.tta = ml_collections.ConfigDict({"flip_h": False})
+  # Nested selection (microexp/train/search.py): field path (under config.train, or 'model.…') ->
+  # tuple of values; empty = off. Each candidate of the grid is scored (search_metric, pooled
+  # over `search_inner_folds` subject groups of each outer fold's training subjects); the best is
+  # retrained on the fold's training set and tested once.
+  t.search = ml_collections.ConfigDict()
+  t.search_inner_folds = 3
+  t.search_metric = "uf1"  # 'uf1' | 'uar' | 'accuracy'
   t.freeze = ()  # top-level parameter names to freeze (e.g. ('backbone',))
   t.seeds = (0, 1, 2)
   t.final_seeds = (0, 1, 2)  # final all-subject models (a seed ensemble for prediction)

@@ -2,10 +2,13 @@
 
     main.py --config=configs/ensemble_megc.py --workdir=workdirs/ensemble_megc \
         --config.dataset.manual_dir=/path/to/megc2019_flow_release
+    main.py --config=configs/ensemble_megc.py:synthetic --workdir=/tmp/ensemble_demo
 
-NOT WIRED YET: the engine reads `config.ensemble` after the engine rewrite is merged (issue 11,
-item 3). Until then this file only *describes* the ensemble, and `main.py` would train
-`config.model` (the first member, STSTNet) alone.
+The engine (microexp/train/ensemble.py) trains each member on the same folds and seeds, each in
+`checkpoints/members/<name>/`, and reports the per-clip mean of their probabilities as the run's
+figures, each member's own under `results.json['members']` and in summary.md. `:nested` gives
+every member the nested-selection grid (configs/common.py:megc_search). No final models: predict
+loads one model (`final_seeds=()`; train a member's own config for prediction).
 
 `config.ensemble`:
 - `models`: one entry per member, each a `ConfigDict(name, kwargs, train)`: the registered
@@ -15,7 +18,7 @@ item 3). Until then this file only *describes* the ensemble, and `main.py` would
   `config.train.seeds`), averaged per clip with equal weights — weights tuned on the test subjects
   would leak, and equal weights need no tuning.
 - `tta.flip_h`: also average each member over the flow-aware horizontal mirror
-  (`microexp.tta.flip_tta`: mirror the image, negate u).
+  (`microexp.train.tta.flip_tta`: mirror the image, negate u).
 All members read the same whole-face inputs (`regions='none'`): HTNet crops the fixed mean-face
 regions itself (`regions=face_regions.MEAN_FACE_CENTRES`), since one array feeds every member.
 """
@@ -44,6 +47,7 @@ def _member(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.Confi
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ststnet_megc.get_config(arg)
   config.dataset.regions = "none"
+  config.train.final_seeds = ()
   config.ensemble = ml_collections.ConfigDict({
       "models": (
           _member(ststnet_megc.get_config(arg)),

@@ -26,7 +26,8 @@ OTHER = {"ststnet_casme3": ("casme3", {None: "casme3_4", "7": "casme3_7", "3": "
 # Composites of every dataset (leave-one-dataset-out, MEGC's classes; microexp/loaders/composite.py).
 COMPOSITE = ["au_lodo", "ststnet_lodo"]
 CASME2 = [c for c in CONFIGS if c not in MEGC and c not in OTHER and c not in COMPOSITE]
-ARGS = {c: (["", "synthetic", "classes=megc,synthetic"] if c in MEGC or c in COMPOSITE else
+ARGS = {c: (["", "synthetic", "classes=megc,synthetic", "nested,synthetic"] if c in MEGC else
+            ["", "synthetic", "classes=megc,synthetic"] if c in COMPOSITE else
             ["", "synthetic", "classes=3,synthetic", "classes=7"] if c in OTHER else
             ["", "synthetic", "classes=3,synthetic", "classes=7", "classes=megc,synthetic"])
         for c in CONFIGS}
@@ -145,6 +146,24 @@ def test_sequence_methods_keep_their_path():
   assert m3.sequence.mode == "ragged" and m3.sequence.mask_padding
   assert m4.representation == "flow_sequences"
   assert not _get_config("cnn_lstm_padded", "").dataset.sequence.subtract_onset
+
+
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c not in MEGC])
+def test_nested_is_refused_outside_megc(name):
+  with pytest.raises(ValueError, match="`:nested`"):
+    _get_config(name, "nested")
+
+
+def test_megc_nested_grid():
+  """`:nested`: per-dataset balance and mixup measured by nested selection, not assumed."""
+  from microexp.train import search  # pylint: disable=g-import-not-at-top
+  config = _get_config("ststnet_megc", "nested")
+  assert search.grid(config) == [
+      {"augment.mixup": m, "class_balanced": b} for m in (0.0, 0.2) for b in (True, "per_dataset")]
+  assert config.train.search_inner_folds == 3 and config.train.selection == "last"
+  assert not search.grid(_get_config("ststnet_megc", ""))
+  members = _get_config("ensemble_megc", "nested,synthetic").ensemble.models
+  assert len(members) == 3
 
 
 @pytest.mark.parametrize("name", [c for c in CONFIGS if c not in THESIS])

@@ -74,12 +74,16 @@ def epoch_bytes(model, spec: steps_lib.StepSpec, num_jobs: int, data: dict, devi
   state = jax.eval_shape(steps.init, keys, data["inputs"][:1], sample_mask)
   plan = {"key": keys, "train_mask": jax.ShapeDtypeStruct((num_jobs, n), np.bool_),
           "n_train": jax.ShapeDtypeStruct((num_jobs,), np.int32),
-          "class_weights": jax.ShapeDtypeStruct((num_jobs, k), np.float32)}
-  device_data = _abstract({key: data[key] for key in ("inputs", "labels", "mask", "au_targets")
-                           if key in data})
+          "class_weights": jax.ShapeDtypeStruct((num_jobs, _num_datasets(data), k), np.float32)}
+  device_data = _abstract({key: data[key] for key in steps_lib.DEVICE_DATA if key in data})
   m = steps.train_epoch.lower(state, plan, device_data, 0).compile().memory_analysis()
   return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
              + m.temp_size_in_bytes)
+
+
+def _num_datasets(data: dict) -> int:
+  index = data.get("dataset_index")
+  return int(np.max(index)) + 1 if index is not None and len(index) else 1
 
 
 def jobs_that_fit(fixed: int, per_job: int, budget: int, devices: int = 1) -> int:

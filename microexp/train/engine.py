@@ -15,7 +15,6 @@ killed run resumes exactly. See docs/training.md.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -26,14 +25,16 @@ from absl import logging
 from microexp import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
-from microexp.train import chunking
 from microexp.train import folds as folds_lib
 from microexp.train import inputs as inputs_lib
 from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import progress as progress_lib
+from microexp.train import ensemble as ensemble_lib
 from microexp.train import protocols
 from microexp.train import results as results_lib
+from microexp.train import runner
+from microexp.train import search as search_lib
 from microexp.train import steps as steps_lib
 from microexp.train import train_eval
 from microexp.train import tasks as tasks_lib
@@ -58,37 +59,7 @@ def _check_resume_config(ckpt_root: Path, config) -> None:
   workdir_lib.write_json_atomic(path, cfg)
 
 
-def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[list]:
-  """Chunks of jobs (chunking.py); the decision is kept in checkpoints/chunking.json."""
-  tc = ctx.config.train
-  mode = chunking.parse_fold_parallel(tc.get("fold_parallel", "auto"))
-  if mode is False:
-    return chunking.split(jobs, 1)
-  path = ctx.ckpt_root / "chunking.json"
-  key = chunking.decision_key(ctx.config, len(jobs), ctx.data)
-  saved = workdir_lib.read_json(path) if path.exists() else {}
-  if saved.get("key") == key:
-    logging.info("Chunking from %s: fold_parallel=%s, chunks of %d.", path,
-                 saved["fold_parallel"], saved["chunk"])
-    return chunking.split(jobs, saved["chunk"] if saved["fold_parallel"] else 1)
-  spec = steps_lib.StepSpec.from_config(ctx.config, steps_per_epoch=steps_per_epoch,
-                                        num_classes=ctx.num_classes)
-  size = chunking.fitting_chunk(ctx.model, spec, ctx.data, tc, len(jobs))
-  decision = {"key": key, "fold_parallel": True, "chunk": size}
-  if mode is None and size > 1:  # 'auto': measure both modes, per job-epoch
-    # A probe of 2 jobs per device, not the whole chunk: stacking more jobs only fills the device
-    # better, and the probe stays cheap where fold-parallel loses (CPU: a whole chunk of a reduced
-    # ResNet took 3.5 min of the 12 min README demo on a loaded 2-core machine).
-    probe = min(size, 2 * jax.device_count())
-    seq = loop.seconds_per_job_epoch(ctx, jobs[:1], steps_per_epoch)
-    par = loop.seconds_per_job_epoch(ctx, jobs[:probe], steps_per_epoch)
-    decision.update(fold_parallel=par < seq, seconds_per_job_epoch={
-        "sequential": seq, "fold_parallel": par, "probe_jobs": probe})
-    logging.info("fold_parallel='auto' on %s: %.4f s per job-epoch sequential, %.4f s "
-                 "fold-parallel (%d jobs stacked): %s.", jax.default_backend(), seq, par, probe,
-                 f"fold-parallel, chunks of {size}" if par < seq else "sequential")
-  workdir_lib.write_json_atomic(path, decision)
-  return chunking.split(jobs, size if decision["fold_parallel"] else 1)
+plan_chunks = runner.plan_chunks  # re-exported
 
 
 def train_and_evaluate(config, arrays: dict[str, np.ndarray], workdir: str | Path) -> dict | None:
@@ -124,6 +95,14 @@ def _train_and_evaluate(config, arrays, workdir, signals):
     if tc.get("final_seeds"):
       raise ValueError("config.train.task='au': final models are not written yet (predict "
                        "reads emotion models); set config.train.final_seeds=().")
+    if ensemble_lib.enabled(config) or search_lib.grid(config):
+      raise ValueError("config.train.task='au' trains one recipe: nested selection "
+                       "(config.train.search) and ensembles (config.ensemble) score and average "
+                       "emotion classes; remove them for the AU task.")
+    if inputs_lib.parse_class_balanced(tc.class_balanced) == "per_dataset":
+      raise ValueError("config.train.task='au' weights each AU's positives by "
+                       "config.train.au_pos_weight; class_balanced='per_dataset' balances emotion "
+                       "classes and does not apply to it: set class_balanced=False.")
     data, au_names = tasks_lib.prepare_au(arrays, int(tc.get("au_min_count", 1)))
     subset = None
     k, class_names = len(au_names), au_names
@@ -138,7 +117,7 @@ def _train_and_evaluate(config, arrays, workdir, signals):
              for i, f in enumerate(protocols.make_folds(data, tc, seed))]
   fold_names = [j.fold.name for j in jobs if j.seed == seeds[0]]
   max_train = max(int(j.fold.masks(data["subject"])[0].sum()) for j in jobs)
-  steps_per_epoch = max(math.ceil(max_train / tc.batch_size), 1)
+  steps_per_epoch = runner.steps_per_epoch(config, max_train)
   logging.info("%d clips in %d %s %s, %d subjects; %d seed(s) x %d fold(s); %d steps/epoch "
                "of batch %d; devices: %s", len(data["labels"]), k,
                "AUs" if task == "au" else "classes", list(class_names),
@@ -156,34 +135,32 @@ def _train_and_evaluate(config, arrays, workdir, signals):
                      progress=progress_lib.Progress((len(jobs) + len(final_seeds)) * epochs),
                      signals=signals, pretrained=builder.pretrained(model))
   try:
-    chunks = plan_chunks(ctx, jobs, steps_per_epoch)
-    logging.info("%d chunk(s) of up to %d job(s) on %s.", len(chunks),
-                 max(len(c) for c in chunks), jax.default_backend())
-    job_results, first = [], 0
-    for chunk in chunks:
-      name = f"jobs_{first:04d}-{first + len(chunk) - 1:04d}"
-      first += len(chunk)
-      job_results += loop.train_chunk(ctx, name, chunk, epochs=epochs,
-                                      steps_per_epoch=steps_per_epoch)
+    job_results, extra = _train_jobs(ctx, jobs, max_train=max_train, subset=subset, seeds=seeds,
+                                     fold_names=fold_names)
     if task == "au":
       results = tasks_lib.aggregate_au(job_results, data, class_names, seeds, fold_names)
     else:
       results = results_lib.aggregate(job_results, data, subset, seeds, fold_names)
-    results = {"config": workdir_lib.config_dict(config), **results}
+    results = {"config": workdir_lib.config_dict(config), **results, **extra}
+    # Plain and nested runs: the reported (retrained, outer) models; an ensemble has none.
     train_side = train_eval.aggregate(job_results, seeds, k)
     if train_side is not None:
       results["train_side"] = train_side
     if final_seeds:
+      if "search" in extra:  # the candidate most folds chose
+        ctx = runner.recipe_context(ctx, search_lib.final_config(config, extra["search"]),
+                                    ckpt_root)
+        epochs = int(ctx.config.train.epochs)
       final_epochs = epochs
       if tc.selection == "val":  # chosen on validation subjects only, never on a test subject
         final_epochs = max(int(round(np.median([r["best_epoch"] for r in job_results]))), 1)
       all_fold = folds_lib.all_subjects_fold(data["subject"])
       final_jobs = [jobs_lib.Job(s, jobs_lib.FINAL_FOLD_INDEX, all_fold) for s in final_seeds]
       final = loop.train_chunk(ctx, "final", final_jobs, epochs=final_epochs,
-                               steps_per_epoch=max(math.ceil(len(data["labels"]) / tc.batch_size),
-                                                   1),
+                               steps_per_epoch=runner.steps_per_epoch(ctx.config,
+                                                                       len(data["labels"])),
                                keep_variables=True)
-      workdir_lib.save_final(workdir, config, subset.class_names, final, final_epochs,
+      workdir_lib.save_final(workdir, ctx.config, subset.class_names, final, final_epochs,
                              data["inputs"].shape[1:])
       results["final"] = {"seeds": final_seeds, "epochs": final_epochs}
   finally:
@@ -198,6 +175,17 @@ def _train_and_evaluate(config, arrays, workdir, signals):
     writers_lib.write_outputs(workdir, results)
     _log_summary(results, seeds, workdir)
   return results
+
+
+def _train_jobs(ctx, jobs, *, max_train, subset, seeds, fold_names) -> tuple[list[dict], dict]:
+  """The outer jobs' results, and what the run adds to results.json: 'members' (an ensemble,
+  ensemble.py) or 'search' (nested selection, search.py); plain training otherwise."""
+  if ensemble_lib.enabled(ctx.config):
+    summarize = lambda res: results_lib.aggregate(res, ctx.data, subset, seeds, fold_names)
+    return ensemble_lib.train(ctx, jobs, max_train=max_train, summarize=summarize)
+  job_results, info = search_lib.train_any(ctx, ctx.config, jobs, ctx.ckpt_root,
+                                           max_train=max_train)
+  return job_results, ({"search": info} if info else {})
 
 
 def _log_summary(results: dict, seeds, workdir) -> None:

@@ -31,7 +31,7 @@ class ChunkLayout:
   """A chunk's jobs padded to `length` folds (copies of the last job, results discarded).
 
   plan: {'key' [L, 2] uint32, 'train_mask' [L, N] bool, 'n_train' [L] int32,
-         'class_weights' [L, K] float32} (steps.py); val_idx / test_idx: per real job, [n] int;
+         'class_weights' [L, D, K] float32} (steps.py); val_idx / test_idx: per real job, [n] int;
   eval_idx: [L, nb, Be] int32 blocks of val then test indices per fold (None: nothing to
   evaluate); n_eval: real columns of the flattened blocks.
   """
@@ -49,20 +49,30 @@ class ChunkLayout:
     return max([len(t) for t in self.test_idx] + [1])
 
 
-def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, balanced: bool,
-           length: int, eval_batch_size: int, weight_fn=None) -> ChunkLayout:
-  """Host arrays per job: masks, class weights, keys and evaluation blocks.
+def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, balanced,
+           length: int, eval_batch_size: int, dataset_index: np.ndarray | None = None,
+           weight_fn=None) -> ChunkLayout:
+  """Host arrays per job: masks, loss weights [D, K] (inputs.loss_weights), keys, eval blocks.
 
-  weight_fn: train mask [N] -> the fold's [K] weights (default: class weights of `labels`).
+  balanced: `config.train.class_balanced`; dataset_index: [N] int (None: one dataset);
+  weight_fn: train mask [N] -> the fold's [K] or [D, K] weights, in place of the class weights
+  (the AU task's positive weights, loop._weight_fn); a [K] row serves every dataset.
   """
+  if dataset_index is None:
+    dataset_index = np.zeros(len(labels), np.int32)
+  num_datasets = int(dataset_index.max()) + 1 if len(dataset_index) else 1
   train_mask, val_idx, test_idx, weights = [], [], [], []
   for job in jobs:
     tr, va, te = job.fold.masks(subjects)
     train_mask.append(tr)
     val_idx.append(np.flatnonzero(va))
     test_idx.append(np.flatnonzero(te))
-    weights.append(weight_fn(tr) if weight_fn is not None else
-                   inputs_lib.class_weights(labels[tr], num_classes, balanced))
+    if weight_fn is None:
+      weights.append(inputs_lib.loss_weights(labels[tr], dataset_index[tr], num_datasets,
+                                             num_classes, balanced))
+    else:
+      w = np.asarray(weight_fn(tr), np.float32)
+      weights.append(np.broadcast_to(w, (num_datasets, w.shape[-1])).copy())
   train_mask = parallel.pad_folds(np.stack(train_mask), length)
   padded = parallel.pad_folds(np.array([[j.seed, j.index] for j in jobs]), length)
   keys = np.stack([np.asarray(steps_lib.fold_keys(int(s), [int(i)])[0]) for s, i in padded])

@@ -105,14 +105,14 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
   mesh = parallel.make_mesh(len(jobs))
   length = parallel.padded_folds(len(jobs), mesh)
   lay = jobs_lib.layout(jobs, data["subject"], data["labels"], num_classes=ctx.num_classes,
-                        balanced=bool(tc.class_balanced), length=length,
-                        eval_batch_size=int(tc.eval_batch_size), weight_fn=_weight_fn(ctx))
+                        balanced=tc.class_balanced, length=length,
+                        eval_batch_size=int(tc.eval_batch_size),
+                        dataset_index=data.get("dataset_index"), weight_fn=_weight_fn(ctx))
   spec = steps_lib.StepSpec.from_config(ctx.config, steps_per_epoch=steps_per_epoch,
                                         num_classes=ctx.num_classes)
   steps = steps_lib.make_steps(ctx.model, spec, mesh)
   device_data = parallel.put_replicated(
-      {"inputs": data["inputs"], "labels": data["labels"],
-       **{k: data[k] for k in ("mask", "au_targets") if k in data}}, mesh)
+      {key: data[key] for key in steps_lib.DEVICE_DATA if key in data}, mesh)
   plan = parallel.put_folds(lay.plan, mesh)
   eval_idx = None if lay.eval_idx is None else parallel.put_folds(lay.eval_idx, mesh)
   state = steps.init(plan["key"], data["inputs"][:1], data["mask"][:1] if "mask" in data else None)
@@ -122,7 +122,8 @@ def prepare_chunk(ctx: Context, jobs, steps_per_epoch: int) -> Chunk:
 
 
 def _weight_fn(ctx: Context):
-  """The AU task's per-fold positive weights (tasks.pos_weights); None: class weights."""
+  """The AU task's per-fold positive weights [K] (tasks.pos_weights), one row for every
+  dataset (jobs.layout); None: the class weights [D, K] of `config.train.class_balanced`."""
   tc = ctx.config.train
   if tasks_lib.task_of(tc) != "au":
     return None

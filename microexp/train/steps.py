@@ -1,11 +1,13 @@
 """Train and eval steps for ONE fold, and their fold-stacked, sharded, epoch-at-a-time versions.
 
-The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?).
+The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?,
+dataset_index [N]: the clip's source dataset).
 A fold is described by a `plan` (leading fold axis F when stacked):
   key           [F, 2] uint32   the fold's PRNG key (from seed and fold index, never run-time state)
   train_mask    [F, N] bool     the fold's training samples
   n_train       [F] int32
-  class_weights [F, K] float32  from the fold's training labels (ones if not class-balanced)
+  class_weights [F, D, K] float32  loss weight per (source dataset, class), from the fold's
+                training labels (inputs.loss_weights; ones if not class-balanced)
 Each epoch, `epoch_order` draws a permutation of every fold's training indices; step s of the
 epoch takes positions s*B .. s*B+B-1 modulo that fold's n_train, so ragged fold sizes cost nothing
 and every fold runs the same number of steps. Every random draw is
@@ -35,10 +37,13 @@ from microexp import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
 from microexp.train import tasks as tasks_lib
+from microexp.train import tta as tta_lib
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
+# The host data arrays placed on the device(s) (those present).
+DEVICE_DATA = ("inputs", "labels", "mask", "au_targets", "dataset_index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +57,7 @@ class StepSpec:
   steps_per_epoch: int
   num_classes: int
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
+  tta_flip_h: bool = False  # evaluation averages the input and its (flow-aware) mirror
   task: str = "emotion"  # 'emotion' | 'au' (tasks.py: data['au_targets'], sigmoid BCE)
 
   @classmethod
@@ -62,6 +68,7 @@ class StepSpec:
                optimizer=state_lib.OptimizerSpec.from_config(tc), steps_per_epoch=steps_per_epoch,
                num_classes=num_classes,
                is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
+               tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)),
                task=tasks_lib.task_of(tc))
 
 
@@ -79,9 +86,9 @@ def epoch_order(key, train_mask, epoch):
 
 
 def weighted_cross_entropy(logits, targets, class_weights):
-  """logits [B, K], soft targets [B, K], class_weights [K] -> scalar mean weighted CE."""
+  """logits [B, K], soft targets [B, K], class_weights [K] or [B, K] -> scalar mean weighted CE."""
   ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
-  return jnp.mean(ce * (targets @ class_weights))
+  return jnp.mean(ce * jnp.sum(targets * class_weights, -1))
 
 
 def _apply(model, variables, x, mask, *, train, rng=None):
@@ -102,6 +109,8 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   x = data["inputs"][idx]
   labels = data["labels"][idx]
   mask = data["mask"][idx] if "mask" in data else None
+  # [B, K]: each clip's weights are its source dataset's row (one row unless 'per_dataset').
+  weights = plan["class_weights"][data["dataset_index"][idx] if "dataset_index" in data else 0]
   if data_sharding is not None:  # data parallel within a fold ('data' mesh axis)
     x = jax.lax.with_sharding_constraint(x, data_sharding)
   key = jax.random.fold_in(jax.random.fold_in(
@@ -122,7 +131,7 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
         {"batch_stats": state.batch_stats} if state.batch_stats else {})}, x, mask, train=True,
                              rng=k_drop)
     loss_of = tasks_lib.sigmoid_bce if spec.task == "au" else weighted_cross_entropy
-    return loss_of(logits, targets, plan["class_weights"]), (logits, updates)
+    return loss_of(logits, targets, weights), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -142,13 +151,26 @@ def train_epoch_one(state: TrainState, plan, data, epoch, *, step_fn, steps_per_
   return jax.lax.scan(body, state, jnp.arange(steps_per_epoch, dtype=jnp.int32))
 
 
-def eval_one(variables, idx, data, *, model):
-  """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included)."""
+def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: bool = True,
+             task: str = "emotion"):
+  """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included).
+
+  With tta_flip_h: the log of the mean probabilities over the input and its mirror
+  (tta.py; u negated for flow), so a softmax of the result is the TTA probability; for the AU
+  task the logit of the mean sigmoid, so a sigmoid of the result is.
+  """
 
   def block(i):
     x = data["inputs"][i]
     mask = data["mask"][i] if "mask" in data else None
-    return _apply(model, variables, x, mask, train=False).astype(jnp.float32)
+    logits_fn = lambda v: _apply(model, variables, v, mask, train=False).astype(jnp.float32)
+    if tta_flip_h and task == "au":
+      p = jnp.clip(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow, multi_label=True),
+                   1e-7, 1 - 1e-7)
+      return jnp.log(p) - jnp.log1p(-p)
+    if tta_flip_h:
+      return jnp.log(jnp.maximum(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow), 1e-30))
+    return logits_fn(x)
 
   logits = jax.lax.map(block, idx)
   return logits.reshape((-1, logits.shape[-1]))
@@ -180,7 +202,8 @@ def make_steps(model, spec: StepSpec, mesh) -> Steps:
                                steps_per_epoch=spec.steps_per_epoch)
   train_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None), spmd_axis_name="fold"),
                         out_shardings=fold, donate_argnums=(0,))
-  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model), in_axes=(0, 0, None),
+  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
+                                                is_flow=spec.is_flow, task=spec.task), in_axes=(0, 0, None),
                               spmd_axis_name="fold"), out_shardings=fold)
 
   def init_one(key, sample_x, sample_mask):

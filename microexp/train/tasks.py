@@ -80,7 +80,7 @@ def pos_weights(targets: np.ndarray, weighted: bool) -> np.ndarray:
 # --- steps (jax, one fold) --------------------------------------------------------------------
 
 def sigmoid_bce(logits, targets, pos_weight):
-  """logits, targets [B, K], pos_weight [K] -> scalar mean of the positive-weighted BCE."""
+  """logits, targets [B, K], pos_weight [K] or [B, K] -> scalar mean of the positive-weighted BCE."""
   logits = logits.astype(jnp.float32)
   log_p, log_not_p = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
   return -jnp.mean(pos_weight * targets * log_p + (1.0 - targets) * log_not_p)

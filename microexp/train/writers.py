@@ -17,6 +17,7 @@ import numpy as np
 
 from microexp import summary
 from microexp import workdir as workdir_lib
+from microexp.train import summary_sections
 
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")
 
@@ -71,7 +72,10 @@ class CurveWriters:
 def summary_markdown(results: dict) -> str:
   """The human-readable summary of results.json."""
   cfg = results["config"]
-  lines = [f"# {cfg['model']['name']} on {cfg['dataset']['name']} "
+  model = cfg["model"]["name"]
+  if "members" in results:
+    model = "ensemble of " + " + ".join(results["members"])
+  lines = [f"# {model} on {cfg['dataset']['name']} "
            f"({cfg['dataset']['representation']}, classes {cfg['dataset']['classes']})", "",
            f"Protocol: {cfg['train']['protocol']}, selection: {cfg['train']['selection']}, "
            f"seeds: {results['seeds']}, folds: {len(results['folds'])}, "
@@ -108,6 +112,13 @@ def summary_markdown(results: dict) -> str:
     lines.append(f"| {subject} | {fs[0]['n_test']} | "
                  f"{np.mean([f['accuracy'] for f in fs]):.3f} |"
                  + (f" {np.mean(train_acc[subject]):.3f} |" if subject in train_acc else ""))
+  if "members" in results:
+    lines += [""] + summary_sections.members_markdown(results["members"])
+    for name, m in results["members"].items():
+      if "search" in m:
+        lines += [f"Member {name}:", ""] + summary_sections.search_markdown(m["search"])
+  if "search" in results:
+    lines += [""] + summary_sections.search_markdown(results["search"])
   lines += ["", f"Wall time: {results.get('wall_time_s', float('nan')):.1f} s", ""]
   return "\n".join(lines)
 

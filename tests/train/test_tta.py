@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from microexp import tta
+from microexp.train import tta
 
 
 def _flow(seed=0, shape=(2, 6, 5, 3)):

@@ -20,7 +20,9 @@ def flip_flow(x: jax.Array, *, is_flow: bool = True) -> jax.Array:
 
 
 def flip_tta(logits_fn: Callable[[jax.Array], jax.Array], x: jax.Array, *,
-             is_flow: bool = True) -> jax.Array:
-  """Mean class probabilities [B, K] of `logits_fn` on x [B, H, W, C] and on its mirror."""
+             is_flow: bool = True, multi_label: bool = False) -> jax.Array:
+  """Mean class probabilities [B, K] of `logits_fn` on x [B, H, W, C] and on its mirror
+  (softmax over K; per-output sigmoid when `multi_label`, the AU task)."""
+  probs = jax.nn.sigmoid if multi_label else lambda z: jax.nn.softmax(z, -1)
   mirrored = flip_flow(x, is_flow=is_flow)
-  return (jax.nn.softmax(logits_fn(x), -1) + jax.nn.softmax(logits_fn(mirrored), -1)) / 2.0
+  return (probs(logits_fn(x)) + probs(logits_fn(mirrored))) / 2.0
