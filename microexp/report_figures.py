@@ -127,8 +127,14 @@ def plot_keras_curves(history: dict[str, dict[str, list]], path) -> pathlib.Path
       if not runs:
         continue
       length = min(len(r) for r in runs)
-      curve = np.nanmean(np.stack([r[:length] for r in runs]), axis=0)
-      ax.plot(np.arange(1, length + 1), curve, color=color, label=f"{split} (mean of {len(runs)})")
+      stacked = np.stack([r[:length] for r in runs])
+      # Test monitoring runs only every `eval_every` epochs: plot the epochs that were evaluated.
+      seen = np.isfinite(stacked).any(axis=0)
+      if not seen.any():
+        continue
+      curve = np.nanmean(stacked[:, seen], axis=0)
+      ax.plot(np.arange(1, length + 1)[seen], curve, color=color, marker="." if not seen.all()
+              else None, label=f"{split} (mean of {len(runs)})")
     ax.set_xlabel("epoch")
     ax.set_title(name, fontsize=10, family="monospace")
     ax.legend(fontsize=7)
