@@ -13,7 +13,17 @@ from configs import base
 
 
 def megc_config(arg: str | None) -> ml_collections.ConfigDict:
-  """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty."""
+  """Shared MEGC2019 settings (dataset, protocol, augmentation, seeds); the model is left empty.
+
+  Recipe choices (issue 11; no real-data figure chose them). By principle: a fixed schedule with
+  the last epoch (no test-subject selection), class-balanced loss over the fold's training set
+  (`class_balanced=True`: its optimum matches the pooled UF1 / UAR reported), flow-aware flip TTA at
+  evaluation (`train.tta.flip_h`: the model trains with the same flip, so averaging a clip with its
+  mirror costs a forward pass and needs no tuning). Left to nested selection, not assumed:
+  per-dataset balance (`class_balanced='per_dataset'`) and mixup 0 vs 0.2 — `:nested` adds that grid
+  (configs/common.py:megc_search; ~13x the training); its hard-synthetic figures are in
+  docs/results.md.
+  """
   opts = base.parse_arg(arg)
   base.refuse_thesis(opts, "MEGC2019 configs")
   if opts.classes not in (None, "megc"):

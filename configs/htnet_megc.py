@@ -15,15 +15,8 @@ shared MEGC augmentation only the horizontal flip (mirroring the mosaic mirrors 
 regions are symmetric) and mixup stay: shifts and rotations would move content across the tiles.
 `:synthetic` is a CPU-sized HTNet (dim 16) on the small synthetic release.
 
-Recipe choices (issue 11; no real-data figure chose them). By principle: a fixed schedule with
-the last epoch (no test-subject selection), class-balanced loss over the fold's training set
-(`class_balanced=True`: its optimum matches the pooled UF1 / UAR reported), flow-aware flip TTA (the mosaic's regions are
-mirror-symmetric) at
-evaluation (`train.tta.flip_h`: the model trains with the same flip, so averaging a clip with its
-mirror costs a forward pass and needs no tuning). Left to nested selection, not assumed:
-per-dataset balance (`class_balanced='per_dataset'`) and mixup 0 vs 0.2 — `:nested` adds that grid
-(configs/common.py:megc_search; ~13x the training); its hard-synthetic figures are in
-docs/results.md.
+Recipe choices (issue 11): `configs/common.py:megc_config` (the mosaic's regions are
+mirror-symmetric, so the flip TTA applies).
 """
 
 from __future__ import annotations

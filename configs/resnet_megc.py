@@ -8,14 +8,7 @@ The 28x28 (u, v, strain) flow is resized to 112x112 and mapped to 0..255 (`flow_
 ImageNet backbone; same protocol, augmentation and seeds as configs/ststnet_megc.py. `:synthetic`
 uses a tiny backbone without weights so that it runs on CPU.
 
-Recipe choices (issue 11; no real-data figure chose them). By principle: a fixed schedule with
-the last epoch (no test-subject selection), class-balanced loss over the fold's training set
-(`class_balanced=True`: its optimum matches the pooled UF1 / UAR reported), flow-aware flip TTA at
-evaluation (`train.tta.flip_h`: the model trains with the same flip, so averaging a clip with its
-mirror costs a forward pass and needs no tuning). Left to nested selection, not assumed:
-per-dataset balance (`class_balanced='per_dataset'`) and mixup 0 vs 0.2 — `:nested` adds that grid
-(configs/common.py:megc_search; ~13x the training); its hard-synthetic figures are in
-docs/results.md.
+Recipe choices (issue 11): `configs/common.py:megc_config`.
 """
 
 from __future__ import annotations

@@ -11,14 +11,7 @@ clips), label smoothing, flow-aware augmentation (a horizontal flip negates u; s
 rotations; mixup), a fixed schedule (no test-subject model selection), five seeds and their
 ensemble. `:synthetic` runs the same protocol on a small synthetic release (11 subjects) on CPU.
 
-Recipe choices (issue 11; no real-data figure chose them). By principle: a fixed schedule with
-the last epoch (no test-subject selection), class-balanced loss over the fold's training set
-(`class_balanced=True`: its optimum matches the pooled UF1 / UAR reported), flow-aware flip TTA at
-evaluation (`train.tta.flip_h`: the model trains with the same flip, so averaging a clip with its
-mirror costs a forward pass and needs no tuning). Left to nested selection, not assumed:
-per-dataset balance (`class_balanced='per_dataset'`) and mixup 0 vs 0.2 — `:nested` adds that grid
-(configs/common.py:megc_search; ~13x the training); its hard-synthetic figures are in
-docs/results.md.
+Recipe choices (issue 11): `configs/common.py:megc_config`.
 """
 
 from __future__ import annotations
