@@ -109,12 +109,18 @@ def trained_input(preprocessing: dict, crops: np.ndarray, gray: np.ndarray, onse
 
 def classify(final: FinalModel, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
   """Class probabilities [B, K] of model inputs x [B, ...] (inference mode, no dropout); mask
-  [B, T] bool for clips."""
+  [B, T] bool for clips. A model trained with `train.tta.flip_h` is evaluated as the engine
+  evaluated it: the mean of the input's and its (flow-aware) mirror's probabilities."""
   import jax  # pylint: disable=g-import-not-at-top
 
   kwargs = {} if mask is None else {"mask": mask}
-  logits = final.module.apply(final.variables, x, train=False, **kwargs)
-  return np.asarray(jax.nn.softmax(np.asarray(logits, np.float32), axis=-1))
+  logits_fn = lambda z: final.module.apply(final.variables, z, train=False, **kwargs)
+  if ((final.config.get("train") or {}).get("tta") or {}).get("flip_h"):
+    from microexp.train import tta as tta_lib  # pylint: disable=g-import-not-at-top
+
+    is_flow = final.preprocessing.get("representation") in workdir_lib.FLOW_REPRESENTATIONS
+    return np.asarray(tta_lib.flip_tta(logits_fn, np.asarray(x, np.float32), is_flow=is_flow))
+  return np.asarray(jax.nn.softmax(np.asarray(logits_fn(x), np.float32), axis=-1))
 
 
 @dataclasses.dataclass(frozen=True)
