@@ -137,7 +137,8 @@ def plot_keras_curves(history: dict[str, dict[str, list]], path) -> pathlib.Path
               else None, label=f"{split} (mean of {len(runs)})")
     ax.set_xlabel("epoch")
     ax.set_title(name, fontsize=10, family="monospace")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
