@@ -101,14 +101,10 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     if kind and "micro" not in kind:
       report.append(f"{where}: dropped: Expression type {row['type']!r} is not a micro-expression.")
       continue
-    raw = str(row["emotion"] or "").strip().lower()
-    emotion = EMOTION_ALIASES.get(raw, raw)
-    if emotion not in CASME3_EMOTIONS:
-      report.append(f"{where}: dropped: unknown emotion {row['emotion']!r} "
-                    f"(known: {', '.join(CASME3_EMOTIONS)}).")
+    emotion = coding_sheet.read_emotion(row["emotion"], EMOTION_ALIASES, CASME3_EMOTIONS, where,
+                                        report)
+    if emotion is None:
       continue
-    if emotion != raw:
-      report.append(f"{where}: emotion {row['emotion']!r} read as {emotion!r}.")
     frames, notes = coding_sheet.check_frames(row["onset"], row["apex"], row["offset"], where)
     report.extend(notes)
     if frames is None:

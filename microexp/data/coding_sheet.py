@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -119,6 +119,20 @@ def _parse_frame(value: Any) -> int | None:
   if re.fullmatch(r"\d+(\.0*)?", text):
     return int(float(text))
   return None
+
+
+def read_emotion(cell: Any, aliases: dict[str, str], known: Sequence[str], where: str,
+                 report: list[str]) -> str | None:
+  """A sheet's emotion cell, lower case, spelled through `aliases`; None (and a report line) when
+  it is not one of `known`, a report line when an alias was applied."""
+  raw = str(cell or "").strip().lower()
+  emotion = aliases.get(raw, raw)
+  if emotion not in known:
+    report.append(f"{where}: dropped: unknown emotion {cell!r} (known: {', '.join(known)}).")
+    return None
+  if emotion != raw:
+    report.append(f"{where}: emotion {cell!r} read as {emotion!r}.")
+  return emotion
 
 
 def check_frames(onset_cell: Any, apex_cell: Any, offset_cell: Any,

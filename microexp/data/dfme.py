@@ -91,14 +91,10 @@ def parse_sheets(sheets: dict[str, pathlib.Path]) -> tuple[list[DfmeRecord], lis
                       f"({row['filename']!r}).")
         continue
       where = f"{where} ({subject}/{filename})"
-      raw = str(row["emotion"] or "").strip().lower()
-      emotion = EMOTION_ALIASES.get(raw, raw)
-      if emotion not in DFME_EMOTIONS:
-        report.append(f"{where}: dropped: unknown emotion {row['emotion']!r} "
-                      f"(known: {', '.join(DFME_EMOTIONS)}).")
+      emotion = coding_sheet.read_emotion(row["emotion"], EMOTION_ALIASES, DFME_EMOTIONS, where,
+                                          report)
+      if emotion is None:
         continue
-      if emotion != raw:
-        report.append(f"{where}: emotion {row['emotion']!r} read as {emotion!r}.")
       emotion_id = _text_id(row.get("emotion_id"))
       if emotion_id:
         first = ids.setdefault(emotion, (emotion_id, where))

@@ -65,3 +65,12 @@ def tiny_config(**train) -> ml_collections.ConfigDict:
   for k, v in train.items():
     t[k] = v
   return config
+
+
+def probs_by_fold(results: dict, seed: int = 0) -> dict[str, np.ndarray]:
+  """{fold: test probabilities [n_test, K]} of one seed, from a results dict."""
+  out = {}
+  for p in results["predictions"]:
+    if p["seed"] == seed:
+      out.setdefault(p["subject"], []).append(p["probs"])
+  return {k: np.array(v) for k, v in out.items()}

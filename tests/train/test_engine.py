@@ -19,18 +19,9 @@ import pytest
 from microexp.train import chunking
 from microexp.train import engine
 
-from . import fake_arrays, tiny_config
+from . import fake_arrays, probs_by_fold, tiny_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _probs(results, seed=0):
-  """{fold: test probabilities [n_test, K]} from a results dict."""
-  out = {}
-  for p in results["predictions"]:
-    if p["seed"] == seed:
-      out.setdefault(p["subject"], []).append(p["probs"])
-  return {k: np.array(v) for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +54,7 @@ def test_sequential_equals_fold_parallel(baseline, tmp_path):
   config, results, _ = baseline
   seq = tiny_config(fold_parallel=False)
   other = engine.train_and_evaluate(seq, fake_arrays(), tmp_path)
-  a, b = _probs(results), _probs(other)
+  a, b = probs_by_fold(results), probs_by_fold(other)
   for fold in a:
     np.testing.assert_allclose(a[fold], b[fold], atol=2e-4)
 
@@ -75,7 +66,7 @@ def test_resume_after_stop_gives_identical_metrics(baseline, tmp_path):
   assert not (tmp_path / "results.json").exists()
   resumed = engine.train_and_evaluate(tiny_config(), fake_arrays(), tmp_path)
   assert resumed["metrics"] == results["metrics"]
-  a, b = _probs(results), _probs(resumed)
+  a, b = probs_by_fold(results), probs_by_fold(resumed)
   for fold in a:
     np.testing.assert_array_equal(a[fold], b[fold])
 
@@ -100,7 +91,7 @@ def test_test_labels_never_influence_their_fold(tmp_path):
   assert (emotions[sel] != arrays["emotion"][sel]).any()
   permuted["emotion"] = emotions
   changed = engine.train_and_evaluate(config, permuted, tmp_path / "b")
-  np.testing.assert_array_equal(_probs(original)["s01"], _probs(changed)["s01"])
+  np.testing.assert_array_equal(probs_by_fold(original)["s01"], probs_by_fold(changed)["s01"])
   fold = {f["subject"]: f for f in original["per_fold"]}["s01"]
   assert fold["val_subjects"] and "s01" not in fold["val_subjects"]
   # The other folds trained on s01's labels, so their results may move; s01's may not.
@@ -136,7 +127,7 @@ def test_multi_device_fold_and_data_sharding_matches_single_device(baseline, tmp
   multi = {}
   for subject, probs in json.loads(line[len("RESULT"):]):
     multi.setdefault(subject, []).append(probs)
-  single = _probs(results)
+  single = probs_by_fold(results)
   for fold, probs in single.items():
     np.testing.assert_allclose(np.array(multi[fold]), probs, atol=2e-3)
 

@@ -15,7 +15,7 @@ from microexp.train import folds as folds_lib
 from microexp.train import inputs
 from microexp.train import search
 
-from . import fake_arrays, tiny_config
+from . import fake_arrays, probs_by_fold, tiny_config
 
 # Two candidates: a learning rate that learns in 4 epochs and one that barely moves.
 GRID = {"learning_rate": (1e-4, 0.1)}
@@ -26,14 +26,6 @@ def nested_config(**train):
   config.train.search = ml_collections.ConfigDict(GRID)
   config.train.search_inner_folds = 2
   return config
-
-
-def _probs_by_fold(results, seed=0):
-  out = {}
-  for p in results["predictions"]:
-    if p["seed"] == seed:
-      out.setdefault(p["subject"], []).append(p["probs"])
-  return {k: np.array(v) for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +79,7 @@ def test_choice_is_recorded_and_the_best_is_retrained(nested, tmp_path):
   # The retrained model of a fold is the chosen candidate trained plainly on that fold.
   plain = engine.train_and_evaluate(search.candidate_config(nested_config(), {"learning_rate": 0.1}),
                                     arrays, tmp_path)
-  a, b = _probs_by_fold(results), _probs_by_fold(plain)
+  a, b = probs_by_fold(results), probs_by_fold(plain)
   for f in info["per_fold"]:
     if f["chosen"] == 1:
       np.testing.assert_allclose(a[f["fold"]], b[f["fold"]], atol=1e-5)
@@ -108,7 +100,7 @@ def test_test_subject_labels_never_move_its_fold(nested, tmp_path):
   # Other folds' choices may move (s01 trains them), which changes how many jobs a candidate's
   # retraining chunk stacks: float reduction order, ~1e-6 on the probabilities (rounded to 6
   # digits in results.json); nothing of s01 enters its own fold.
-  np.testing.assert_allclose(_probs_by_fold(other)["s01"], _probs_by_fold(results)["s01"],
+  np.testing.assert_allclose(probs_by_fold(other)["s01"], probs_by_fold(results)["s01"],
                              atol=1e-5)
 
 
@@ -149,6 +141,6 @@ def test_a_killed_nested_run_resumes_to_identical_results(nested, tmp_path):
   assert not (tmp_path / "results.json").exists()
   resumed = engine.train_and_evaluate(nested_config(), arrays, tmp_path)
   assert resumed["search"] == results["search"]
-  a, b = _probs_by_fold(results), _probs_by_fold(resumed)
+  a, b = probs_by_fold(results), probs_by_fold(resumed)
   for fold in a:
     np.testing.assert_array_equal(a[fold], b[fold])
