@@ -71,6 +71,7 @@ def test_backbone_weights_map_into_frame_cnn():
     np.testing.assert_array_equal(a, b)  # the LSTM and head stay as initialised
 
 
+@pytest.mark.slow
 def test_backbone_of_another_size_is_refused_listing_the_leaves():
   model = _model(**TINY)
   x = jnp.zeros((1, 2, 32, 32, 3))

@@ -50,6 +50,7 @@ def test_logits_shape_and_dtype(dtype):
   assert logits.shape == (4, 3) and logits.dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_init_and_forward_are_deterministic():
   model = models.get("htnet", num_classes=3, **TINY)
   a = model.init(_key(3), _x(), train=False)
@@ -61,6 +62,7 @@ def test_init_and_forward_are_deterministic():
                                 model.apply(b, _x(1), train=False))
 
 
+@pytest.mark.slow
 def test_each_sample_is_independent_of_the_batch():
   model = models.get("htnet", num_classes=3, **TINY)
   variables = model.init(_key(0), _x(), train=False)

@@ -58,6 +58,7 @@ def chunked_run(budget_for_three, tmp_path_factory):
   return engine.train_and_evaluate(config, fake_arrays(), workdir), workdir
 
 
+@pytest.mark.slow
 def test_fake_small_budget_gives_chunks_of_three(chunked_run):
   results, workdir = chunked_run
   chunks = sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.is_dir())
@@ -74,6 +75,7 @@ def test_test_subjects_evaluated_only_when_due(chunked_run):
   assert not any(np.isnan(history["train/epoch_loss"]))
 
 
+@pytest.mark.slow
 def test_auto_measures_both_modes_and_keeps_the_decision(tmp_path, caplog):
   config = tiny_config(fold_parallel="auto", epochs=2)
   with caplog.at_level("INFO"):

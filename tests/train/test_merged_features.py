@@ -92,6 +92,7 @@ def test_inner_folds_of_a_lodo_fold_hold_only_its_training_datasets_subjects():
                for s in f.train_subjects + f.test_subjects)
 
 
+@pytest.mark.slow
 def test_nested_search_under_lodo_reports_outer_training_side(tmp_path):
   """A search under leave-one-dataset-out: qualified inner folds, the retrained outer models'
   training side in results.json, per-dataset balance among the candidates."""

@@ -35,6 +35,7 @@ def _n_train(results, arrays):
           for f in results["per_fold"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selection", ["last", "val"])
 def test_train_side_in_results_summary_and_report(tmp_path, selection):
   arrays = fake_arrays()
@@ -63,6 +64,7 @@ def test_train_side_in_results_summary_and_report(tmp_path, selection):
   assert (tmp_path / "report/confusion_train.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_train_side_equals_a_manual_eval_of_the_final_variables(tmp_path):
   """One fold's training-side confusion is its last variables' eval-mode predictions (no
   augmentation: crop and flips are on in training; BatchNorm running statistics)."""
