@@ -271,6 +271,28 @@ def _format_filename(value: Any) -> str | None:
   return text or None
 
 
+def read_workbook(path, what: str, error: type[Exception] | None = None) -> dict[str, list[tuple]]:
+  """Every sheet of an .xlsx file as rows of cell values: {sheet name: [row tuple]} in file order.
+
+  A missing file is a FileNotFoundError naming `what` (e.g. 'Coding sheet'); an unreadable one
+  an `error` (default CodingSheetError) naming the path.
+  """
+  import openpyxl  # pylint: disable=g-import-not-at-top
+
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"{what} {path} does not exist.")
+  try:
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+  except Exception as e:  # openpyxl raises several types for a corrupt file.
+    raise (error or CodingSheetError)(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
+  try:
+    return {name: [tuple(r) for r in workbook[name].iter_rows(values_only=True)]
+            for name in workbook.sheetnames}
+  finally:
+    workbook.close()
+
+
 def parse_coding_sheet(path) -> tuple[list[ClipRecord], list[str]]:
   """Reads the CASME II coding sheet.
 
@@ -280,22 +302,11 @@ def parse_coding_sheet(path) -> tuple[list[ClipRecord], list[str]]:
   Returns:
     (records in sheet order, report): one report line per row fixed or dropped.
   """
-  import openpyxl  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"Coding sheet {path} does not exist.")
-  try:
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-  except Exception as e:  # openpyxl raises several types for a corrupt file.
-    raise CodingSheetError(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
-  try:
-    if SHEET_NAME not in workbook.sheetnames:
-      raise CodingSheetError(
-          f"{path}: no sheet named {SHEET_NAME!r} (sheets: {workbook.sheetnames}).")
-    rows = [tuple(r) for r in workbook[SHEET_NAME].iter_rows(values_only=True)]
-  finally:
-    workbook.close()
+  sheets = read_workbook(path, "Coding sheet")
+  if SHEET_NAME not in sheets:
+    raise CodingSheetError(f"{path}: no sheet named {SHEET_NAME!r} (sheets: {list(sheets)}).")
+  rows = sheets[SHEET_NAME]
 
   header_row, cols = _locate_columns(rows, path)
   records, report, seen = [], [], {}
@@ -360,44 +371,35 @@ def read_sheet_table(path, columns: dict[str, tuple[str, ...]], *, search_rows: 
   Returns:
     (rows as {field: cell} with the Excel row number under '_row', notes: where the header was).
   """
-  import openpyxl  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"{what} {path} does not exist.")
   if path.suffix.lower() != ".xlsx":
     raise CodingSheetError(f"{path}: only .xlsx {what}s can be read (openpyxl); open it in a "
                            "spreadsheet program and save it as .xlsx next to the original.")
-  try:
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-  except Exception as e:  # openpyxl raises several types for a corrupt file.
-    raise CodingSheetError(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
+  sheets = read_workbook(path, what)
   required = {f: names for f, names in columns.items() if names[-1] is not None}
   best = (0, None)
-  try:
-    for sheet in workbook.sheetnames:
-      rows = [tuple(r) for r in workbook[sheet].iter_rows(values_only=True)]
-      for r, row in enumerate(rows[:search_rows]):
-        names = [_squash(v) for v in row]
-        cols = {}
-        for field, options in columns.items():
-          hit = [names.index(_squash(o)) for o in options if o is not None and _squash(o) in names]
-          if hit:
-            cols[field] = hit[0]
-        if all(f in cols for f in required):
-          table = []
-          for i in range(r + 1, len(rows)):
-            cells = {f: rows[i][c] if c < len(rows[i]) else None for f, c in cols.items()}
-            if all(v is None or str(v).strip() == "" for v in cells.values()):
-              continue
-            table.append({**cells, "_row": i + 1})
-          notes = [] if r == 0 else [f"{path.name}: header found in sheet {sheet!r} row {r + 1}."]
-          return table, notes
-        found = sum(f in cols for f in required)
-        if found > best[0]:
-          best = (found, (sheet, r, [f for f in required if f not in cols]))
-  finally:
-    workbook.close()
+  for sheet, rows in sheets.items():
+    for r, row in enumerate(rows[:search_rows]):
+      names = [_squash(v) for v in row]
+      cols = {}
+      for field, options in columns.items():
+        hit = [names.index(_squash(o)) for o in options if o is not None and _squash(o) in names]
+        if hit:
+          cols[field] = hit[0]
+      if all(f in cols for f in required):
+        table = []
+        for i in range(r + 1, len(rows)):
+          cells = {f: rows[i][c] if c < len(rows[i]) else None for f, c in cols.items()}
+          if all(v is None or str(v).strip() == "" for v in cells.values()):
+            continue
+          table.append({**cells, "_row": i + 1})
+        notes = [] if r == 0 else [f"{path.name}: header found in sheet {sheet!r} row {r + 1}."]
+        return table, notes
+      found = sum(f in cols for f in required)
+      if found > best[0]:
+        best = (found, (sheet, r, [f for f in required if f not in cols]))
   detail = (f"; best match sheet {best[1][0]!r} row {best[1][1] + 1} lacks {best[1][2]}"
             if best[1] else "")
   raise CodingSheetError(

@@ -27,6 +27,8 @@ import dataclasses
 import pathlib
 from typing import Any, Iterable
 
+from microexp.data import coding_sheet
+
 CASME_SQ_SHEETS = ("CAS(ME)^2code_final.xlsx", "CAS(ME)^2code_final(Updated).xlsx",
                    "code_final.xlsx")
 SAMM_LONG_SHEET = "SAMM_LongVideos_V2_Release.xlsx"
@@ -54,18 +56,7 @@ class LabelledInterval:
 
 
 def _read_rows(path: pathlib.Path) -> list[list[tuple]]:
-  import openpyxl  # pylint: disable=g-import-not-at-top
-
-  if not path.is_file():
-    raise FileNotFoundError(f"Label sheet {path} does not exist.")
-  try:
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-  except Exception as e:  # openpyxl raises several types for a corrupt file.
-    raise LongVideoSheetError(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
-  try:
-    return [[tuple(r) for r in sheet.iter_rows(values_only=True)] for sheet in workbook.worksheets]
-  finally:
-    workbook.close()
+  return list(coding_sheet.read_workbook(path, "Label sheet", LongVideoSheetError).values())
 
 
 def _int(value: Any) -> int | None:

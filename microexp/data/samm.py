@@ -65,17 +65,8 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     (records, report). `ClipRecord.subject` is '006', `emotion` lower case (SAMM_EMOTIONS);
     `apex` is -1 where the sheet has no usable apex (spotted later).
   """
-  import openpyxl  # pylint: disable=g-import-not-at-top
-
   path = pathlib.Path(path)
-  try:
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-  except Exception as e:  # openpyxl raises several types for a corrupt file.
-    raise coding_sheet.CodingSheetError(f"{path}: cannot be read as an .xlsx workbook ({e}).") from e
-  try:
-    rows = [tuple(r) for r in workbook[workbook.sheetnames[0]].iter_rows(values_only=True)]
-  finally:
-    workbook.close()
+  rows = next(iter(coding_sheet.read_workbook(path, "SAMM sheet").values()))
   wanted = {f: _norm(n) for f, n in {**COLUMNS, **OPTIONAL_COLUMNS}.items()}
   header = None
   for r, row in enumerate(rows[:_HEADER_SEARCH_ROWS]):
