@@ -50,18 +50,13 @@ def _pick(num_frames: int, max_frames: int) -> np.ndarray:
   return np.unique(np.linspace(0, num_frames - 1, min(num_frames, max_frames)).round().astype(int))
 
 
-def plot_frame_strip(frames: np.ndarray, path, title: str = "", marks: dict[int, str] | None = None,
-                     max_frames: int = 10) -> pathlib.Path:
-  """Fig 1: frames [T, H, W, C] uint8 (C = 1 or 3), up to `max_frames` evenly spaced, in a row.
-
-  marks: frame index -> label ('onset', 'apex') written under that frame when shown.
-  """
-  frames = np.asarray(frames)
-  idx = _pick(len(frames), max_frames)
+def _strip(num_frames: int, image, path, title: str, marks: dict[int, str] | None,
+           max_frames: int, **imshow) -> pathlib.Path:
+  """`image(i)` of up to `max_frames` evenly spaced frames in a row, titled by index (and mark)."""
+  idx = _pick(num_frames, max_frames)
   fig, axes = plt.subplots(1, len(idx), figsize=(1.3 * len(idx), 1.7), squeeze=False)
   for ax, i in zip(axes[0], idx):
-    frame = frames[i]
-    ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame, cmap="gray", vmin=0, vmax=255)
+    ax.imshow(image(i), **imshow)
     ax.set_title(f"{i}" + (f" {marks[i]}" if marks and i in marks else ""), fontsize=7)
     ax.axis("off")
   fig.suptitle(title, fontsize=9)
@@ -69,6 +64,18 @@ def plot_frame_strip(frames: np.ndarray, path, title: str = "", marks: dict[int,
   fig.savefig(path, dpi=90)
   plt.close(fig)
   return pathlib.Path(path)
+
+
+def plot_frame_strip(frames: np.ndarray, path, title: str = "", marks: dict[int, str] | None = None,
+                     max_frames: int = 10) -> pathlib.Path:
+  """Fig 1: frames [T, H, W, C] uint8 (C = 1 or 3), up to `max_frames` evenly spaced, in a row.
+
+  marks: frame index -> label ('onset', 'apex') written under that frame when shown.
+  """
+  frames = np.asarray(frames)
+  gray = frames.shape[-1] == 1
+  return _strip(len(frames), lambda i: frames[i, ..., 0] if gray else frames[i], path, title,
+                marks, max_frames, cmap="gray", vmin=0, vmax=255)
 
 
 def plot_flow_sequence(flow: np.ndarray, path, title: str = "", max_frames: int = 10,
@@ -80,17 +87,8 @@ def plot_flow_sequence(flow: np.ndarray, path, title: str = "", max_frames: int 
   flow = np.asarray(flow, np.float32)
   speed = np.hypot(flow[..., 0], flow[..., 1])
   scale = max(float(np.percentile(speed, 99)), 1e-6)
-  idx = _pick(len(flow), max_frames)
-  fig, axes = plt.subplots(1, len(idx), figsize=(1.3 * len(idx), 1.7), squeeze=False)
-  for ax, i in zip(axes[0], idx):
-    ax.imshow(flow_to_rgb(flow[i, ..., :2], max_magnitude=scale))
-    ax.set_title(f"{i}" + (f" {marks[i]}" if marks and i in marks else ""), fontsize=7)
-    ax.axis("off")
-  fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=90)
-  plt.close(fig)
-  return pathlib.Path(path)
+  return _strip(len(flow), lambda i: flow_to_rgb(flow[i, ..., :2], max_magnitude=scale), path,
+                title, marks, max_frames)
 
 
 def plot_flow_channels(flow: np.ndarray, path,
