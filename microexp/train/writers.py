@@ -14,7 +14,6 @@ import socket
 import time
 from pathlib import Path
 
-
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")
 
 

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from microexp import workdir as workdir_lib
 from microexp.train import inputs as inputs_lib
+from microexp.train import workdir as workdir_lib
 from microexp.train import metrics as metrics_lib
 from microexp.train import selection as selection_lib
 from microexp.train import tta as tta_lib

@@ -19,13 +19,13 @@ import numpy as np
 import optax
 from absl import logging
 
-from microexp import summary
-from microexp import workdir as workdir_lib
 from microexp.train import inputs as inputs_lib
 from microexp.train import metrics as metrics_lib
 from microexp.train import selection as selection_lib
+from microexp.train import summary
 from microexp.train import summary_sections
 from microexp.train import tta as tta_lib
+from microexp.train import workdir as workdir_lib
 from microexp.train.tasks import TASKS
 
 
