@@ -24,6 +24,8 @@ host, after each evaluation and at the end
                                   per seed, then mean ± std; per fold; predictions; history)
   write_outputs(workdir, results), log_summary(results, workdir)
   train_side                      whether the training-side report (train_eval.py) applies
+  final_models                    whether the final all-subject models (predict's) are written
+  search_and_ensembles            whether nested selection and ensembles may train it
   output_unit                     what the K outputs are, for the log ('classes', 'AUs')
 """
 
@@ -42,6 +44,8 @@ class Task(Protocol):
   output_unit: str
   device_keys: tuple[str, ...]
   train_side: bool
+  final_models: bool
+  search_and_ensembles: bool
 
   @classmethod
   def from_config(cls, train_config) -> "Task": ...
