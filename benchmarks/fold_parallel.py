@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import base
+from configs import common
 from microexp import models
 from microexp.train import parallel
 from microexp.train import steps as steps_lib
@@ -89,7 +89,7 @@ def measure(model, config, num_folds: int, epochs: int) -> dict:
 
 def main(argv):
   del argv
-  config = base.get_config(base.parse_arg(None))
+  config = common.casme2_config(classes="5", synthetic=False)
   config.train.batch_size = FLAGS.batch_size
   config.train.augment.update({"flip_h": True, "crop": 2})
   model = models.get(FLAGS.model, num_classes=5, **{
