@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/synthetic_megc_calibration.py --difficulty=hard \
         --subjects=8,8,6 --epochs=40 --config=configs/ststnet_megc.py
 
-Used to calibrate the 'hard' preset (microexp/data/synthetic_hard.py) and for docs/results.md.
+Used to calibrate the 'hard' preset (microexp/synthetic/megc_hard.py) and for docs/results.md.
 `test_hard_preset_calibration` asserts the calibration (STSTNet LOSO UF1 in 0.6-0.8, logistic
 regression at least 0.05 below): 22 folds x 60 epochs, 5-13 min on a CPU, so it carries the
 `benchmark` marker, which pytest deselects unless asked (pyproject.toml addopts; CI does not run it):
@@ -22,9 +22,9 @@ import time
 import numpy as np
 import pytest
 
-from microexp import baselines
+from microexp.train import baselines
 from microexp.data import megc_flow
-from microexp.data import synthetic_megc
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES
 from microexp.train import metrics
 

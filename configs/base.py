@@ -109,8 +109,8 @@ def dataset(name: str, *, classes: str, synthetic: bool, alignment: bool = True
   ds.flow_normalization = "per_clip"
   ds.au_sides = False  # `au` arrays: True keeps L/R action units apart (docs/data.md)
   if alignment:
-    # Face alignment of uncropped frames (microexp/align.py: 'landmarks' | 'box' | 'none'); None:
-    # the dataset's frames are already face crops. Recorded in model.json; predict repeats it.
+    # Face alignment of uncropped frames (microexp/vision/align.py: 'landmarks' | 'box' | 'none');
+    # None: the dataset's frames are already face crops. Recorded in model.json; predict repeats it.
     ds.alignment = placeholder(str)
   return ds
 

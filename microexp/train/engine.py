@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import folds as folds_lib

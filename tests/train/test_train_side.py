@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from microexp import report
-from microexp import workdir as workdir_lib
+from microexp.report import workdirs as report
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import engine
