@@ -31,16 +31,12 @@ import pathlib
 import re
 from typing import Any
 
-from absl import logging
 import numpy as np
+from absl import logging
 
 from microexp.data import long_videos as sheets
-from microexp.data.emotions import MEGC_CLASSES
-from microexp.data.emotions import SUBSETS
-from microexp.loaders import check_fields
-from microexp.loaders import field
-from microexp.loaders import register
-from microexp.loaders import resolve_data_dir
+from microexp.data.emotions import MEGC_CLASSES, SUBSETS
+from microexp.loaders import check_fields, field, register, resolve_data_dir
 from microexp.synthetic import long_videos as synthetic
 from microexp.vision import align as align_lib
 from microexp.vision import flow as flow_lib
