@@ -144,7 +144,7 @@ def load(dataset_config, name: str) -> dict[str, Any]:
     files = video_lib.list_frame_files(folder)
     numbers = [_frame_number(p) for p in files]
     meta = flow_stream.cache_features(
-        cache / video, files, numbers, fps=fps, k=k, settings=settings,
+        cache / video, flow_stream.iter_frame_files(files), numbers, fps=fps, k=k, settings=settings,
         size=int(settings["image_size"]), work_width=int(settings["work_width"]),
         method=settings["flow_method"], third_channel=settings["third_channel"],
         alignment=settings["alignment"], chunk=int(field(dataset_config, "chunk_size",
