@@ -11,8 +11,8 @@ from microexp.data.emotions import MEGC_CLASSES
 from microexp.loaders import long_videos
 from microexp.synthetic import long_videos as synthetic
 
-CASME_KW = dict(num_subjects=2, videos_per_subject=2, duration=10.0)
-SAMM_KW = dict(num_subjects=2, videos_per_subject=1, duration=3.0)
+CASME_KW = dict(num_subjects=2, videos_per_subject=2, duration=6.0)
+SAMM_KW = dict(num_subjects=2, videos_per_subject=1, duration=2.0)
 
 
 def _config(name, data_dir, kwargs, **extra):
@@ -67,9 +67,9 @@ def test_contract(casme):
   _, data = casme
   assert data["dataset"] == "casme2_lv" and len(data["videos"]) == 4
   for v in data["videos"]:
-    assert v["fps"] == 30.0 and v["k"] == 6 and v["num_frames"] == 300
-    assert v["features"].dtype == np.float32 and v["features"].shape == (294, 28, 28, 3)
-    np.testing.assert_array_equal(v["frames"], np.arange(1, 295))
+    assert v["fps"] == 30.0 and v["k"] == 6 and v["num_frames"] == 180
+    assert v["features"].dtype == np.float32 and v["features"].shape == (174, 28, 28, 3)
+    np.testing.assert_array_equal(v["frames"], np.arange(1, 175))
     assert len(v["intervals"]) == len(v["kinds"]) == len(v["emotions"])
     for (onset, apex, offset), kind, emotion in zip(v["intervals"], v["kinds"], v["emotions"]):
       assert 1 <= onset <= apex <= offset <= v["num_frames"]
@@ -122,7 +122,7 @@ def test_samm_lv(tmp_path):
   assert (root / "SAMM_longvideos" / "006_1" / "006_1_0001.jpg").is_file()
   assert [v["video"] for v in data["videos"]] == ["006_1", "007_1"]
   for v in data["videos"]:
-    assert v["fps"] == 200.0 and v["k"] == 40 and v["features"].shape == (560, 28, 28, 3)
+    assert v["fps"] == 200.0 and v["k"] == 40 and v["features"].shape == (360, 28, 28, 3)
   plans = synthetic.load_plans(root)
   _, report = sheets.read_samm_long(root / "SAMM_LongVideos_V2_Release.xlsx")
   assert len([r for r in report if "apex not coded" in r]) == sum(
