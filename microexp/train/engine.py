@@ -35,7 +35,6 @@ from microexp.train import protocols
 from microexp.train import results as results_lib
 from microexp.train import runner
 from microexp.train import search as search_lib
-from microexp.train import steps as steps_lib
 from microexp.train import train_eval
 from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib
