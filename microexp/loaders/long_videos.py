@@ -18,8 +18,9 @@ memory, atomic, resumable) under `<data_dir>/spotting/<name>-<digest>/` (synthet
 setting. Fields of config.dataset (`FIELDS`): synthetic, synthetic_kwargs, manual_dir, data_dir,
 image_size (S, 28), flow_method ('farneback'), third_channel ('magnitude'), work_width (64),
 micro_duration (0.4 s: k = round(fps * micro_duration / 2)), alignment ('box'; 'landmarks' needs
-dlib; the central box when nothing is found), chunk_size (rows per write) and flow_normalization
-(of `interval_flow`, 'per_clip' like the MER flow loaders).
+dlib; the central box when nothing is found), chunk_size (rows per write), workers (recordings
+computed in parallel processes, 1) and flow_normalization (of `interval_flow`, 'per_clip' like the
+MER flow loaders).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from microexp.vision import video as video_lib
 
 FIELDS = ("synthetic", "synthetic_kwargs", "manual_dir", "data_dir", "image_size", "flow_method",
           "third_channel", "work_width", "micro_duration", "alignment", "chunk_size",
-          "flow_normalization")
+          "flow_normalization", "workers")
 FPS = {"casme2_lv": 30.0, "samm_lv": 200.0}
 TITLES = {"casme2_lv": "CAS(ME)^2", "samm_lv": "SAMM Long Videos"}
 WRITERS = {"casme2_lv": synthetic.write_synthetic_casme2_lv,
@@ -139,16 +140,26 @@ def load(dataset_config, name: str) -> dict[str, Any]:
   by_video: dict[str, list[sheets.LabelledInterval]] = {}
   for i in intervals:
     by_video.setdefault(i.video, []).append(i)
-  videos = []
+  recordings = []
   for subject, video, folder in _recordings(name, root):
     files = video_lib.list_frame_files(folder)
-    numbers = [_frame_number(p) for p in files]
-    meta = flow_stream.cache_features(
-        cache / video, flow_stream.iter_frame_files(files), numbers, fps=fps, k=k, settings=settings,
-        size=int(settings["image_size"]), work_width=int(settings["work_width"]),
-        method=settings["flow_method"], third_channel=settings["third_channel"],
-        alignment=settings["alignment"], chunk=int(field(dataset_config, "chunk_size",
-                                                         flow_stream.DEFAULT_CHUNK)))
+    recordings.append((subject, video, files, [_frame_number(p) for p in files]))
+  options = dict(fps=fps, k=k, settings=settings, size=int(settings["image_size"]),
+                 work_width=int(settings["work_width"]), method=settings["flow_method"],
+                 third_channel=settings["third_channel"], alignment=settings["alignment"],
+                 chunk=int(field(dataset_config, "chunk_size", flow_stream.DEFAULT_CHUNK)))
+  todo = [(cache / video, [os.fspath(p) for p in files], numbers, options)
+          for _, video, files, numbers in recordings
+          if not flow_stream.is_cached(cache / video, settings)]
+  if todo:
+    logging.info("%s: computing the features of %d of %d recordings into %s ...", TITLES[name],
+                 len(todo), len(recordings), cache)
+  for _ in flow_lib.map_clips(_cache_recording, todo, workers=int(field(dataset_config, "workers",
+                                                                         1))):
+    pass
+  videos = []
+  for subject, video, files, numbers in recordings:
+    meta = json.loads((cache / f"{video}.json").read_text())
     coded = sorted(by_video.pop(video, []), key=lambda i: i.onset)
     videos.append(dict(
         subject=coded[0].subject if coded else subject, video=video, fps=fps,
@@ -168,6 +179,11 @@ def load(dataset_config, name: str) -> dict[str, Any]:
                TITLES[name], len(videos), len({v["subject"] for v in videos}),
                sum(len(v["intervals"]) for v in videos), k, cache)
   return {"dataset": name, "videos": videos}
+
+
+def _cache_recording(stem, files, numbers, options) -> None:
+  """One recording's features (`flow_stream.cache_features`), in a worker process of `load`."""
+  flow_stream.cache_features(stem, flow_stream.iter_frame_files(files), numbers, **options)
 
 
 @register("casme2_lv")
