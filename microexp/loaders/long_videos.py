@@ -143,7 +143,13 @@ def load(dataset_config, name: str) -> dict[str, Any]:
   recordings = []
   for subject, video, folder in _recordings(name, root):
     files = video_lib.list_frame_files(folder)
-    recordings.append((subject, video, files, [_frame_number(p) for p in files]))
+    numbers = [_frame_number(p) for p in files]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1}) if len(set(numbers)) < len(
+        numbers) else []
+    if repeated:
+      raise video_lib.VideoError(f"{folder}: frame numbers {repeated[:5]} appear in more than one "
+                                 "file name; keep one file per frame.")
+    recordings.append((subject, video, files, numbers))
   options = dict(fps=fps, k=k, settings=settings, size=int(settings["image_size"]),
                  work_width=int(settings["work_width"]), method=settings["flow_method"],
                  third_channel=settings["third_channel"], alignment=settings["alignment"],
@@ -160,7 +166,14 @@ def load(dataset_config, name: str) -> dict[str, Any]:
   videos = []
   for subject, video, files, numbers in recordings:
     meta = json.loads((cache / f"{video}.json").read_text())
-    coded = sorted(by_video.pop(video, []), key=lambda i: i.onset)
+    coded = []
+    for i in sorted(by_video.pop(video, []), key=lambda i: i.onset):
+      if numbers[0] <= i.onset <= i.apex <= i.offset <= numbers[-1]:
+        coded.append(i)
+      else:
+        logging.warning("%s: %s interval (%d, %d, %d) is not inside its frames %d..%d with onset "
+                        "<= apex <= offset; left out.", TITLES[name], video, i.onset, i.apex,
+                        i.offset, numbers[0], numbers[-1])
     videos.append(dict(
         subject=coded[0].subject if coded else subject, video=video, fps=fps,
         num_frames=len(files), k=k,

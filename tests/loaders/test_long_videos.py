@@ -1,6 +1,8 @@
 """Synthetic long videos in the official layouts and the `casme2_lv` / `samm_lv` loaders' contract
 (docs/ARCHITECTURE.md, "Long videos")."""
 
+import dataclasses
+
 import ml_collections
 import numpy as np
 import pytest
@@ -157,3 +159,23 @@ def test_workers_compute_the_same_features(casme, tmp_path):
   for a, b in zip(data["videos"], parallel["videos"]):
     assert a["video"] == b["video"]
     np.testing.assert_array_equal(a["features"], b["features"])
+
+
+def test_repeated_frame_numbers_are_an_error(tmp_path):
+  root = synthetic.write_synthetic_samm_lv(tmp_path / "copy", **SAMM_KW)
+  folder = root / "SAMM_longvideos" / "006_1"
+  (folder / "006_1_0001 (1).jpg").write_bytes((folder / "006_1_0001.jpg").read_bytes())
+  with pytest.raises(Exception, match=r"006_1: frame numbers \[1\]"):
+    loaders.load(ml_collections.ConfigDict(dict(name="samm_lv", data_dir=str(tmp_path / "d"),
+                                                manual_dir=str(root))))
+
+
+def test_intervals_outside_the_frames_are_left_out(tmp_path):
+  root = synthetic.write_synthetic_samm_lv(tmp_path / "copy", **SAMM_KW)
+  inside = sheets.LabelledInterval("samm_long", "006", "006_1", 10, 20, 30, "micro", "", "positive")
+  outside = dataclasses.replace(inside, onset=390, apex=395, offset=420)  # the video has 400
+  sheets.write_samm_long_sheet(root / sheets.SAMM_LONG_SHEET, [inside, outside])
+  data = loaders.load(ml_collections.ConfigDict(dict(name="samm_lv", data_dir=str(tmp_path / "d"),
+                                                     manual_dir=str(root))))
+  assert data["videos"][0]["intervals"] == [(10, 20, 30)]
+  assert data["videos"][0]["emotions"] == ["positive"]
