@@ -244,3 +244,65 @@ def composite_config(arg, *, members=COMPOSITE_MEMBERS) -> ml_collections.Config
     t.augment.update({"rotation": 0.0, "mixup": 0.0})
     t.num_val_subjects = 2
   return config
+
+
+def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDict:
+  """The learned spotter (microexp/models/spotter.py) trained LOSO on a long-video dataset
+  (`config.train.task='spot'`, microexp/train/spot_protocol.py, docs/spotting.md).
+
+  By principle, not from a figure: a fixed schedule with the last epoch, the soft apex labels of
+  the MEGC baselines (microexp/train/spot_labels.py), probability threshold 0.5 (a row is inside an
+  expression when the spotter says so more likely than not), the 0.5 s micro-expression bound of
+  the field for the macro guard, and every negative row kept on the real sets.
+  """
+  opts = base.parse_arg(arg)
+  base.refuse_thesis(opts, "spotting configs")
+  if opts.classes is not None or opts.nested:
+    raise ValueError("Spotting configs take ':synthetic' only (no classes, no nested grid).")
+  config = ml_collections.ConfigDict()
+  config.dataset = ds = ml_collections.ConfigDict()
+  ds.name = dataset
+  ds.synthetic = bool(opts.synthetic)
+  ds.manual_dir = ml_collections.FieldReference(None, field_type=str)
+  ds.data_dir = ml_collections.FieldReference(None, field_type=str)
+  ds.image_size = 28  # flow rows of 28 x 28 (u, v, strain), SoftNet's / STSTNet's input size
+  ds.representation = "flow_rows"
+  config.model = ml_collections.ConfigDict({
+      "name": "spotter", "kwargs": {"hidden": 64, "dropout": 0.2}, "dtype": "float32"})
+  config.spot = ml_collections.ConfigDict({"threshold": 0.5, "max_duration": 0.5,
+                                          "negative_stride": 1})
+  config.train = t = ml_collections.ConfigDict()
+  t.task = "spot"
+  t.protocol = "loso"
+  t.selection = "last"
+  t.select_metric = "loss"  # read by the loop's monitoring only: nothing is selected
+  t.epochs = 20
+  t.batch_size = 64
+  t.eval_batch_size = 256
+  t.eval_every = 0
+  t.optimizer = "adamw"
+  t.momentum = 0.9
+  t.learning_rate = 1e-3
+  t.weight_decay = 1e-4
+  t.warmup_epochs = 1.0
+  t.schedule = "warmup_cosine"
+  t.grad_clip = 1.0
+  t.label_smoothing = 0.0
+  t.class_balanced = False
+  t.augment = ml_collections.ConfigDict({"flip_h": True, "flip_v": False, "crop": 0,
+                                         "rotation": 0.0, "mixup": 0.0})
+  t.tta = ml_collections.ConfigDict({"flip_h": False})
+  t.freeze = ()
+  t.seeds = (0,)
+  t.final_seeds = (0,)
+  t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)
+  t.fold_chunk = 0
+  t.memory_budget_gb = 0.0
+  t.checkpoint_every_s = 120.0
+  t.tensorboard = False
+  if opts.synthetic:
+    ds.image_size = 16
+    t.epochs = 25
+    t.learning_rate = 5e-3
+    config.spot.negative_stride = 4  # CPU-sized: a quarter of the rows far from any expression
+  return config
