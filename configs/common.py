@@ -265,12 +265,19 @@ def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDi
   ds.synthetic = bool(opts.synthetic)
   ds.manual_dir = ml_collections.FieldReference(None, field_type=str)
   ds.data_dir = ml_collections.FieldReference(None, field_type=str)
-  ds.image_size = 28  # flow rows of 28 x 28 (u, v, strain), SoftNet's / STSTNet's input size
-  ds.representation = "flow_rows"
+  # Flow rows of 28 x 28 (u, v, magnitude) between frames k = round(fps * 0.4 / 2) apart, on the
+  # face at 64 px (microexp/loaders/long_videos.py); SoftNet's / STSTNet's input size.
+  ds.image_size = 28
+  ds.flow_method = "farneback"
+  ds.work_width = 64
+  ds.micro_duration = 0.4
+  ds.alignment = "box"
+  ds.flow_normalization = "per_clip"  # of the recogniser's interval flow (STR)
+  ds.synthetic_kwargs = ml_collections.ConfigDict()
   config.model = ml_collections.ConfigDict({
       "name": "spotter", "kwargs": {"hidden": 64, "dropout": 0.2}, "dtype": "float32"})
   config.spot = ml_collections.ConfigDict({"threshold": 0.5, "max_duration": 0.5,
-                                          "negative_stride": 1})
+                                          "negative_stride": 1, "heuristic": False})
   config.train = t = ml_collections.ConfigDict()
   t.task = "spot"
   t.protocol = "loso"
@@ -301,8 +308,11 @@ def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDi
   t.checkpoint_every_s = 120.0
   t.tensorboard = False
   if opts.synthetic:
+    ds.synthetic_kwargs = ml_collections.ConfigDict({
+        "num_subjects": 4, "videos_per_subject": 2, "duration": 30.0})
     ds.image_size = 16
     t.epochs = 25
     t.learning_rate = 5e-3
     config.spot.negative_stride = 4  # CPU-sized: a quarter of the rows far from any expression
+    config.spot.heuristic = True  # the heuristic's figures beside the learned spotter's
   return config

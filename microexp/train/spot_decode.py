@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from microexp import spotting
+from microexp.vision import spotting
 from microexp.train import spot_labels
 
 
@@ -67,6 +67,13 @@ def decode(scores: np.ndarray, frames: np.ndarray, *, k: int, num_frames: int, f
 def spans(intervals) -> list[tuple[int, int]]:
   """(onset, offset) pairs, the scorer's spans."""
   return [(int(i.onset), int(i.offset)) for i in intervals]
+
+
+def curve_length(video: dict) -> int:
+  """Frames of a video's curves, indexed by the sheet's frame numbers (which may start at 1)."""
+  numbers = video.get("frame_numbers")
+  return int(np.max(numbers)) + 1 if numbers is not None and len(numbers) else int(
+      video["num_frames"])
 
 
 def truth_spans(video: dict, kind: str) -> list[tuple[int, int]]:

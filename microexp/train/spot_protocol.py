@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from microexp import spotting_eval
-from microexp import workdir as workdir_lib
+from microexp.train import spotting_metrics as spotting_eval
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import fold_models
 from microexp.train import metrics as metrics_lib
@@ -35,10 +35,11 @@ SCOPES = KINDS + ("overall",)
 
 
 def spot_config(spot) -> dict:
-  """`config.spot` with its defaults: threshold, max_duration (s), negative_stride."""
+  """`config.spot` with its defaults: threshold, max_duration (s), negative_stride, heuristic
+  (also score the heuristic spotter on every video, side by side; needs the frames)."""
   spot = spot.to_dict() if hasattr(spot, "to_dict") else dict(spot or {})
-  out = {"threshold": 0.5, "max_duration": 0.5, "negative_stride": 1, **spot}
-  unknown = sorted(set(out) - {"threshold", "max_duration", "negative_stride"})
+  out = {"threshold": 0.5, "max_duration": 0.5, "negative_stride": 1, "heuristic": False, **spot}
+  unknown = sorted(set(out) - {"threshold", "max_duration", "negative_stride", "heuristic"})
   if unknown:
     raise ValueError(f"config.spot has unknown fields {unknown}.")
   return out
@@ -54,6 +55,7 @@ def spotter_train_config(config):
     c.train.au_pos_weight = False
     c.train.class_balanced = False
     c.train.tta.flip_h = False
+    c.dataset.representation = "flow_rows"  # flow: augmentation moves the vectors
   return c
 
 
@@ -83,7 +85,7 @@ def spot_videos(config, model, variables, videos) -> dict[str, spot_decode.Decod
   opts = spot_config(config.get("spot"))
   return {spot_labels.video_key(v): spot_decode.decode(
       row_scores(model, variables, v), v["frames"], k=int(v["k"]),
-      num_frames=int(v["num_frames"]), fps=float(v["fps"]), threshold=opts["threshold"],
+      num_frames=spot_decode.curve_length(v), fps=float(v["fps"]), threshold=opts["threshold"],
       max_duration=opts["max_duration"]) for v in videos}
 
 
@@ -184,6 +186,7 @@ def spot_and_score(config, videos, workdir: str | Path) -> dict:
              "metrics": summarise_scores(per_seed), "per_seed": per_seed,
              "videos": video_records(decoded, videos),
              "history": {f"seed{r['seed']}/{r['fold']}": r["history"] for r in job_results}}
+  add_heuristic(results, config, videos)
   write_curves(workdir, decoded)
   final = save_final_spotter(config, videos, workdir)
   if final:
@@ -194,6 +197,17 @@ def spot_and_score(config, videos, workdir: str | Path) -> dict:
   for line in summary_markdown(results).splitlines()[:8]:
     logging.info("%s", line)
   return results
+
+
+def add_heuristic(results: dict, config, videos) -> None:
+  """results['heuristic']: the heuristic spotter's scores on the same videos (config.spot.heuristic)."""
+  opts = spot_config(config.get("spot"))
+  if not opts["heuristic"]:
+    return
+  from microexp.train import spot_heuristic  # pylint: disable=g-import-not-at-top
+
+  scores = score(spot_heuristic.spot_videos(videos, max_duration=opts["max_duration"]), videos)
+  results["heuristic"] = {scope: sc.to_json() for scope, sc in scores.items()}
 
 
 def spotting_table(metrics: dict) -> list[str]:
@@ -215,6 +229,11 @@ def summary_markdown(results: dict) -> str:
            f"{cfg['dataset'].get('synthetic', False)}. A spotted interval is a hit when its IoU "
            "with a coded interval of its kind is >= 0.5 (one-to-one).", ""]
   lines += spotting_table(results["metrics"])
+  if "heuristic" in results:
+    h = results["heuristic"]
+    lines += ["", "The heuristic spotter (flow contrast, microexp/vision/spotting.py) on the same "
+              "videos: " + ", ".join(f"{scope} F1 {h[scope]['f1']:.3f} (P {h[scope]['precision']:.3f}"
+                                     f", R {h[scope]['recall']:.3f})" for scope in SCOPES)]
   lines += ["", "| seed | scope | TP | spotted | coded |", "|---|---|---|---|---|"]
   for s in results["per_seed"]:
     for scope in SCOPES:
