@@ -125,7 +125,7 @@ def plot(timeline: Timeline, path: str | pathlib.Path, title: str = "") -> pathl
   for e in timeline.entries:
     i, color = e.interval, colors(labels.index(e.label) % 10)
     ax.axvspan(i.onset / timeline.fps, i.offset / timeline.fps, color=color, alpha=0.3)
-    name = e.label if e.kind == "micro" else f"{e.kind}: {e.label}"
+    name = e.label if e.kind in ("micro", e.label) else f"{e.kind}: {e.label}"
     ax.text(i.apex / timeline.fps, top * 1.02, f"{name} {e.probabilities[e.label]:.0%}",
             ha="center", va="bottom", fontsize=7, color=color, rotation=30)
   for m in timeline.macros:

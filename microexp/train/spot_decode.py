@@ -1,11 +1,12 @@
 """A trained spotter's row scores -> per-frame curves -> spotted intervals, micro and macro.
 
-Row t's probability (spot_labels.py) is placed on the frame its flow is centred on, f_t + k / 2,
-interpolated to every frame and smoothed over a quarter of a micro-expression's longest duration. On each
-kind's curve the maxima >= `threshold` (`spotting.peaks`, at least one half-window apart) are the
-apexes; an interval is the half-height run around its apex (`spotting.run_around`, the heuristic's
-extent rule) and overlapping ones are merged (`spotting.merge`). The heuristic's fps-aware macro
-guard applies to the micro curve: a micro candidate lasting longer than `max_duration` s
+Row t's probability (spot_labels.py) is spread over the frames its window covers, f_t .. f_t + k
+(each frame takes the highest score of the rows covering it), interpolated to every frame and
+smoothed over a quarter of a micro-expression's longest duration. On each kind's curve the maxima
+>= `threshold` (`spotting.peaks`, at least one half-window apart) are the apexes; an interval is
+the half-height run around its apex (`spotting.run_around`, the heuristic's extent rule) less the
+k - 1 frames the spreading added at each end, and overlapping ones are merged (`spotting.merge`). The heuristic's fps-aware macro guard applies to
+the micro curve: a micro candidate lasting longer than `max_duration` s
 (`spotting.lasts_longer`) is set apart, not reported as a micro-expression.
 """
 
@@ -32,22 +33,27 @@ class Decoded:
 
 def frame_curves(scores: np.ndarray, frames: np.ndarray, k: int, num_frames: int,
                  window: int) -> np.ndarray:
-  """Row probabilities [N, C] at frames [N] -> per-frame curves [C, num_frames] (0 off the rows)."""
+  """Row probabilities [N, C] of rows starting at frames [N] -> per-frame curves [C, num_frames]:
+  each frame the highest score of the rows whose window [f_t, f_t + k] covers it (0 off the rows)."""
   scores, frames = np.asarray(scores, np.float64), np.asarray(frames, np.float64)
-  grid = np.arange(num_frames)
   order = np.argsort(frames)
-  centres = frames[order] + k / 2
-  return np.stack([spotting.smooth(np.interp(grid, centres, scores[order, c], left=0.0,
-                                             right=0.0), window)
-                   for c in range(scores.shape[1])])
+  grid = np.arange(num_frames)
+  curves = []
+  for c in range(scores.shape[1]):
+    rows = np.interp(grid, frames[order], scores[order, c], left=0.0, right=0.0)
+    covered = np.stack([np.pad(rows, (j, 0))[:num_frames] for j in range(int(k) + 1)]).max(0)
+    curves.append(spotting.smooth(covered, window))
+  return np.stack(curves)
 
 
-def intervals_of(curve: np.ndarray, threshold: float, spacing: int) -> list[spotting.Interval]:
-  """Half-height runs around the maxima of `curve` >= threshold, merged, by onset."""
+def intervals_of(curve: np.ndarray, threshold: float, spacing: int,
+                 trim: int = 0) -> list[spotting.Interval]:
+  """Half-height runs around the maxima of `curve` >= threshold, `trim` frames shorter at each
+  end (never past the apex), merged, by onset."""
   found = []
   for p in spotting.peaks(curve, np.ones(len(curve), bool), threshold, spacing):
     first, last = spotting.run_around(curve, p, 0.5 * curve[p])
-    found.append(spotting.Interval(first, p, last, float(curve[p])))
+    found.append(spotting.Interval(min(first + trim, p), p, max(last - trim, p), float(curve[p])))
   return spotting.merge(found)
 
 
@@ -57,10 +63,11 @@ def decode(scores: np.ndarray, frames: np.ndarray, *, k: int, num_frames: int, f
   half = spotting.half_window(fps, max_duration)
   curves = frame_curves(scores, frames, k, num_frames, window=2 * (half // 4) + 1)
   micro, rejected = [], []
-  for interval in intervals_of(curves[0], threshold, half):
+  trim = max(int(k) - 1, 0)
+  for interval in intervals_of(curves[0], threshold, half, trim):
     too_long = spotting.lasts_longer(interval.onset, interval.offset, fps, max_duration)
     (rejected if too_long else micro).append(interval)
-  macro = intervals_of(curves[1], threshold, half)
+  macro = intervals_of(curves[1], threshold, half, trim)
   return Decoded({"micro": micro, "macro": macro}, rejected, curves, float(threshold))
 
 

@@ -1,12 +1,16 @@
 """Per-row spotting targets from the coded intervals of long videos, and the rows as engine data.
 
 A long video's feature row t is the flow from frame f_t to f_t + k (k from the frame rate,
-microexp/loaders/long_videos.py); what it shows is centred on frame c_t = f_t + k / 2. Its target
-for each kind (micro, macro) is a soft label around the coded apex, as the MEGC spotting baselines
-label frames (SoftNet's pseudo-labels, MEAN's apex-centred soft labels): 1 where c_t is the apex,
-falling linearly to 0.5 at the onset and the offset, 0 outside every interval of that kind (the
-maximum where two overlap). The spotter learns these as sigmoid outputs (the AU task's BCE, one
-column per kind), so a probability >= 0.5 means "inside an expression" (spot_decode.py).
+microexp/loaders/long_videos.py). Within a coded interval the face moves from rest (onset) to the
+apex and back (offset): its phase rises linearly 0 -> 1 from the onset to the apex and falls back
+to 0 at the offset. Row t's target for each kind (micro, macro) is how much of that movement its
+two ends see, |phase(f_t + k) - phase(f_t)|, relative to the most any row of that interval sees
+(so 1 on the rows where the flow shows the rise or the fall, falling to 0 where both ends are at
+rest or at the same phase): a soft label like the MEGC baselines' (SoftNet's overlap
+pseudo-labels, MEAN's apex-centred soft labels) that matches what one flow row can show. The
+maximum where two intervals of a kind overlap. The spotter learns these as sigmoid outputs (the
+AU task's BCE, one column per kind); spot_decode.py spreads each row's score over the frames its
+window covers.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ KINDS = ("micro", "macro")
 def row_targets(frames: np.ndarray, k: int, intervals: Sequence[tuple[int, int, int]],
                 kinds: Sequence[str]) -> np.ndarray:
   """frames [N] (each row's first frame), k, coded (onset, apex, offset) and kinds -> [N, 2]."""
-  centre = np.asarray(frames, np.float64) + k / 2
-  out = np.zeros((len(centre), len(KINDS)), np.float32)
+  start = np.asarray(frames, np.float64)
+  out = np.zeros((len(start), len(KINDS)), np.float32)
   for (onset, apex, offset), kind in zip(intervals, kinds):
     if kind not in KINDS:
       raise ValueError(f"Unknown expression kind {kind!r}; expected one of {KINDS}.")
@@ -30,12 +34,18 @@ def row_targets(frames: np.ndarray, k: int, intervals: Sequence[tuple[int, int, 
     if offset < onset:
       raise ValueError(f"Interval ({onset}, {apex}, {offset}) ends before it starts.")
     apex = int(apex) if onset <= int(apex) <= offset else (onset + offset) // 2  # apex uncoded
-    half = np.where(centre < apex, max(apex - onset, 1), max(offset - apex, 1))
-    y = np.where((centre >= onset) & (centre <= offset),
-                 1.0 - 0.5 * np.abs(centre - apex) / half, 0.0)
-    col = KINDS.index(kind)
-    out[:, col] = np.maximum(out[:, col], y)
+    seen = np.abs(_phase(start + k, onset, apex, offset) - _phase(start, onset, apex, offset))
+    if seen.max() > 0:
+      col = KINDS.index(kind)
+      out[:, col] = np.maximum(out[:, col], seen / seen.max())
   return out
+
+
+def _phase(f: np.ndarray, onset: int, apex: int, offset: int) -> np.ndarray:
+  """The movement's phase at frames f: 0 at rest (<= onset, >= offset), 1 at the apex."""
+  rise = (f - onset + 1) / max(apex - onset + 1, 1)
+  fall = (offset + 1 - f) / max(offset - apex + 1, 1)
+  return np.clip(np.minimum(rise, fall), 0.0, 1.0)
 
 
 def video_targets(video: dict) -> np.ndarray:

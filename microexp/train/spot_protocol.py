@@ -210,6 +210,16 @@ def add_heuristic(results: dict, config, videos) -> None:
   results["heuristic"] = {scope: sc.to_json() for scope, sc in scores.items()}
 
 
+def heuristic_line(results: dict) -> list[str]:
+  """summary.md's line of the heuristic spotter's figures (when the run scored it)."""
+  if "heuristic" not in results:
+    return []
+  h = results["heuristic"]
+  return ["", "The heuristic spotter (flow contrast, microexp/vision/spotting.py) on the same "
+          "videos: " + ", ".join(f"{scope} F1 {h[scope]['f1']:.3f} (P {h[scope]['precision']:.3f}"
+                                 f", R {h[scope]['recall']:.3f})" for scope in SCOPES)]
+
+
 def spotting_table(metrics: dict) -> list[str]:
   """Markdown rows: precision / recall / F1 (mean ± std over seeds) per scope."""
   lines = ["| | precision | recall | F1 |", "|---|---|---|---|"]
@@ -229,11 +239,7 @@ def summary_markdown(results: dict) -> str:
            f"{cfg['dataset'].get('synthetic', False)}. A spotted interval is a hit when its IoU "
            "with a coded interval of its kind is >= 0.5 (one-to-one).", ""]
   lines += spotting_table(results["metrics"])
-  if "heuristic" in results:
-    h = results["heuristic"]
-    lines += ["", "The heuristic spotter (flow contrast, microexp/vision/spotting.py) on the same "
-              "videos: " + ", ".join(f"{scope} F1 {h[scope]['f1']:.3f} (P {h[scope]['precision']:.3f}"
-                                     f", R {h[scope]['recall']:.3f})" for scope in SCOPES)]
+  lines += heuristic_line(results)
   lines += ["", "| seed | scope | TP | spotted | coded |", "|---|---|---|---|---|"]
   for s in results["per_seed"]:
     for scope in SCOPES:

@@ -192,6 +192,7 @@ def spot_then_recognize(config, videos, workdir: str | Path,
              "folds": sorted({r["fold"] for r in spot_jobs}), "metrics": metrics,
              "per_seed": per_seed, "videos": records, "recognised": hits,
              "history": {f"seed{r['seed']}/{r['fold']}": r["history"] for r in spot_jobs}}
+  spot_protocol.add_heuristic(results, config, videos)
   spot_protocol.write_curves(workdir, decoded)
   final = spot_protocol.save_final_spotter(config, videos, workdir)
   if final:
@@ -226,6 +227,7 @@ def summary_markdown(results: dict) -> str:
            f"{m['recognition']['uf1']['mean']:.3f} ± {m['recognition']['uf1']['std']:.3f}, UAR "
            f"{m['recognition']['uar']['mean']:.3f} ± {m['recognition']['uar']['std']:.3f}", ""]
   lines += spot_protocol.spotting_table(m)
+  lines += spot_protocol.heuristic_line(results)
   lines += ["", "| seed | TP recognised | UF1 | UAR | STRS |", "|---|---|---|---|---|"]
   for p in results["per_seed"]:
     r = p["recognition"]

@@ -8,18 +8,22 @@ import pytest
 
 from microexp.train import spot_decode
 from microexp.train import spot_labels
+from microexp.train import spotting_metrics
 from microexp.vision import spotting
 from tests.spotting import fake_long_videos
 
 
-def test_row_targets_peak_at_the_apex_and_vanish_outside():
-  k = 4  # row t is centred on frame t + 2
-  y = spot_labels.row_targets(np.arange(60), k, [(20, 24, 30), (40, 45, 55)], ["micro", "macro"])
-  assert y.shape == (60, 2)
-  assert y[22, 0] == 1.0  # centre 24 = the apex
-  assert y[18, 0] == pytest.approx(0.5) and y[28, 0] == pytest.approx(0.5)  # onset, offset
-  assert y[17, 0] == 0 and y[29, 0] == 0  # just outside
-  assert y[:, 0][38:].max() == 0 and y[43, 1] == 1.0 and y[:, 1][:37].max() == 0
+def test_row_targets_follow_what_the_flow_of_a_row_sees():
+  """Row t (flow f_t -> f_t + k) of a movement rising from the onset to the apex and back: 1 where
+  one end is at rest and the other at the apex, 0 where both ends are at rest or equally far in."""
+  k = 4
+  y = spot_labels.row_targets(np.arange(80), k, [(20, 24, 28), (40, 52, 64)], ["micro", "macro"])
+  assert y.shape == (80, 2)
+  assert y[20, 0] == 1.0 and y[24, 0] == 1.0  # onset -> apex, apex -> offset
+  assert y[22, 0] == pytest.approx(0.0)  # frames 22 and 26: the same phase
+  assert y[:15, 0].max() == 0 and y[29:, 0].max() == 0  # both ends at rest
+  assert y[:35, 1].max() == 0 and y[45, 1] == pytest.approx(1.0)  # macro: every rising row
+  assert y[:, 0][35:].max() == 0
 
 
 def test_row_targets_refuse_bad_intervals():
@@ -46,14 +50,16 @@ def _bump(num_frames, centre, width, height=0.9):
 
 
 def test_decode_finds_micro_and_macro_intervals_where_the_scores_are():
+  """Row scores like the targets of a micro (apex 100) and a macro movement (80 frames): the
+  intervals come back around them."""
   n, k = 400, 4
   frames = np.arange(n - k)
-  micro = _bump(n, 100, 6)[frames + k // 2]
-  macro = _bump(n, 250, 30)[frames + k // 2]
-  decoded = spot_decode.decode(np.stack([micro, macro], 1), frames, k=k, num_frames=n, fps=30.0)
+  targets = spot_labels.row_targets(frames, k, [(94, 100, 106), (210, 250, 290)],
+                                    ["micro", "macro"])
+  decoded = spot_decode.decode(0.9 * targets, frames, k=k, num_frames=n, fps=30.0)
   (m,), (mac,) = decoded.spotted["micro"], decoded.spotted["macro"]
-  assert abs(m.apex - 100) <= 1 and 3 <= m.offset - m.onset <= 9
-  assert abs(mac.apex - 250) <= 2 and mac.offset - mac.onset > 20
+  assert spotting_metrics.iou((m.onset, m.offset), (94, 106)) >= 0.5
+  assert spotting_metrics.iou((mac.onset, mac.offset), (210, 290)) >= 0.5
   assert not decoded.rejected and decoded.curves.shape == (2, n)
 
 
