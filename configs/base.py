@@ -100,7 +100,8 @@ def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
   # 'official_split' (DFME's `split` array); subjects become dataset-qualified ('samm/006').
   t.train_datasets = ()  # holdout only: datasets trained on
   t.test_datasets = ()  # holdout only: datasets tested on
-  # 'emotion' (softmax over config.dataset.classes) | 'au' (sigmoid per action unit, tasks.py).
+  # 'emotion' (softmax over config.dataset.classes) | 'au' (sigmoid per action unit);
+  # microexp/train/tasks/.
   t.task = "emotion"
   t.au_min_count = 5  # AU task: AUs with fewer positive clips are left out (listed in results)
   t.au_pos_weight = False  # AU task: weight positives by negatives/positives of the fold

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from microexp.train import engine
-from microexp.train import tasks
+from microexp.train.tasks import action_units as tasks
 
 from . import tiny_config
 
