@@ -63,9 +63,7 @@ def recognizer_config(config):
   opts = recognizer_options(config)
   c = config.copy_and_resolve_references()
   with c.unlocked():
-    c.model = ml_collections.ConfigDict(opts["model"])
-    c.model.setdefault("kwargs", {})
-    c.model.setdefault("dtype", "float32")
+    c.model = ml_collections.ConfigDict({"kwargs": {}, "dtype": "float32", **opts["model"]})
     c.train.task = "emotion"
     c.dataset.representation = "apex_flow"
     for key, value in opts["train"].items():
