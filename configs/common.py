@@ -276,8 +276,10 @@ def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDi
   ds.synthetic_kwargs = ml_collections.ConfigDict()
   config.model = ml_collections.ConfigDict({
       "name": "spotter", "kwargs": {"hidden": 64, "dropout": 0.2}, "dtype": "float32"})
+  # max_macro_duration: MEGC's macro-expressions last 0.5-4 s (a rise and a fall within it pair).
   config.spot = ml_collections.ConfigDict({"threshold": 0.5, "max_duration": 0.5,
-                                          "negative_stride": 1, "heuristic": False})
+                                          "max_macro_duration": 4.0, "negative_stride": 1,
+                                          "heuristic": False})
   config.train = t = ml_collections.ConfigDict()
   t.task = "spot"
   t.protocol = "loso"

@@ -44,7 +44,8 @@ def spot(spotter, frames, fps: float) -> spot_decode.Decoded:
   scores = 1.0 / (1.0 + np.exp(-fold_models.predict(spotter.module, spotter.variables, rows)))
   return spot_decode.decode(scores, np.arange(len(rows)), k=k, num_frames=len(frames), fps=fps,
                             threshold=float(spot_cfg.get("threshold", 0.5)),
-                            max_duration=float(spot_cfg.get("max_duration", 0.5)))
+                            max_duration=float(spot_cfg.get("max_duration", 0.5)),
+                            max_macro_duration=float(spot_cfg.get("max_macro_duration", 4.0)))
 
 
 def analyse(spotter, frames, gray, fps: float, classify, class_names) -> timeline_lib.Timeline:

@@ -8,6 +8,12 @@ the half-height run around its apex (`spotting.run_around`, the heuristic's exte
 k - 1 frames the spreading added at each end, and overlapping ones are merged (`spotting.merge`). The heuristic's fps-aware macro guard applies to
 the micro curve: a micro candidate lasting longer than `max_duration` s
 (`spotting.lasts_longer`) is set apart, not reported as a micro-expression.
+
+A macro-expression is seen by a flow row at its rise and at its fall (where the face holds still
+near the apex, k frames apart show little motion): two consecutive macro runs that fit within
+`max_macro_duration` s are one movement, from the first's onset to the second's offset. A micro
+candidate inside a spotted macro-expression (its rise or fall seen by the micro column) is set
+apart like the guard's.
 """
 
 from __future__ import annotations
@@ -57,17 +63,36 @@ def intervals_of(curve: np.ndarray, threshold: float, spacing: int,
   return spotting.merge(found)
 
 
+def pair_edges(edges: list[spotting.Interval], max_frames: int) -> list[spotting.Interval]:
+  """Consecutive runs (by onset) spanning <= max_frames together -> one interval (rise + fall)."""
+  out, i = [], 0
+  while i < len(edges):
+    if i + 1 < len(edges) and edges[i + 1].offset - edges[i].onset + 1 <= max_frames:
+      a, b = edges[i], edges[i + 1]
+      top = max(a, b, key=lambda j: j.score)
+      out.append(spotting.Interval(a.onset, top.apex, b.offset, top.score))
+      i += 2
+    else:
+      out.append(edges[i])
+      i += 1
+  return out
+
+
 def decode(scores: np.ndarray, frames: np.ndarray, *, k: int, num_frames: int, fps: float,
-           threshold: float = 0.5, max_duration: float = 0.5) -> Decoded:
+           threshold: float = 0.5, max_duration: float = 0.5,
+           max_macro_duration: float = 4.0) -> Decoded:
   """Row probabilities [N, 2] (micro, macro) of one video -> `Decoded`."""
   half = spotting.half_window(fps, max_duration)
   curves = frame_curves(scores, frames, k, num_frames, window=2 * (half // 4) + 1)
-  micro, rejected = [], []
   trim = max(int(k) - 1, 0)
+  macro = pair_edges(intervals_of(curves[1], threshold, half, trim),
+                     int(round(max_macro_duration * fps)))
+  inside = lambda i: any(m.onset <= i.apex <= m.offset for m in macro)
+  micro, rejected = [], []
   for interval in intervals_of(curves[0], threshold, half, trim):
-    too_long = spotting.lasts_longer(interval.onset, interval.offset, fps, max_duration)
-    (rejected if too_long else micro).append(interval)
-  macro = intervals_of(curves[1], threshold, half, trim)
+    set_apart = (spotting.lasts_longer(interval.onset, interval.offset, fps, max_duration)
+                 or inside(interval))
+    (rejected if set_apart else micro).append(interval)
   return Decoded({"micro": micro, "macro": macro}, rejected, curves, float(threshold))
 
 

@@ -38,8 +38,10 @@ def spot_config(spot) -> dict:
   """`config.spot` with its defaults: threshold, max_duration (s), negative_stride, heuristic
   (also score the heuristic spotter on every video, side by side; needs the frames)."""
   spot = spot.to_dict() if hasattr(spot, "to_dict") else dict(spot or {})
-  out = {"threshold": 0.5, "max_duration": 0.5, "negative_stride": 1, "heuristic": False, **spot}
-  unknown = sorted(set(out) - {"threshold", "max_duration", "negative_stride", "heuristic"})
+  out = {"threshold": 0.5, "max_duration": 0.5, "max_macro_duration": 4.0, "negative_stride": 1,
+         "heuristic": False, **spot}
+  unknown = sorted(set(out) - {"threshold", "max_duration", "max_macro_duration",
+                               "negative_stride", "heuristic"})
   if unknown:
     raise ValueError(f"config.spot has unknown fields {unknown}.")
   return out
@@ -86,7 +88,8 @@ def spot_videos(config, model, variables, videos) -> dict[str, spot_decode.Decod
   return {spot_labels.video_key(v): spot_decode.decode(
       row_scores(model, variables, v), v["frames"], k=int(v["k"]),
       num_frames=spot_decode.curve_length(v), fps=float(v["fps"]), threshold=opts["threshold"],
-      max_duration=opts["max_duration"]) for v in videos}
+      max_duration=opts["max_duration"], max_macro_duration=opts["max_macro_duration"])
+      for v in videos}
 
 
 def score(decoded: dict[str, spot_decode.Decoded], videos) -> dict[str, spotting_eval.SpottingScore]:
