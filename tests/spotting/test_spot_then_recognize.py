@@ -24,7 +24,6 @@ from microexp.loaders import long_videos
 from microexp.predict import learned_spotting
 from microexp.predict import run as predict_run
 from microexp.predict import timeline as timeline_lib
-from microexp.train import spot_protocol
 from microexp.train import spotting_metrics
 from microexp.train import str_protocol
 
