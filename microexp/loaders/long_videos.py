@@ -18,8 +18,9 @@ memory, atomic, resumable) under `<data_dir>/spotting/<name>-<digest>/` (synthet
 setting. Fields of config.dataset (`FIELDS`): synthetic, synthetic_kwargs, manual_dir, data_dir,
 image_size (S, 28), flow_method ('farneback'), third_channel ('magnitude'), work_width (64),
 micro_duration (0.4 s: k = round(fps * micro_duration / 2)), alignment ('box'; 'landmarks' needs
-dlib; the central box when nothing is found), chunk_size (rows per write) and flow_normalization
-(of `interval_flow`, 'per_clip' like the MER flow loaders).
+dlib; the central box when nothing is found), chunk_size (rows per write), workers (recordings
+computed in parallel processes, 1) and flow_normalization (of `interval_flow`, 'per_clip' like the
+MER flow loaders).
 """
 
 from __future__ import annotations
@@ -31,16 +32,12 @@ import pathlib
 import re
 from typing import Any
 
-from absl import logging
 import numpy as np
+from absl import logging
 
 from microexp.data import long_videos as sheets
-from microexp.data.emotions import MEGC_CLASSES
-from microexp.data.emotions import SUBSETS
-from microexp.loaders import check_fields
-from microexp.loaders import field
-from microexp.loaders import register
-from microexp.loaders import resolve_data_dir
+from microexp.data.emotions import MEGC_CLASSES, SUBSETS
+from microexp.loaders import check_fields, field, register, resolve_data_dir
 from microexp.synthetic import long_videos as synthetic
 from microexp.vision import align as align_lib
 from microexp.vision import flow as flow_lib
@@ -49,7 +46,7 @@ from microexp.vision import video as video_lib
 
 FIELDS = ("synthetic", "synthetic_kwargs", "manual_dir", "data_dir", "image_size", "flow_method",
           "third_channel", "work_width", "micro_duration", "alignment", "chunk_size",
-          "flow_normalization")
+          "flow_normalization", "workers")
 FPS = {"casme2_lv": 30.0, "samm_lv": 200.0}
 TITLES = {"casme2_lv": "CAS(ME)^2", "samm_lv": "SAMM Long Videos"}
 WRITERS = {"casme2_lv": synthetic.write_synthetic_casme2_lv,
@@ -143,17 +140,40 @@ def load(dataset_config, name: str) -> dict[str, Any]:
   by_video: dict[str, list[sheets.LabelledInterval]] = {}
   for i in intervals:
     by_video.setdefault(i.video, []).append(i)
-  videos = []
+  recordings = []
   for subject, video, folder in _recordings(name, root):
     files = video_lib.list_frame_files(folder)
     numbers = [_frame_number(p) for p in files]
-    meta = flow_stream.cache_features(
-        cache / video, files, numbers, fps=fps, k=k, settings=settings,
-        size=int(settings["image_size"]), work_width=int(settings["work_width"]),
-        method=settings["flow_method"], third_channel=settings["third_channel"],
-        alignment=settings["alignment"], chunk=int(field(dataset_config, "chunk_size",
-                                                         flow_stream.DEFAULT_CHUNK)))
-    coded = sorted(by_video.pop(video, []), key=lambda i: i.onset)
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1}) if len(set(numbers)) < len(
+        numbers) else []
+    if repeated:
+      raise video_lib.VideoError(f"{folder}: frame numbers {repeated[:5]} appear in more than one "
+                                 "file name; keep one file per frame.")
+    recordings.append((subject, video, files, numbers))
+  options = dict(fps=fps, k=k, settings=settings, size=int(settings["image_size"]),
+                 work_width=int(settings["work_width"]), method=settings["flow_method"],
+                 third_channel=settings["third_channel"], alignment=settings["alignment"],
+                 chunk=int(field(dataset_config, "chunk_size", flow_stream.DEFAULT_CHUNK)))
+  todo = [(cache / video, [os.fspath(p) for p in files], numbers, options)
+          for _, video, files, numbers in recordings
+          if not flow_stream.is_cached(cache / video, settings)]
+  if todo:
+    logging.info("%s: computing the features of %d of %d recordings into %s ...", TITLES[name],
+                 len(todo), len(recordings), cache)
+  for _ in flow_lib.map_clips(_cache_recording, todo, workers=int(field(dataset_config, "workers",
+                                                                         1))):
+    pass
+  videos = []
+  for subject, video, files, numbers in recordings:
+    meta = json.loads((cache / f"{video}.json").read_text())
+    coded = []
+    for i in sorted(by_video.pop(video, []), key=lambda i: i.onset):
+      if numbers[0] <= i.onset <= i.apex <= i.offset <= numbers[-1]:
+        coded.append(i)
+      else:
+        logging.warning("%s: %s interval (%d, %d, %d) is not inside its frames %d..%d with onset "
+                        "<= apex <= offset; left out.", TITLES[name], video, i.onset, i.apex,
+                        i.offset, numbers[0], numbers[-1])
     videos.append(dict(
         subject=coded[0].subject if coded else subject, video=video, fps=fps,
         num_frames=len(files), k=k,
@@ -172,6 +192,11 @@ def load(dataset_config, name: str) -> dict[str, Any]:
                TITLES[name], len(videos), len({v["subject"] for v in videos}),
                sum(len(v["intervals"]) for v in videos), k, cache)
   return {"dataset": name, "videos": videos}
+
+
+def _cache_recording(stem, files, numbers, options) -> None:
+  """One recording's features (`flow_stream.cache_features`), in a worker process of `load`."""
+  flow_stream.cache_features(stem, flow_stream.iter_frame_files(files), numbers, **options)
 
 
 @register("casme2_lv")

@@ -181,7 +181,7 @@ def protocol_timelines(workdir: str | pathlib.Path) -> list[pathlib.Path]:
     for kind, spotted in rec["spotted"].items():
       for onset, apex, offset, score in spotted:
         hit = recognised.get((onset, apex, offset))
-        label, probs = ((classes[hit["pred"]], dict(zip(classes, hit["probs"]))) if hit
+        label, probs = ((hit["pred"], dict(zip(classes, hit["probs"]))) if hit
                         else (kind, {kind: score}))
         entries.append(Entry(spotting.Interval(onset, apex, offset, score), label, probs, kind))
     timeline = Timeline(entries, [], saved["curves"][0], float(saved["threshold"]),

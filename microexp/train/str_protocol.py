@@ -10,11 +10,11 @@ through the engine's chunk loop (fold_models.py), a fixed schedule, the last epo
 - the recogniser (`config.recognizer.model`, any registered MER model, e.g. STSTNet) on the
   onset -> apex flow (`interval_flow`) of their coded intervals of `config.recognizer.kinds` that
   carry one of `config.recognizer.classes` (the MEGC 3 classes).
-Then every spotted interval of the test subject that hits a coded one (IoU >= 0.5, one-to-one) is
-classified on its own spotted onset -> apex flow, against the coded interval's class.
-Scores: spotting P / R / F1 (micro, macro, overall), recognition UF1 (macro F1) / UAR (mean of the
-classes' recalls) over those true-positive intervals (pooled over folds), and STRS = spotting F1
-(of the recognised kinds) x recognition UF1, per seed then mean ± std.
+Then every spotted interval of those kinds in the test subject's videos is classified on its own
+spotted onset -> apex flow, and the fold-pooled predictions are scored by
+`spotting_metrics.evaluate_str` under both definitions: 'correct' (one-to-one matching per kind,
+UAR = mean of recalls, UF1 = mean of F1s; STRS = overall spotting F1 x UF1) and 'reference' (the
+published MEGC STR scorer's definitions, so published figures compare); per seed, then mean ± std.
 Outputs: results.json, summary.md, spotting/ curves (spot_protocol.py), WORKDIR/final (the
 recogniser on every subject) and WORKDIR/spotter/final when `config.train.final_seeds`.
 """
@@ -32,7 +32,6 @@ from absl import logging
 from microexp.models import builder
 from microexp.train import fold_models
 from microexp.train import metrics as metrics_lib
-from microexp.train import spot_decode
 from microexp.train import spot_labels
 from microexp.train import spot_protocol
 from microexp.train import spotting_metrics
@@ -45,7 +44,7 @@ DEFAULT_CLASSES = ("negative", "positive", "surprise")  # MEGC's three
 def recognizer_options(config) -> dict:
   """`config.recognizer` with its defaults (model, kinds, classes, train overrides)."""
   rec = config.recognizer.to_dict() if "recognizer" in config else {}
-  out = {"kinds": ("micro",), "classes": DEFAULT_CLASSES, "train": {}, **rec}
+  out = {"kinds": spot_labels.KINDS, "classes": DEFAULT_CLASSES, "train": {}, **rec}
   if "model" not in out:
     raise ValueError("config.recognizer.model (name, kwargs) names the recogniser of STR.")
   unknown = sorted(set(out) - {"model", "kinds", "classes", "train"})
@@ -96,50 +95,41 @@ def recognizer_data(config, videos, interval_flow: IntervalFlow) -> dict[str, np
           "dataset": np.full(n, "long_videos")}
 
 
-def recognise_hits(model, variables, decoded: dict, videos, kinds, classes,
-                   interval_flow: IntervalFlow) -> list[dict]:
-  """The true-positive spotted intervals of `kinds` in `decoded` ({'subject/video': Decoded}),
-  each classified: [{video, kind, spotted (on, apex, off), truth_index, label, pred, probs}]."""
+def classify_spotted(model, variables, decoded: dict, videos, kinds, classes,
+                     interval_flow: IntervalFlow) -> list[dict]:
+  """Every spotted interval of `kinds` in `decoded` ({'subject/video': Decoded}) classified on its
+  spotted onset -> apex flow: [{video, kind, spotted (onset, apex, offset), pred, probs}]."""
   by_key = {spot_labels.video_key(v): v for v in videos}
   out = []
   for key, d in sorted(decoded.items()):
-    v = by_key[key]
     for kind in kinds:
-      truth_idx = [i for i, kd in enumerate(v["kinds"]) if kd == kind]
-      spotted = d.spotted[kind]
-      hits = spotting_metrics.match(spot_decode.spans(spotted),
-                                    [(v["intervals"][i][0], v["intervals"][i][2])
-                                     for i in truth_idx])
-      for s, t in hits:
-        emotion = v["emotions"][truth_idx[t]]
-        if emotion not in classes:
-          continue  # a coded interval of no recognised class: spotted, not recognised
-        i = spotted[s]
-        x = interval_flow(v, int(i.onset), _apex(i.onset, i.apex, i.offset))[None]
+      for i in d.spotted[kind]:
+        x = interval_flow(by_key[key], int(i.onset), _apex(i.onset, i.apex, i.offset))[None]
         logits = fold_models.predict(model, variables, x)[0]
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
-        out.append({"video": key, "kind": kind, "spotted": [int(i.onset), int(i.apex),
-                                                             int(i.offset)],
-                    "truth_index": int(truth_idx[t]), "label": classes.index(emotion),
-                    "pred": int(np.argmax(probs)),
+        out.append({"video": key, "kind": kind,
+                    "spotted": [int(i.onset), int(i.apex), int(i.offset)],
+                    "pred": classes[int(np.argmax(probs))],
                     "probs": [round(float(p), 5) for p in probs]})
   return out
 
 
-def recognition_scores(hits: list[dict], num_classes: int) -> dict:
-  """UF1, UAR, accuracy and the confusion of the recognised true positives."""
-  cm = metrics_lib.confusion_matrix([h["label"] for h in hits], [h["pred"] for h in hits],
-                                    num_classes)
-  return {"uf1": metrics_lib.uf1(cm) if cm.sum() else 0.0,
-          "uar": metrics_lib.uar(cm) if cm.sum() else 0.0,
-          "accuracy": metrics_lib.accuracy(cm) if cm.sum() else 0.0, "n": int(cm.sum()),
-          "confusion": cm.tolist()}
-
-
-def strs(spot_f1: float, recognition_f1: float) -> float:
-  """STRS: the spotting F1 times the recognition F1 of the spotted true positives."""
-  return float(spot_f1) * float(recognition_f1)
+def score_str(decoded: dict, recognised: list[dict], videos, classes,
+              definition: str) -> spotting_metrics.STRScore:
+  """`spotting_metrics.evaluate_str` of one seed's spotted (and recognised) intervals."""
+  names = {(r["video"], tuple(r["spotted"])): r["pred"] for r in recognised}
+  spotted = {key: [spotting_metrics.Labelled(i.onset, i.offset, kind,
+                                             names.get((key, (i.onset, i.apex, i.offset)), ""))
+                   for kind in spot_labels.KINDS for i in d.spotted[kind]]
+             for key, d in decoded.items()}
+  truth = {spot_labels.video_key(v): [
+      spotting_metrics.Labelled(int(on), int(off), kind, str(emotion))
+      for (on, _, off), kind, emotion in zip(v["intervals"], v["kinds"], v["emotions"])]
+      for v in videos}
+  subjects = {spot_labels.video_key(v): str(v["subject"]) for v in videos}
+  return spotting_metrics.evaluate_str(spotted, truth, classes=classes, definition=definition,
+                                       subjects=subjects)
 
 
 def spot_then_recognize(config, videos, workdir: str | Path,
@@ -160,35 +150,40 @@ def spot_then_recognize(config, videos, workdir: str | Path,
   rec_model = builder.from_config(rec_config, len(classes))
   rec_jobs = fold_models.train(rec_config, rec_data, jobs, workdir / "checkpoints" / "recognizer",
                                num_classes=len(classes), name="recognizer")
-  hits = []
+  recognised = []
   for job, r in zip(jobs, rec_jobs):
     test = [v for v in videos if str(v["subject"]) in job.fold.test_subjects]
     fold_decoded = {spot_labels.video_key(v): decoded[(job.seed, spot_labels.video_key(v))]
                     for v in test}
-    for h in recognise_hits(rec_model, r.pop("variables"), fold_decoded, test, kinds, classes,
-                            interval_flow):
-      hits.append({"seed": job.seed, **h})
+    recognised += [{"seed": job.seed, **h} for h in classify_spotted(
+        rec_model, r.pop("variables"), fold_decoded, test, kinds, classes, interval_flow)]
   per_seed = []
   for s in seeds:
-    spot = spot_protocol.score({key: d for (seed, key), d in decoded.items() if seed == s},
-                               videos)
-    spot_scope = kinds[0] if len(kinds) == 1 else "overall"
-    rec = recognition_scores([h for h in hits if h["seed"] == s], len(classes))
+    seed_decoded = {key: d for (seed, key), d in decoded.items() if seed == s}
+    seed_recognised = [h for h in recognised if h["seed"] == s]
+    spot = spot_protocol.score(seed_decoded, videos)
+    scores = {definition: score_str(seed_decoded, seed_recognised, videos, classes, definition)
+              for definition in spotting_metrics.DEFINITIONS}
     per_seed.append({"seed": s, **{scope: sc.to_json() for scope, sc in spot.items()},
-                     "recognition": rec, "spotting_scope": spot_scope,
-                     "strs": strs(spot[spot_scope].f1, rec["uf1"])})
+                     "str": {d: sc.to_json() for d, sc in scores.items()},
+                     "recognition": {"uf1": scores["correct"].recognition.uf1,
+                                     "uar": scores["correct"].recognition.uar,
+                                     "pairs": scores["correct"].recognition.pairs},
+                     "strs": scores["correct"].strs, "strs_reference": scores["reference"].strs})
   metrics = spot_protocol.summarise_scores(per_seed)
   metrics["recognition"] = {m: metrics_lib.mean_std([p["recognition"][m] for p in per_seed])
-                            for m in ("uf1", "uar", "accuracy")}
+                            for m in ("uf1", "uar")}
   metrics["strs"] = metrics_lib.mean_std([p["strs"] for p in per_seed])
+  metrics["strs_reference"] = metrics_lib.mean_std([p["strs_reference"] for p in per_seed])
   records = spot_protocol.video_records(decoded, videos)
-  for rec_ in records:  # each spotted interval's class where it was recognised
-    rec_["recognised"] = [{k: h[k] for k in ("kind", "spotted", "label", "pred", "probs")}
-                          for h in hits if h["seed"] == rec_["seed"] and h["video"] == rec_["video"]]
+  for rec_ in records:  # each spotted interval's recognised class
+    rec_["recognised"] = [{k: h[k] for k in ("kind", "spotted", "pred", "probs")}
+                          for h in recognised
+                          if h["seed"] == rec_["seed"] and h["video"] == rec_["video"]]
   results = {"task": "str", "config": workdir_lib.config_dict(config), "seeds": seeds,
              "class_names": classes, "recognised_kinds": list(kinds),
              "folds": sorted({r["fold"] for r in spot_jobs}), "metrics": metrics,
-             "per_seed": per_seed, "videos": records, "recognised": hits,
+             "per_seed": per_seed, "videos": records,
              "history": {f"seed{r['seed']}/{r['fold']}": r["history"] for r in spot_jobs}}
   spot_protocol.add_heuristic(results, config, videos)
   spot_protocol.write_curves(workdir, decoded)
@@ -219,18 +214,20 @@ def summary_markdown(results: dict) -> str:
            f"schedules (last epoch), synthetic: {cfg['dataset'].get('synthetic', False)}; "
            f"recognised: {results['recognised_kinds']} intervals, classes "
            f"{results['class_names']}.", "",
-           f"**STRS {m['strs']['mean']:.4f} ± {m['strs']['std']:.4f}** (spotting F1 of "
-           f"{results['per_seed'][0]['spotting_scope']} x recognition UF1)", "",
+           f"**STRS {m['strs']['mean']:.4f} ± {m['strs']['std']:.4f}** (overall spotting F1 x "
+           "recognition UF1, one-to-one matching); the published MEGC scorer's definitions: "
+           f"STRS {m['strs_reference']['mean']:.4f} ± {m['strs_reference']['std']:.4f}", "",
            "Recognition over the true-positive intervals: UF1 "
            f"{m['recognition']['uf1']['mean']:.3f} ± {m['recognition']['uf1']['std']:.3f}, UAR "
            f"{m['recognition']['uar']['mean']:.3f} ± {m['recognition']['uar']['std']:.3f}", ""]
   lines += spot_protocol.spotting_table(m)
   lines += spot_protocol.heuristic_line(results)
-  lines += ["", "| seed | TP recognised | UF1 | UAR | STRS |", "|---|---|---|---|---|"]
+  lines += ["", "| seed | TP pairs recognised | UF1 | UAR | STRS | STRS (reference) |",
+            "|---|---|---|---|---|---|"]
   for p in results["per_seed"]:
     r = p["recognition"]
-    lines.append(f"| {p['seed']} | {r['n']} | {r['uf1']:.3f} | {r['uar']:.3f} | "
-                 f"{p['strs']:.4f} |")
+    lines.append(f"| {p['seed']} | {r['pairs']} | {r['uf1']:.3f} | {r['uar']:.3f} | "
+                 f"{p['strs']:.4f} | {p['strs_reference']:.4f} |")
   lines += ["", f"Wall time: {results.get('wall_time_s', float('nan')):.1f} s", ""]
   return "\n".join(lines)
 

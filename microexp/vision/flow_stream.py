@@ -135,7 +135,7 @@ def _replace(tmp: pathlib.Path, final: pathlib.Path) -> None:
   os.replace(tmp, final)
 
 
-def cache_features(stem, frame_files: Sequence[os.PathLike | str], frame_numbers: Sequence[int],
+def cache_features(stem, frames: Iterable[np.ndarray], frame_numbers: Sequence[int],
                    *, fps: float, k: int, settings: dict[str, Any], size: int = DEFAULT_SIZE,
                    work_width: int = DEFAULT_WORK_WIDTH, method: str = "farneback",
                    third_channel: str = "magnitude", alignment: str = "box",
@@ -144,17 +144,17 @@ def cache_features(stem, frame_files: Sequence[os.PathLike | str], frame_numbers
   """Streams one recording's features to `<stem>.npy` (float32 [N, size, size, 3], N = T - k) and
   writes `<stem>.json`; returns the json's dict. Skips the work when `is_cached(stem, settings)`.
 
-  frame_files: the recording's images in order; frame_numbers: their numbers (as the label sheet
-  counts them), the json's `frames` [N] = the numbers of the first frame of each row."""
+  frames: the recording's frames in order, uint8 [H, W, 3] RGB, read lazily (`iter_frame_files`;
+  not consumed when the cache is complete); frame_numbers: their numbers (as the label sheet counts
+  them), one per frame; the json's `frames` [N] = the numbers of the first frame of each row."""
   stem = pathlib.Path(stem)
   features_path, meta_path = _paths(stem)
   if is_cached(stem, settings):
     return json.loads(meta_path.read_text())
-  if len(frame_files) != len(frame_numbers):
-    raise ValueError(f"{stem}: {len(frame_files)} frame files but {len(frame_numbers)} numbers.")
   stem.parent.mkdir(parents=True, exist_ok=True)
   meta_path.unlink(missing_ok=True)  # whatever was there is stale now
-  rows = max(0, len(frame_files) - k)
+  num_frames = len(frame_numbers)
+  rows = max(0, num_frames - k)
   found: dict[str, Any] = {}
 
   def record(alignment_found, work_size):
@@ -166,7 +166,7 @@ def cache_features(stem, frame_files: Sequence[os.PathLike | str], frame_numbers
     np.lib.format.write_array_header_1_0(
         f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
             "shape": (rows, size, size, 3)})
-    for block in stream_features(iter_frame_files(frame_files), k, size=size,
+    for block in stream_features(frames, k, size=size,
                                  work_width=work_width, method=method,
                                  third_channel=third_channel, alignment=alignment,
                                  detectors=detectors, chunk=chunk, on_alignment=record):
@@ -174,9 +174,10 @@ def cache_features(stem, frame_files: Sequence[os.PathLike | str], frame_numbers
       written += len(block)
   if written != rows:
     tmp.unlink(missing_ok=True)
-    raise RuntimeError(f"{stem}: wrote {written} feature rows, expected {rows}.")
+    raise ValueError(f"{stem}: the frames gave {written} feature rows, expected {rows} "
+                     f"({num_frames} frame numbers, k={k}).")
   _replace(tmp, features_path)
-  meta = dict(fps=float(fps), k=int(k), num_frames=len(frame_files),
+  meta = dict(fps=float(fps), k=int(k), num_frames=num_frames,
               frames=[int(n) for n in frame_numbers[:rows]],
               first_frame=int(frame_numbers[0]) if len(frame_numbers) else 0,
               settings=settings, **found)
