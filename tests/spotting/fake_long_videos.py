@@ -1,5 +1,5 @@
 """A tiny stand-in of the long-video loaders' output (the contract of microexp/loaders/long_videos.py),
-for the spotting tests that must not depend on the synthetic builder's size: flow rows [N, S, S, 3]
+for the fast spotting tests that must not build the synthetic long videos: flow rows [N, S, S, 3]
 with a planted local movement (brows for micro, mouth for macro) on the rows whose window [t, t+k]
 overlaps a coded interval, head motion (a uniform flow) and blinks (a brief strong eye movement,
 uncoded) as distractors, and noise."""
@@ -57,9 +57,3 @@ def make_videos(num_subjects: int = 4, videos_per_subject: int = 2, *, num_frame
                      "emotions": emotions})
   return videos
 
-
-def interval_flow(video: dict, onset: int, apex: int) -> np.ndarray:
-  """The contract's interval_flow on the fake: the row starting at `onset`, k frames on (the
-  flow closest to onset -> apex the rows hold)."""
-  row = int(np.clip(max(onset, apex - video["k"]), 0, len(video["features"]) - 1))
-  return video["features"][row]
