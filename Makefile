@@ -1,4 +1,4 @@
-# `make demo` runs the main job on the synthetic CASME II; `make test` runs every test (what CI
+# `make demo` runs the main job on the synthetic CASME II; `make test` lints (ruff) and runs every test (what CI
 # runs); `make test-fast` skips the ones marked slow (learning, engine runs, tfds builds).
 # Both create .venv from the pinned requirements on first use.
 PYTHON ?= python3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from microexp.train import engine
 from microexp.train import parallel
@@ -11,6 +12,7 @@ from microexp.train import parallel
 from . import fake_arrays, tiny_config
 
 
+@pytest.mark.slow  # 8 chunks of engine training (~5-14 s)
 def test_a_sequential_run_places_the_dataset_once_and_builds_one_mesh(tmp_path, monkeypatch):
   placed, meshes = [], []
   put_replicated, make_mesh = parallel.put_replicated, jax.make_mesh
