@@ -274,3 +274,74 @@ def composite_config(*, classes: str, synthetic: bool, members=COMPOSITE_MEMBERS
   config = ststnet(base.config(ds))
   config.train.protocol = "lodo"
   return shallow_flow_training(config, synthetic=synthetic)
+
+
+def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDict:
+  """The learned spotter (microexp/models/spotter.py) trained LOSO on a long-video dataset
+  (`config.train.task='spot'`, microexp/train/spot_protocol.py, docs/spotting.md).
+
+  By principle, not from a figure: a fixed schedule with the last epoch, the soft apex labels of
+  the MEGC baselines (microexp/train/spot_labels.py), probability threshold 0.5 (a row is inside an
+  expression when the spotter says so more likely than not), the 0.5 s micro-expression bound of
+  the field for the macro guard, and every negative row kept on the real sets.
+  """
+  opts = base.parse_arg(arg, synthetic=False)
+  config = ml_collections.ConfigDict()
+  config.dataset = ds = ml_collections.ConfigDict()
+  ds.name = dataset
+  ds.synthetic = bool(opts.synthetic)
+  ds.manual_dir = base.placeholder(str)
+  ds.data_dir = base.placeholder(str)
+  # Flow rows of 28 x 28 (u, v, magnitude) between frames k = round(fps * 0.4 / 2) apart, on the
+  # face at 64 px (microexp/loaders/long_videos.py); SoftNet's / STSTNet's input size.
+  ds.image_size = 28
+  ds.flow_method = "farneback"
+  ds.work_width = 64
+  ds.micro_duration = 0.4
+  ds.alignment = "box"
+  ds.flow_normalization = "per_clip"  # of the recogniser's interval flow (STR)
+  ds.synthetic_kwargs = ml_collections.ConfigDict()
+  config.model = ml_collections.ConfigDict({
+      "name": "spotter", "kwargs": {"hidden": 64, "dropout": 0.2}, "dtype": "float32"})
+  # max_macro_duration: MEGC's macro-expressions last 0.5-4 s (a rise and a fall within it pair).
+  config.spot = ml_collections.ConfigDict({"threshold": 0.5, "max_duration": 0.5,
+                                          "max_macro_duration": 4.0, "negative_stride": 1,
+                                          "heuristic": False})
+  config.train = t = ml_collections.ConfigDict()
+  t.task = "spot"
+  t.protocol = "loso"
+  t.selection = "last"
+  t.select_metric = "loss"  # read by the loop's monitoring only: nothing is selected
+  t.epochs = 20
+  t.batch_size = 64
+  t.eval_batch_size = 256
+  t.eval_every = 0
+  t.optimizer = "adamw"
+  t.momentum = 0.9
+  t.learning_rate = 1e-3
+  t.weight_decay = 1e-4
+  t.warmup_epochs = 1.0
+  t.schedule = "warmup_cosine"
+  t.grad_clip = 1.0
+  t.label_smoothing = 0.0
+  t.class_balanced = False
+  t.augment = ml_collections.ConfigDict({"flip_h": True, "flip_v": False, "crop": 0,
+                                         "rotation": 0.0, "mixup": 0.0})
+  t.tta = ml_collections.ConfigDict({"flip_h": False})
+  t.freeze = ()
+  t.seeds = (0,)
+  t.final_seeds = (0,)
+  t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)
+  t.fold_chunk = 0
+  t.memory_budget_gb = 0.0
+  t.checkpoint_every_s = 120.0
+  t.tensorboard = False
+  if opts.synthetic:
+    ds.synthetic_kwargs = ml_collections.ConfigDict({
+        "num_subjects": 4, "videos_per_subject": 2, "duration": 30.0})
+    ds.image_size = 16
+    t.epochs = 25
+    t.learning_rate = 5e-3
+    config.spot.negative_stride = 4  # CPU-sized: a quarter of the rows far from any expression
+    config.spot.heuristic = True  # the heuristic's figures beside the learned spotter's
+  return config

@@ -16,8 +16,10 @@ from microexp.data import emotions
 from microexp.models import builder
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+# The long-video configs (no emotion classes, flow rows): tests/spotting/test_spot_configs.py.
+SPOTTING = ("spot_casme2lv", "spot_sammlv", "str_megc")
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
-                 if p.stem not in ("__init__", "base", "common"))
+                 if p.stem not in ("__init__", "base", "common") + SPOTTING)
 MEGC = [c for c in CONFIGS if c.endswith("_megc")]
 # Configs of the other datasets: config -> (dataset name, {':classes=' value: class subset}).
 OTHER = {"ststnet_casme3": ("casme3", {None: "casme3_4", "7": "casme3_7", "3": "casme3_3"}),
