@@ -123,12 +123,14 @@ def test_reshape_pools_equal_flax_pools_outputs_and_gradients(kind, size, window
                       _both_ways(lambda _, x: value_and_grad(reference, x))(jnp.zeros(FOLDS), x))
 
 
-def test_auto_keeps_the_library_off_cpu_and_for_wide_layers(monkeypatch):
+def test_auto_keeps_the_library_off_cpu_and_for_large_maps(monkeypatch):
   small = ((32, 28, 28, 3), (3, 3, 3, 16), (1, 1), "SAME", None)
-  wide = ((32, 14, 14, 512), (3, 3, 512, 512), (1, 1), "SAME", None)
+  large_map = ((32, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)
+  pointwise = ((32, 56, 56, 256), (1, 1, 256, 64), (1, 1), "VALID", None)
   assert jax.default_backend() == "cpu"
   assert lowering._auto_prefers_matmul(*small)
-  assert not lowering._auto_prefers_matmul(*wide)
+  assert lowering._auto_prefers_matmul(*pointwise)
+  assert not lowering._auto_prefers_matmul(*large_map)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert not lowering._auto_prefers_matmul(*small)
 
