@@ -255,3 +255,24 @@ def test_stacked_folds_of_ststnet_equal_between_impls():
     return jax.jit(jax.vmap(grads))(stacked, x)
 
   _assert_trees_close(run("matmul"), run("xla"), rtol=MODEL_RTOL)
+
+
+def test_lowered_convlstm_cell_equals_flax_cell_outputs_and_gradients():
+  from microexp.models import layers  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(4)
+  x, c, h = _normal(rng, (2, 6, 6, 3)), _normal(rng, (2, 6, 6, 4)), _normal(rng, (2, 6, 6, 4))
+  reference = nn.ConvLSTMCell(features=4, kernel_size=(3, 3))
+  lowered = layers.ConvLSTMCell(features=4, kernel_size=(3, 3), conv_impl="matmul")
+  shapes = jax.eval_shape(lambda: reference.init(jax.random.key(0), (c, h), x))
+  assert jax.eval_shape(lambda: lowered.init(jax.random.key(0), (c, h), x)) == shapes
+  params = _random_params(shapes, rng)
+
+  def run(cell):
+    def loss(params, carry, x):
+      (new_c, new_h), _ = cell.apply(params, carry, x)
+      return jnp.sum(jnp.sin(new_c) + jnp.cos(new_h))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, (c, h), x)
+
+  _assert_trees_close(run(lowered), run(reference))
