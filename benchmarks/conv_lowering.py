@@ -86,6 +86,8 @@ MODELS = {
     "flow_cnn": ({"features": (16, 32, 64), "dropout": 0.2}, (16, 48, 48, 3)),  # :synthetic
     "htnet": ({"dim": 16, "heads": 2, "block_repeats": (1, 1, 2)}, (32, 28, 28, 3)),  # :synthetic
     "resnet50": ({"stage_sizes": (1, 1, 1, 1), "width": 16}, (16, 64, 64, 3)),  # reduced, 64x64
+    "convlstm": ({"stem_features": (16,), "lstm_features": (16, 32), "dropout": 0.5,
+                  "head_pool": "mean_max"}, (8, 6, 32, 32, 3)),  # convlstm_loso, 6 frames
 }
 
 
