@@ -7,11 +7,14 @@ BatchNorm are computed over real frames only (`ConvBlock(..., mask=...)`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -25,28 +28,54 @@ class ConvBlock(nn.Module):
 
   `x: [N, H, W, C]` -> `[N, ceil(H / pool), ceil(W / pool), features]`.
   `mask: [N] bool` (optional) restricts the BatchNorm batch statistics to the rows where it is True
-  (used for padded frames folded into the batch).
+  (used for padded frames folded into the batch). `conv_impl`: how the conv and pool are computed
+  (`lowering.IMPLS`; the parameters are nn.Conv's whatever it is).
   """
 
   features: int
   kernel_size: int = 3
   pool: int = 2
   batch_norm: bool = True
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     k = self.kernel_size
-    x = nn.Conv(self.features, (k, k), padding="SAME", use_bias=not self.batch_norm,
-                dtype=self.dtype)(x)
+    x = lowering.Conv(self.features, (k, k), padding="SAME", use_bias=not self.batch_norm,
+                      dtype=self.dtype, impl=self.conv_impl)(x)
     if self.batch_norm:
       bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - 1))
       x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                        dtype=self.dtype)(x, mask=bn_mask)
     x = nn.relu(x)
     if self.pool > 1:
-      x = nn.max_pool(x, (self.pool, self.pool), strides=(self.pool, self.pool), padding="SAME")
+      x = lowering.max_pool(x, (self.pool, self.pool), (self.pool, self.pool), "SAME",
+                            impl=self.conv_impl)
     return x
+
+
+class ConvLSTMCell(nn.ConvLSTMCell):
+  """`nn.ConvLSTMCell` whose two convolutions ('ih', 'hh') are computed by `conv_impl`.
+
+  The same parameters and the same update as flax's cell (whose `__call__` this restates, with
+  `lowering.Conv` in place of `nn.Conv`).
+  """
+
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, carry, inputs):
+    c, h = carry
+    conv = functools.partial(
+        lowering.Conv, features=4 * self.features, kernel_size=self.kernel_size,
+        strides=self.strides, padding=self.padding, use_bias=self.use_bias, dtype=self.dtype,
+        param_dtype=self.param_dtype, impl=self.conv_impl)
+    gates = conv(name="ih")(inputs) + conv(name="hh")(h)
+    i, g, f, o = jnp.split(gates, indices_or_sections=4, axis=-1)
+    new_c = nn.sigmoid(f + 1) * c + nn.sigmoid(i) * jnp.tanh(g)
+    new_h = nn.sigmoid(o) * jnp.tanh(new_c)
+    return (new_c, new_h), new_h
 
 
 def _hold(mask: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
