@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from microexp import models
 from microexp.models import layers
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -29,6 +30,7 @@ class Spotter(nn.Module):
     stream_features: filters of the parallel 3x3 conv streams.
     hidden: width of the dense layer before the logits.
     dropout: dropout rate after the pooled streams and the hidden layer.
+    conv_impl: how convs and pools are computed (`lowering.IMPLS`; same parameters for all).
   """
 
   num_classes: int
@@ -36,6 +38,7 @@ class Spotter(nn.Module):
   hidden: int = 64
   dropout: float = 0.2
   dtype: Dtype = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
@@ -43,9 +46,11 @@ class Spotter(nn.Module):
     layers.check_image_inputs("spotter", x)
     streams = []
     for i, f in enumerate(self.stream_features):
-      s = nn.relu(nn.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{i}")(x))
-      streams.append(nn.max_pool(s, (3, 3), strides=(3, 3), padding="SAME"))
-    y = nn.max_pool(jnp.concatenate(streams, axis=-1), (2, 2), strides=(2, 2), padding="SAME")
+      s = nn.relu(lowering.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, impl=self.conv_impl,
+                                name=f"conv{i}")(x))
+      streams.append(lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl))
+    y = lowering.max_pool(jnp.concatenate(streams, axis=-1), (2, 2), (2, 2), "SAME",
+                          impl=self.conv_impl)
     y = nn.Dropout(self.dropout, deterministic=not train)(y.reshape((y.shape[0], -1)))
     y = nn.Dropout(self.dropout, deterministic=not train)(
         nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name="hidden")(y)))

@@ -143,6 +143,7 @@ def test_unknown_impl_is_an_error():
 # Every registered model at a small size, with an input of the kind it reads.
 MODELS = {
     "ststnet": (dict(batch_norm=True, dropout=0.5), (4, 28, 28, 3)),
+    "spotter": (dict(hidden=8), (4, 28, 28, 3)),
     "offapexnet": (dict(dense_features=(32, 32)), (4, 28, 28, 2)),
     "flow_cnn": (dict(features=(4, 8), dense_features=8), (4, 48, 48, 3)),
     "htnet": (dict(dim=8, heads=2, block_repeats=(1, 1, 1)), (2, 28, 28, 3)),
