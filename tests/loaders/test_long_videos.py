@@ -152,10 +152,11 @@ def test_foreign_folder_is_never_overwritten(tmp_path):
 
 
 @pytest.mark.slow  # two spawned worker processes (imports: ~5-15 s on a shared machine)
-def test_workers_compute_the_same_features(casme, tmp_path):
-  # Two worker processes, a fresh cache: the same rows as the inline build of the fixture.
-  _, data = casme
-  parallel = loaders.load(_config("casme2_lv", tmp_path, CASME_KW, workers=2))
+def test_workers_compute_the_same_features(tmp_path):
+  # Two worker processes, a fresh cache: the same rows as an inline build (its own, so that the
+  # fast tests' module fixture is not shared with this slow test).
+  data = loaders.load(_config("casme2_lv", tmp_path / "inline", CASME_KW))
+  parallel = loaders.load(_config("casme2_lv", tmp_path / "workers", CASME_KW, workers=2))
   for a, b in zip(data["videos"], parallel["videos"]):
     assert a["video"] == b["video"]
     np.testing.assert_array_equal(a["features"], b["features"])
