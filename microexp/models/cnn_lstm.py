@@ -36,12 +36,13 @@ class SmallFrameCNN(nn.Module):
 
   features: Sequence[int] = (32, 64, 128)
   pool: str = "mean"
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     for f in self.features:
-      x = layers.ConvBlock(f, dtype=self.dtype)(x, train=train, mask=mask)
+      x = layers.ConvBlock(f, conv_impl=self.conv_impl, dtype=self.dtype)(x, train=train, mask=mask)
     return layers.global_pool(x, self.pool)
 
 
@@ -66,6 +67,8 @@ class CNNLSTM(nn.Module):
     dropout: dropout rate before each head layer (not inside the frame CNN: a dropout mask drawn
       over [B*T, ...] would change with the padded length).
     time_loop, unroll: how the LSTM runs over time (see `layers.MaskedRNN`).
+    conv_impl: how the frame CNN's convs and pools are computed (`microexp.models.lowering.IMPLS`;
+      same parameters for all); `backbone_kwargs['conv_impl']`, if given, wins for the ResNet.
     dtype: compute dtype; parameters stay float32.
 
   Padded frames (mask False) are zeroed before the frame CNN, excluded from its BatchNorm batch
@@ -85,6 +88,7 @@ class CNNLSTM(nn.Module):
   dropout: float = 0.5
   time_loop: str = "loop"
   unroll: int = 1
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.nowrap
@@ -128,11 +132,11 @@ class CNNLSTM(nn.Module):
 
   def _frame_cnn(self) -> nn.Module:
     if self.frame_cnn == "small":
-      return SmallFrameCNN(tuple(self.frame_features), self.frame_pool, dtype=self.dtype,
-                           name="frame_cnn")
+      return SmallFrameCNN(tuple(self.frame_features), self.frame_pool, self.conv_impl,
+                           dtype=self.dtype, name="frame_cnn")
     if self.frame_cnn == "resnet50":
-      return _ResNetFrames(dict(self.backbone_kwargs or {}), self.preprocess, dtype=self.dtype,
-                           name="frame_cnn")
+      return _ResNetFrames({"conv_impl": self.conv_impl, **(self.backbone_kwargs or {})},
+                           self.preprocess, dtype=self.dtype, name="frame_cnn")
     raise ValueError(f"cnn_lstm: frame_cnn must be 'small' or 'resnet50'; got {self.frame_cnn!r}.")
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from microexp import models
 from microexp.models import layers
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -36,6 +37,8 @@ class ConvLSTM(nn.Module):
     dropout: dropout rate before each head layer.
     time_loop, unroll: how the recurrence runs over time (see `layers.MaskedRNN`); 'loop' is the
       fast choice for training on XLA CPU at CASME II sequence lengths.
+    conv_impl: how the stem's convs and the pools are computed (`lowering.IMPLS`; same parameters
+      for all); the ConvLSTM cells keep flax's convolution.
     dtype: compute dtype; parameters stay float32.
 
   Padded frames (mask False) are zeroed, excluded from the stem's BatchNorm statistics, and hold
@@ -51,6 +54,7 @@ class ConvLSTM(nn.Module):
   dropout: float = 0.5
   time_loop: str = "loop"
   unroll: int = 1
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -62,11 +66,13 @@ class ConvLSTM(nn.Module):
     b, t = x.shape[:2]
     h, frame_mask = layers.frames_in_batch(x, mask)
     for i, f in enumerate(self.stem_features):
-      h = layers.ConvBlock(f, dtype=self.dtype, name=f"stem{i}")(h, train=train, mask=frame_mask)
+      h = layers.ConvBlock(f, conv_impl=self.conv_impl, dtype=self.dtype, name=f"stem{i}")(
+          h, train=train, mask=frame_mask)
     h = h.reshape((b, t) + h.shape[1:])
     for i, f in enumerate(self.lstm_features):
       if i:
-        h = nn.max_pool(h.reshape((b * t,) + h.shape[2:]), (2, 2), strides=(2, 2), padding="SAME")
+        h = lowering.max_pool(h.reshape((b * t,) + h.shape[2:]), (2, 2), (2, 2), "SAME",
+                              impl=self.conv_impl)
         h = h.reshape((b, t) + h.shape[1:])
       cell = functools.partial(nn.ConvLSTMCell, features=f, kernel_size=(self.kernel_size,) * 2,
                                dtype=self.dtype)

@@ -26,6 +26,7 @@ class FlowCNN(nn.Module):
     features: conv widths, one conv-BN-ReLU-maxpool(2) block each.
     dense_features: width of the hidden dense layer (0: none).
     dropout: dropout rate before the hidden and output dense layers.
+    conv_impl: how convs and pools are computed (`lowering.IMPLS`; same parameters for all).
     dtype: compute dtype; parameters stay float32.
   """
 
@@ -33,6 +34,7 @@ class FlowCNN(nn.Module):
   features: Sequence[int] = (32, 64, 128)
   dense_features: int = 128
   dropout: float = 0.5
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -40,7 +42,7 @@ class FlowCNN(nn.Module):
     del mask  # images carry no time axis
     layers.check_image_inputs("flow_cnn", x)
     for f in self.features:
-      x = layers.ConvBlock(f, dtype=self.dtype)(x, train=train)
+      x = layers.ConvBlock(f, conv_impl=self.conv_impl, dtype=self.dtype)(x, train=train)
     y = jnp.mean(x, axis=(1, 2))
     if self.dense_features:
       y = nn.Dropout(self.dropout, deterministic=not train)(y)

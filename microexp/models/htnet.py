@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from microexp import models
 from microexp.data import face_regions
 from microexp.models import layers
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -139,6 +140,8 @@ class HTNet(nn.Module):
     dropout: dropout in attention and MLP (0 as released).
     regions: None (input is the mosaic) or four (row, col) centres to crop it from the input.
     region_size: side of each cropped region.
+    conv_impl: how the patch embedding, aggregation convs and pools are computed
+      (`lowering.IMPLS`; same parameters for all).
     dtype: compute dtype; parameters stay float32.
   """
 
@@ -152,6 +155,7 @@ class HTNet(nn.Module):
   dropout: float = 0.0
   regions: Sequence[Sequence[int]] | None = None
   region_size: int = face_regions.REGION_SIZE
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -173,8 +177,9 @@ class HTNet(nn.Module):
           f"{self.patch_size}, with {side} patches a side divisible by 2**(num_hierarchies-1) = "
           f"{blocks}; block_repeats {repeats} needs {self.num_hierarchies} entries.")
     seq_len = (side // blocks)**2  # tokens per block, the same at every level
-    x = nn.Conv(self.dim, (self.patch_size,) * 2, strides=(self.patch_size,) * 2,
-                padding="VALID", dtype=self.dtype, name="patch_embed")(x.astype(self.dtype))
+    x = lowering.Conv(self.dim, (self.patch_size,) * 2, strides=(self.patch_size,) * 2,
+                      padding="VALID", dtype=self.dtype, impl=self.conv_impl,
+                      name="patch_embed")(x.astype(self.dtype))
     for level in range(self.num_hierarchies):
       blocks = 2**(self.num_hierarchies - 1 - level)
       width = x.shape[-1]
@@ -182,10 +187,10 @@ class HTNet(nn.Module):
                       self.dtype, name=f"level{level}")(to_blocks(x, blocks), train=train)
       x = from_blocks(y, blocks)
       if level < self.num_hierarchies - 1:  # aggregate: conv, norm, 3x3 max-pool stride 2
-        x = nn.Conv(2 * width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                    name=f"aggregate{level}")(x)
+        x = lowering.Conv(2 * width, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
+                          impl=self.conv_impl, name=f"aggregate{level}")(x)
         x = nn.LayerNorm(LN_EPS, dtype=self.dtype, name=f"aggregate_norm{level}")(x)
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = lowering.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)), impl=self.conv_impl)
     x = nn.LayerNorm(LN_EPS, dtype=self.dtype, name="head_norm")(x).mean(axis=(1, 2))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x).astype(jnp.float32)
 

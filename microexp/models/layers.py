@@ -13,6 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from microexp.models import lowering
+
 Dtype = Any
 
 # Keras / torch equivalent (torch momentum 0.1). Flax's 0.99 lags badly on CASME II-sized data:
@@ -25,27 +27,30 @@ class ConvBlock(nn.Module):
 
   `x: [N, H, W, C]` -> `[N, ceil(H / pool), ceil(W / pool), features]`.
   `mask: [N] bool` (optional) restricts the BatchNorm batch statistics to the rows where it is True
-  (used for padded frames folded into the batch).
+  (used for padded frames folded into the batch). `conv_impl`: how the conv and pool are computed
+  (`lowering.IMPLS`; the parameters are nn.Conv's whatever it is).
   """
 
   features: int
   kernel_size: int = 3
   pool: int = 2
   batch_norm: bool = True
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     k = self.kernel_size
-    x = nn.Conv(self.features, (k, k), padding="SAME", use_bias=not self.batch_norm,
-                dtype=self.dtype)(x)
+    x = lowering.Conv(self.features, (k, k), padding="SAME", use_bias=not self.batch_norm,
+                      dtype=self.dtype, impl=self.conv_impl)(x)
     if self.batch_norm:
       bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - 1))
       x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                        dtype=self.dtype)(x, mask=bn_mask)
     x = nn.relu(x)
     if self.pool > 1:
-      x = nn.max_pool(x, (self.pool, self.pool), strides=(self.pool, self.pool), padding="SAME")
+      x = lowering.max_pool(x, (self.pool, self.pool), (self.pool, self.pool), "SAME",
+                            impl=self.conv_impl)
     return x
 
 

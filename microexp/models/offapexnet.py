@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from microexp import models
 from microexp.models import layers
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -27,6 +28,7 @@ class OffApexNet(nn.Module):
     conv_features: filters of the two 5x5 convs of each stream.
     dense_features: widths of the fully connected layers.
     dropout: dropout rate before the output layer.
+    conv_impl: how convs and pools are computed (`lowering.IMPLS`; same parameters for all).
     dtype: compute dtype; parameters stay float32.
   """
 
@@ -34,6 +36,7 @@ class OffApexNet(nn.Module):
   conv_features: Sequence[int] = (6, 16)
   dense_features: Sequence[int] = (1024, 1024)
   dropout: float = 0.5
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -44,8 +47,9 @@ class OffApexNet(nn.Module):
     for name, channel in (("u", 0), ("v", 1)):
       s = x[..., channel:channel + 1]
       for i, f in enumerate(self.conv_features):
-        s = nn.relu(nn.Conv(f, (5, 5), padding="SAME", dtype=self.dtype, name=f"{name}_conv{i}")(s))
-        s = nn.max_pool(s, (2, 2), strides=(2, 2), padding="SAME")
+        s = nn.relu(lowering.Conv(f, (5, 5), padding="SAME", dtype=self.dtype,
+                                  impl=self.conv_impl, name=f"{name}_conv{i}")(s))
+        s = lowering.max_pool(s, (2, 2), (2, 2), "SAME", impl=self.conv_impl)
       streams.append(s.reshape((s.shape[0], -1)))
     y = jnp.concatenate(streams, axis=-1)
     for i, f in enumerate(self.dense_features):

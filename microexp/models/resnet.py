@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from microexp.models import lowering
 from microexp.models import register
 from microexp.models import weights as weights_lib
 from microexp.models.weights import preprocessing
@@ -49,12 +50,13 @@ class Bottleneck(nn.Module):
   strides: int
   project: bool
   variant: str
+  conv_impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     keras = self.variant == "keras"
-    conv = functools.partial(nn.Conv, use_bias=keras, dtype=self.dtype)
+    conv = functools.partial(lowering.Conv, use_bias=keras, dtype=self.dtype, impl=self.conv_impl)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train, momentum=_BN_MOMENTUM[self.variant],
         epsilon=_BN_EPSILON[self.variant], dtype=self.dtype)
@@ -82,12 +84,15 @@ class ResNetBackbone(nn.Module):
     stage_sizes: bottleneck blocks per stage; (3, 4, 6, 3) is ResNet50.
     width: channels of the stem and of the first stage's bottleneck (64 in ResNet50); the output
       has `32 * width` channels (2048).
+    conv_impl: how convs and pools are computed (`lowering.IMPLS`; same parameters for all, so
+      ImageNet weights load whatever it is).
     dtype: compute dtype; parameters stay float32.
   """
 
   variant: str = "keras"
   stage_sizes: Sequence[int] = RESNET50_STAGES
   width: int = 64
+  conv_impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -98,18 +103,20 @@ class ResNetBackbone(nn.Module):
     """
     _check_variant(self.variant)
     x = jnp.asarray(x, self.dtype)
-    x = nn.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
-                use_bias=self.variant == "keras", dtype=self.dtype, name="conv_init")(x)
+    x = lowering.Conv(self.width, (7, 7), (2, 2), padding=((3, 3), (3, 3)),
+                      use_bias=self.variant == "keras", dtype=self.dtype, impl=self.conv_impl,
+                      name="conv_init")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM[self.variant],
                      epsilon=_BN_EPSILON[self.variant], dtype=self.dtype, name="bn_init")(x)
     x = nn.relu(x)
     # -inf padding equals Keras' zero padding here because the input is post-ReLU (>= 0).
-    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    x = lowering.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)), impl=self.conv_impl)
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         x = Bottleneck(
             filters=self.width * 2**i, strides=2 if (i > 0 and j == 0) else 1, project=j == 0,
-            variant=self.variant, dtype=self.dtype, name=f"stage{i + 1}_block{j + 1}")(x, train)
+            variant=self.variant, conv_impl=self.conv_impl, dtype=self.dtype,
+            name=f"stage{i + 1}_block{j + 1}")(x, train)
     return x
 
 
@@ -132,6 +139,7 @@ class ResNet50(nn.Module):
     flow_input: map u, v, magnitude flow to 0..255 first (`preprocessing.flow_to_image`).
     flow_bound: `flow_to_image`'s bound (None: per-sample min-max).
     stage_sizes, width: backbone size (tiny values for tests).
+    conv_impl: see `ResNetBackbone`.
   """
 
   num_classes: int
@@ -145,6 +153,7 @@ class ResNet50(nn.Module):
   flow_bound: float | None = None
   stage_sizes: Sequence[int] = RESNET50_STAGES
   width: int = 64
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False, mask: jax.Array | None = None) -> jax.Array:
@@ -155,13 +164,14 @@ class ResNet50(nn.Module):
       x = preprocessing.flow_to_image(x, bound=self.flow_bound)
     x = preprocessing.preprocess(x, self.input_convention)
     backbone = ResNetBackbone(variant=self.variant, stage_sizes=self.stage_sizes,
-                              width=self.width, dtype=self.dtype, name="backbone")
+                              width=self.width, conv_impl=self.conv_impl, dtype=self.dtype,
+                              name="backbone")
     features = backbone(x, train=train and not self.freeze_backbone)
     if self.freeze_backbone:
       features = jax.lax.stop_gradient(features)
     # 2x2 max-pool as in the thesis; a 1-pixel side (tiny inputs) is kept rather than pooled away.
     window = (min(2, features.shape[1]), min(2, features.shape[2]))
-    features = nn.max_pool(features, window, window, padding="VALID")
+    features = lowering.max_pool(features, window, window, "VALID", impl=self.conv_impl)
     features = jnp.mean(features, axis=(1, 2))
     dense = functools.partial(nn.Dense, dtype=self.dtype)
     h = nn.relu(dense(128, name="fc1")(features))

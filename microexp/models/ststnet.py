@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from microexp import models
 from microexp.models import layers
+from microexp.models import lowering
 
 Dtype = Any
 
@@ -29,6 +30,7 @@ class STSTNet(nn.Module):
     stream_features: filters of the parallel 3x3 conv streams.
     batch_norm: BatchNorm after each stream's ReLU (PyTorch port; not in the published network).
     dropout: dropout rate after each stream's pool (0 in the published network).
+    conv_impl: how convs and pools are computed (`lowering.IMPLS`; same parameters for all).
     dtype: compute dtype; parameters stay float32.
   """
 
@@ -36,6 +38,7 @@ class STSTNet(nn.Module):
   stream_features: Sequence[int] = (3, 5, 8)
   batch_norm: bool = False
   dropout: float = 0.0
+  conv_impl: str = "auto"
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -44,13 +47,15 @@ class STSTNet(nn.Module):
     layers.check_image_inputs("ststnet", x)
     streams = []
     for i, f in enumerate(self.stream_features):
-      s = nn.relu(nn.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, name=f"conv{i}")(x))
+      s = nn.relu(lowering.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, impl=self.conv_impl,
+                                name=f"conv{i}")(x))
       if self.batch_norm:
         s = nn.BatchNorm(use_running_average=not train, momentum=layers.BN_MOMENTUM,
                          dtype=self.dtype, name=f"bn{i}")(s)
-      s = nn.max_pool(s, (3, 3), strides=(3, 3), padding="SAME")
+      s = lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
       streams.append(nn.Dropout(self.dropout, deterministic=not train)(s))
-    y = nn.avg_pool(jnp.concatenate(streams, axis=-1), (2, 2), strides=(2, 2), padding="VALID")
+    y = lowering.avg_pool(jnp.concatenate(streams, axis=-1), (2, 2), (2, 2), "VALID",
+                          impl=self.conv_impl)
     y = y.reshape((y.shape[0], -1))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(y).astype(jnp.float32)
 

@@ -1,0 +1,190 @@
+"""Convolutions and pools lowered to what the backend runs fast, with nn.Conv's parameters.
+
+XLA:CPU runs small convolutions far below the machine's matmul rate, and a convolution vmapped over
+stacked folds (a grouped convolution) slower still. Written as patches + one matmul (the kh*kw
+shifted, strided slices of the padded input concatenated on channels, times the kernel reshaped to
+[kh*kw*cin, cout]) the same layer is a GEMM, and vmapped a batched GEMM. Pools whose window equals
+their stride are a reshape and a max / mean.
+
+`conv_general_dilated(impl)` is a drop-in for `lax.conv_general_dilated`, handed to `nn.Conv`
+through its `conv_general_dilated` field: the module, its name, its parameters ('kernel'
+[kh, kw, cin, cout], 'bias') and their initialisers are nn.Conv's own, so checkpoints and ported
+ImageNet weights load unchanged whatever the implementation. `Conv` is that nn.Conv.
+
+Implementations (`impl`):
+  'xla'    the library convolution / `nn.max_pool`, `nn.avg_pool`.
+  'matmul' patches + matmul; reshape pools where the window equals the stride (else the library).
+  'auto'   'matmul' on CPU for layers whose patch width and map are small (thresholds below, from
+           benchmarks/conv_lowering.py), 'xla' elsewhere and on every other backend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+IMPLS = ("auto", "xla", "matmul")
+
+# 'auto' on CPU lowers a convolution to patches + matmul when its patch width kh*kw*cin and its
+# output map Ho*Wo*cout stay at or below these (benchmarks/conv_lowering.py; see docs there).
+AUTO_MAX_PATCH_WIDTH = 1152
+AUTO_MAX_OUTPUT_SIZE = 1 << 20
+
+_FLAX_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def check_impl(impl: str) -> str:
+  if impl not in IMPLS:
+    raise ValueError(f"conv_impl must be one of {IMPLS}; got {impl!r}.")
+  return impl
+
+
+def _spatial_pads(in_spatial, window, strides, dilation, padding) -> list[tuple[int, int]]:
+  """`padding` ('SAME', 'VALID' or (low, high) pairs) as explicit pairs per spatial dimension."""
+  if isinstance(padding, str):
+    dilated = [(k - 1) * d + 1 for k, d in zip(window, dilation)]
+    return [tuple(p) for p in lax.padtype_to_pads(in_spatial, dilated, strides, padding)]
+  return [tuple(p) for p in padding]
+
+
+def _is_flax_layout(dimension_numbers) -> bool:
+  if dimension_numbers is None:
+    return False
+  if isinstance(dimension_numbers, lax.ConvDimensionNumbers):
+    return tuple(dimension_numbers) == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+  return tuple(dimension_numbers) == _FLAX_DIMENSION_NUMBERS
+
+
+def matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, batch_group_count=1,
+                precision=None, preferred_element_type=None):
+  """`lax.conv_general_dilated` for `lhs: [N, H, W, cin]`, `rhs: [kh, kw, cin, cout]` (flax's
+  NHWC / HWIO, 2-D) as patches + one matmul; other layouts, groups or input dilation go to lax.
+
+  Supports any strides, padding ('SAME', 'VALID', explicit pairs) and kernel dilation.
+  """
+  spatial = lhs.ndim - 2
+  lhs_dilation = tuple(lhs_dilation or (1,) * spatial)
+  rhs_dilation = tuple(rhs_dilation or (1,) * spatial)
+  if (spatial != 2 or not _is_flax_layout(dimension_numbers) or feature_group_count != 1
+      or batch_group_count != 1 or any(d != 1 for d in lhs_dilation)):
+    return lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type)
+  kh, kw, cin, cout = rhs.shape
+  strides = tuple(window_strides)
+  pads = _spatial_pads(lhs.shape[1:3], (kh, kw), strides, rhs_dilation, padding)
+  x = lax.pad(lhs, jnp.zeros((), lhs.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in pads],
+                                               (0, 0, 0)])
+  n, hp, wp, _ = x.shape
+  (sh, sw), (dh, dw) = strides, rhs_dilation
+  ho, wo = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
+  if ho <= 0 or wo <= 0:
+    raise ValueError(f"matmul_conv: kernel {kh}x{kw} (dilation {rhs_dilation}) does not fit the "
+                     f"padded input {hp}x{wp}.")
+  # Patch channel (i * kw + j) * cin + c matches rhs.reshape(kh * kw * cin, cout).
+  patches = [lax.slice(x, (0, i * dh, j * dw, 0),
+                       (n, i * dh + (ho - 1) * sh + 1, j * dw + (wo - 1) * sw + 1, cin),
+                       (1, sh, sw, 1))
+             for i in range(kh) for j in range(kw)]
+  patches = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=-1)
+  return lax.dot_general(patches, rhs.reshape(kh * kw * cin, cout), (((3,), (0,)), ((), ())),
+                         precision=precision, preferred_element_type=preferred_element_type)
+
+
+def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dilation) -> bool:
+  """The 'auto' rule for one layer (shapes only; see AUTO_MAX_*)."""
+  if jax.default_backend() != "cpu":
+    return False
+  kh, kw, cin, cout = rhs_shape
+  dilation = tuple(rhs_dilation or (1, 1))
+  pads = _spatial_pads(lhs_shape[1:3], (kh, kw), window_strides, dilation, padding)
+  out = [(size + lo + hi - (k - 1) * d - 1) // s + 1 for size, (lo, hi), k, d, s in
+         zip(lhs_shape[1:3], pads, (kh, kw), dilation, window_strides)]
+  return kh * kw * cin <= AUTO_MAX_PATCH_WIDTH and out[0] * out[1] * cout <= AUTO_MAX_OUTPUT_SIZE
+
+
+def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+              dimension_numbers=None, **kwargs):
+  """`matmul_conv` where the 'auto' rule prefers it for this layer and backend, else lax."""
+  use_matmul = (_is_flax_layout(dimension_numbers) and lhs.ndim == 4
+                and _auto_prefers_matmul(lhs.shape, rhs.shape, tuple(window_strides), padding,
+                                         rhs_dilation))
+  fn = matmul_conv if use_matmul else lax.conv_general_dilated
+  return fn(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, **kwargs)
+
+
+_CONV_FNS = {"xla": lax.conv_general_dilated, "matmul": matmul_conv, "auto": auto_conv}
+
+
+def conv_general_dilated(impl: str) -> Callable:
+  """The `lax.conv_general_dilated` stand-in for `impl` (a module-level function: hashable)."""
+  return _CONV_FNS[check_impl(impl)]
+
+
+def Conv(*args, impl: str = "auto", **kwargs) -> nn.Conv:  # pylint: disable=invalid-name
+  """`nn.Conv(*args, **kwargs)` computed by `impl`: the same module, name and parameters.
+
+  Called inside a compact method it is auto-named `Conv_<i>` like nn.Conv.
+  """
+  return nn.Conv(*args, conv_general_dilated=conv_general_dilated(impl), **kwargs)
+
+
+def _tiles(x_shape, window, strides, padding) -> list[tuple[int, int]] | None:
+  """Per spatial dim the (pad_low, pad_high) making a window == stride pool a reshape, or None.
+
+  A negative pad_high crops the remainder a VALID pool drops.
+  """
+  if tuple(window) != tuple(strides):
+    return None
+  spatial = x_shape[-1 - len(window):-1]
+  pads = _spatial_pads(spatial, window, strides, (1,) * len(window), padding)
+  out = []
+  for size, k, (lo, hi) in zip(spatial, window, pads):
+    n_out = (size + lo + hi - k) // k + 1
+    out.append((lo, n_out * k - size - lo))
+  return out
+
+
+def _reshape_pool(x, window, pads, pad_value, reduce):
+  x = lax.pad(x, jnp.asarray(pad_value, x.dtype),
+              [(0, 0, 0)] * (x.ndim - 3) + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
+  *batch, h, w, c = x.shape
+  (kh, kw) = window
+  x = x.reshape(*batch, h // kh, kh, w // kw, kw, c)
+  return reduce(x, axis=(-4, -2))
+
+
+def _use_reshape(impl: str) -> bool:
+  impl = check_impl(impl)
+  return impl == "matmul" or (impl == "auto" and jax.default_backend() == "cpu")
+
+
+def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
+             padding="VALID", *, impl: str = "auto") -> jax.Array:
+  """`nn.max_pool(x, window, strides, padding)` for `x: [..., H, W, C]`; a reshape + max where
+  the window equals the stride ('matmul', and 'auto' on CPU)."""
+  window, strides = tuple(window), tuple(strides or (1,) * len(window))
+  pads = _tiles(x.shape, window, strides, padding) if len(window) == 2 else None
+  if pads is None or not _use_reshape(impl):
+    return nn.max_pool(x, window, strides, padding)
+  return _reshape_pool(x, window, pads, -jnp.inf, jnp.max)
+
+
+def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
+             padding="VALID", *, impl: str = "auto") -> jax.Array:
+  """`nn.avg_pool(x, window, strides, padding)` (padded zeros counted, flax's default) for
+  `x: [..., H, W, C]`; a reshape + mean where the window equals the stride."""
+  window, strides = tuple(window), tuple(strides or (1,) * len(window))
+  pads = _tiles(x.shape, window, strides, padding) if len(window) == 2 else None
+  if pads is None or not _use_reshape(impl):
+    return nn.avg_pool(x, window, strides, padding)
+  return _reshape_pool(x, window, pads, 0, jnp.mean)
+
