@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) main.py --config=configs/resnet_loso.py:synthetic --workdir=$(WORKDIR)
 	$(PY) -m microexp.report $(WORKDIR)
-	$(PY) -m microexp.video --synthetic=$(WORKDIR)/example_surprise.mp4 --emotion=surprise
+	$(PY) -m microexp.synthetic.video --synthetic=$(WORKDIR)/example_surprise.mp4 --emotion=surprise
 	$(PY) -m microexp.predict --model=$(WORKDIR) --input=$(WORKDIR)/example_surprise.mp4
 
 test: $(VENV)/.installed

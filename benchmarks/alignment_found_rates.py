@@ -4,8 +4,8 @@
 
 For each synthetic tree (CAS(ME)^3 and DFME with their configs' synthetic sizes, SAMM with the
 loader's default) and each alignment the apex-flow builders run ('landmarks', 'box'), every
-clip's onset / apex pair goes through `microexp.align.estimate_clip` exactly as the builder's
-`pair_flow` does; printed: the builder's build-log line (`tfds_casme2.apex_flow.found_report`),
+clip's onset / apex pair goes through `microexp.vision.align.estimate_clip` exactly as the builder's
+`pair_flow` does; printed: the builder's build-log line (`tfds_casme2.apex_flow_base.found_report`),
 i.e. clips per method that ran and per detector, and the seconds per clip (noisy, shared machine).
 `--face` sets the synthetic face size (H, W) in pixels.
 """
@@ -24,10 +24,12 @@ def main() -> None:
   parser.add_argument("--out", default=None, help="where the synthetic trees are written")
   args = parser.parse_args()
 
-  from microexp import align  # pylint: disable=g-import-not-at-top
+  from microexp.vision import align  # pylint: disable=g-import-not-at-top
   from microexp.data import casme2  # pylint: disable=g-import-not-at-top
-  from microexp.data import synthetic_casme3, synthetic_dfme, synthetic_megc  # pylint: disable=g-import-not-at-top
-  from tfds_casme2 import apex_flow  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme3 as synthetic_casme3  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import dfme as synthetic_dfme  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import megc as synthetic_megc  # pylint: disable=g-import-not-at-top
+  from tfds_casme2 import apex_flow_base as apex_flow  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme3 import casme3_dataset_builder  # pylint: disable=g-import-not-at-top
   from tfds_casme2.dfme import dfme_dataset_builder  # pylint: disable=g-import-not-at-top
   from tfds_casme2.samm import samm_dataset_builder  # pylint: disable=g-import-not-at-top

@@ -2,14 +2,14 @@
 
   python benchmarks/face_found_rate.py [--faces=40] [--calibrate]
 
-Sets (each face drawn by `microexp.data.synthetic.make_face`, 204x168):
+Sets (each face drawn by `microexp.synthetic.casme2.make_face`, 204x168):
 - tight: the face image alone (the framing of CASME II / SMIC crops, no margin);
 - pasted: the face pasted at a known box in a 384x288 frame (a user's video);
 - rotated: pasted, then the frame rotated by a uniform -20..20 degrees;
-- video: frame 0 of `microexp.video.write_synthetic_video` (the demo video), seeds 0..N-1.
-Columns: dlib HOG (as `microexp.align.hog_faces` runs it), Haar and skin (`microexp.face`); for
+- video: frame 0 of `microexp.synthetic.video.write_synthetic_video` (the demo video), seeds 0..N-1.
+Columns: dlib HOG (as `microexp.vision.align.hog_faces` runs it), Haar and skin (`microexp.vision.face`); for
 rotated faces the landmark eye-line error (degrees), for pasted faces the IoU of the landmark box
-with the pasted box. `--calibrate` prints the landmark-box constants of microexp/align.py as
+with the pasted box. `--calibrate` prints the landmark-box constants of microexp/vision/align.py as
 measured on the pasted faces (in units of the eye-to-chin distance).
 """
 
@@ -35,8 +35,11 @@ def main() -> None:
   parser.add_argument("--calibrate", action="store_true")
   args = parser.parse_args()
 
-  from microexp import align, face, video  # pylint: disable=g-import-not-at-top
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.vision import align  # pylint: disable=g-import-not-at-top
+  from microexp.vision import face  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import video as synthetic_video  # pylint: disable=g-import-not-at-top
+  from microexp.vision import video  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
 
   if not align.available():
     raise SystemExit("dlib / face-recognition-models not installed (requirements.txt).")
@@ -57,7 +60,7 @@ def main() -> None:
                                            borderMode=cv2.BORDER_REPLICATE), angle))
   with tempfile.TemporaryDirectory() as tmp:
     for seed in range(args.faces):
-      clip = video.write_synthetic_video(pathlib.Path(tmp) / f"{seed}.mp4", num_frames=2, onset=0,
+      clip = synthetic_video.write_synthetic_video(pathlib.Path(tmp) / f"{seed}.mp4", num_frames=2, onset=0,
                                          apex=1, seed=seed)
       sets["video"].append(video.read_video(clip.path, max_frames=1)[0][0])
 

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def _clips(num_clips: int, size: tuple[int, int], num_frames: int) -> list[np.ndarray]:
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   clips = []
   for _ in range(num_clips):
@@ -37,7 +37,7 @@ def main():
   args = parser.parse_args()
 
   import cv2  # pylint: disable=g-import-not-at-top
-  from microexp import flow  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow  # pylint: disable=g-import-not-at-top
   from microexp.loaders import casme2 as loading  # pylint: disable=g-import-not-at-top
 
   h, w = (int(x) for x in args.frames.split("x"))
@@ -66,7 +66,7 @@ def main():
                  workers=workers)
       root = loading.synthetic_root(data_dir, {})
       start = time.perf_counter()
-      from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+      from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
       synthetic.write_synthetic_casme2(root)
       written = time.perf_counter() - start
       start = time.perf_counter()

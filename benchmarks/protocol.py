@@ -25,8 +25,8 @@ UF1. Differences from their file, all to match the microexp protocol: batch 32 a
 read the class folders in order), and the same normalised arrays instead of PNGs read by cv2.
 
 Data: rendered in memory with the project's synthetic faces and motions
-(`microexp.data.synthetic.make_face` / `render_clip`: the class is visible in the onset->apex
-motion only) and the project's flow (`microexp.flow.apex_flow_image`, Farneback, then per-clip
+(`microexp.synthetic.casme2.make_face` / `render_clip`: the class is visible in the onset->apex
+motion only) and the project's flow (`microexp.vision.flow.apex_flow_image`, Farneback, then per-clip
 min-max scaling as the loaders do). Nothing is written to disk except a temporary .npz the runs
 read.
 
@@ -62,7 +62,7 @@ _T0 = time.perf_counter()  # child processes: the clock starts before JAX or tor
 
 MODES = ("sequential", "parallel", "torch")
 # MEGC2019 composite (combined_3class_gt.csv): per dataset (subjects, clips, (negative, positive,
-# surprise)) — the loader's EXPECTED / EXPECTED_CLASSES (microexp/data/megc.py).
+# surprise)) — the loader's EXPECTED / EXPECTED_CLASSES (microexp/loaders/megc_frames.py).
 MEGC_SHAPE = (("casme2", 24, (88, 32, 25)), ("samm", 28, (92, 26, 15)),
               ("smic", 16, (70, 51, 43)))
 # CASME II 3-class-sized LOSO: 26 subjects, 255 clips (classes spread evenly).
@@ -109,8 +109,8 @@ def synthetic_flows(shape, size: int, *, seed: int = 0) -> dict[str, np.ndarray]
   Returns the registry's arrays: inputs float32 [N, size, size, 3] (u, v, strain; per-clip min-max
   to -1..1), emotion (MEGC class names), subject ('casme2/s01'), dataset, clip.
   """
-  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   from microexp.data.emotions import MEGC_CLASSES  # pylint: disable=g-import-not-at-top
   import cv2  # pylint: disable=g-import-not-at-top
 

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/synthetic_megc_calibration.py --difficulty=hard \
         --subjects=8,8,6 --epochs=40 --config=configs/ststnet_megc.py
 
-Used to calibrate the 'hard' preset (microexp/data/synthetic_hard.py) and for docs/results.md.
+Used to calibrate the 'hard' preset (microexp/synthetic/megc_hard.py) and for docs/results.md.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from microexp import baselines
+from microexp.train import baselines
 from microexp.data import megc_flow
-from microexp.data import synthetic_megc
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES
 from microexp.train import metrics
 

@@ -75,7 +75,7 @@ def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
   # 'none': raw pixels. Applied by the loaders and by predict (docs/training.md).
   ds.flow_normalization = "per_clip"
   ds.au_sides = False  # `au` arrays: True keeps L/R action units apart (docs/data.md)
-  # Face alignment of uncropped frames (microexp/align.py: 'landmarks' | 'box' | 'none'); None:
+  # Face alignment of uncropped frames (microexp/vision/align.py: 'landmarks' | 'box' | 'none'); None:
   # the dataset's frames are already face crops. Recorded in model.json; predict repeats it.
   ds.alignment = ml_collections.FieldReference(None, field_type=str)
   # subtract_onset: frames minus the clip's onset frame (sequences only; see docs/training.md).

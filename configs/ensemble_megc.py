@@ -30,7 +30,7 @@ import ml_collections
 from configs import htnet_megc
 from configs import offapexnet_megc
 from configs import ststnet_megc
-from microexp.data import face_regions
+from microexp.vision import face_regions
 
 _TRAIN_FIELDS = ("learning_rate", "weight_decay", "batch_size", "epochs", "warmup_epochs")
 

@@ -17,7 +17,7 @@ def synthetic_casme2_root(tmp_path_factory) -> pathlib.Path:
 
   Read-only for tests: copy it (shutil.copytree) before changing anything.
   """
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("synthetic_casme2")
   return synthetic.write_synthetic_casme2(root, **SYNTHETIC_CASME2_KWARGS)
 

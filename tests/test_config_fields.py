@@ -21,11 +21,11 @@ import ml_collections
 import pytest
 
 from microexp import loaders
-from microexp.data import synthetic
-from microexp.data import synthetic_casme3
-from microexp.data import synthetic_dfme
-from microexp.data import synthetic_megc
-from microexp.loaders import apex_flow
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import casme3 as synthetic_casme3
+from microexp.synthetic import dfme as synthetic_dfme
+from microexp.synthetic import megc as synthetic_megc
+from microexp.loaders import flow_datasets as apex_flow
 from microexp.loaders import composite
 from tests.test_configs import ARGS, CONFIGS
 
@@ -66,7 +66,7 @@ def _loader_fields(name: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def _engine_names() -> frozenset[str]:
   paths = list((_REPO / "microexp" / "train").glob("*.py")) + [
-      _REPO / "microexp" / "predict.py", _REPO / "microexp" / "models" / "builder.py"]
+      *(_REPO / "microexp" / "predict").glob("*.py"), _REPO / "microexp" / "models" / "builder.py"]
   return frozenset(set().union(*(_names_used(p) for p in paths)))
 
 

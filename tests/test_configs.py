@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import pytest
 
 from configs import base
-from microexp import models
 from microexp.data import emotions
 from microexp.models import builder
 

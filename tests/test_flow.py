@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from microexp import flow
+from microexp.vision import flow
 
 _SIZE = 96
 _BORDER = 16  # flow near the border is unreliable; compare the interior only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microexp import face
+from microexp.vision import face
 from microexp import loaders
 from microexp.registry import Registry
 

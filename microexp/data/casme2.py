@@ -15,7 +15,8 @@ import re
 
 import numpy as np
 
-from microexp.data import coding_sheet
+from microexp.data import casme2_sheet
+from microexp.data import sheets as sheets_lib
 
 LAYOUTS = {
     "cropped": ("Cropped", "reg_img"),
@@ -33,7 +34,7 @@ class Clip:
   are the absolute frame numbers of `frame_paths` (parsed from the file names).
   """
 
-  record: coding_sheet.ClipRecord
+  record: sheets_lib.ClipRecord
   frame_paths: tuple[pathlib.Path, ...]
   onset_index: int
   apex_index: int
@@ -75,7 +76,7 @@ def _scan_frames(folder: pathlib.Path, prefix: str) -> tuple[dict[int, pathlib.P
   return frames, notes
 
 
-def resolve_clip(record: coding_sheet.ClipRecord, folder: pathlib.Path,
+def resolve_clip(record: sheets_lib.ClipRecord, folder: pathlib.Path,
                  prefix: str, *, report_outside: bool = True) -> tuple[Clip, list[str]]:
   """Matches one sheet record to the frames `<prefix><frame>[ (k)].<ext>` in `folder`.
 
@@ -136,7 +137,7 @@ def list_clips(root, *, layout: str = "cropped") -> tuple[list[Clip], list[str]]
   if not frames_root.is_dir():
     raise FileNotFoundError(f"{frames_root} does not exist: expected the {layout} layout "
                             f"{folder_name}/subNN/<Filename>/{prefix}<frame>.jpg under {root}.")
-  records, report = coding_sheet.parse_coding_sheet(coding_sheet.find_coding_sheet(root))
+  records, report = casme2_sheet.parse_coding_sheet(casme2_sheet.find_coding_sheet(root))
   clips = []
   for record in records:
     clip, notes = resolve_clip(record, frames_root / record.subject / record.filename, prefix)

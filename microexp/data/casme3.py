@@ -17,7 +17,8 @@ import re
 from typing import Any
 
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
+from microexp.data import sheets as sheets_lib
 from microexp.data.emotions import CASME3_EMOTIONS
 
 COLUMNS = {
@@ -51,7 +52,7 @@ def subject_id(value: Any) -> str | None:
   return f"spNO.{int(m.group(1))}" if m else None
 
 
-def clip_id(record: coding_sheet.ClipRecord) -> str:
+def clip_id(record: sheets_lib.ClipRecord) -> str:
   """'a_153': the folder and the sheet's onset (one folder holds several expressions)."""
   return f"{record.filename}_{record.onset}"
 
@@ -69,7 +70,7 @@ def find_sheet(root) -> pathlib.Path:
   if len(xlsx) == 1:
     return xlsx[0]
   if not xlsx and found:
-    raise coding_sheet.CodingSheetError(
+    raise sheets_lib.CodingSheetError(
         f"Only legacy .xls label sheets in {root}: {[p.name for p in found]}. Save the sheet as "
         ".xlsx (openpyxl reads .xlsx only) next to it.")
   raise FileNotFoundError(
@@ -77,7 +78,7 @@ def find_sheet(root) -> pathlib.Path:
       f"in {root} or {root}/annotation; found {[p.name for p in xlsx]}.")
 
 
-def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
+def parse_sheet(path) -> tuple[list[sheets_lib.ClipRecord], list[str]]:
   """Reads the CAS(ME)^3 part A label sheet.
 
   Returns:
@@ -85,7 +86,7 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     `emotion` one of CASME3_EMOTIONS, `action_units` the AU cell's tokens.
   """
   path = pathlib.Path(path)
-  rows, report = coding_sheet.read_sheet_table(path, COLUMNS, what="CAS(ME)^3 label sheet")
+  rows, report = sheets_lib.read_sheet_table(path, COLUMNS, what="CAS(ME)^3 label sheet")
   records, seen = [], {}
   for row in rows:
     where = f"{path.name} row {row['_row']}"
@@ -101,11 +102,11 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     if kind and "micro" not in kind:
       report.append(f"{where}: dropped: Expression type {row['type']!r} is not a micro-expression.")
       continue
-    emotion = coding_sheet.read_emotion(row["emotion"], EMOTION_ALIASES, CASME3_EMOTIONS, where,
+    emotion = sheets_lib.read_emotion(row["emotion"], EMOTION_ALIASES, CASME3_EMOTIONS, where,
                                         report)
     if emotion is None:
       continue
-    frames, notes = coding_sheet.check_frames(row["onset"], row["apex"], row["offset"], where)
+    frames, notes = sheets_lib.check_frames(row["onset"], row["apex"], row["offset"], where)
     report.extend(notes)
     if frames is None:
       continue
@@ -115,11 +116,11 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
       report.append(f"{where}: dropped: same subject, folder and onset as row {seen[key]}.")
       continue
     seen[key] = row["_row"]
-    records.append(coding_sheet.ClipRecord(
+    records.append(sheets_lib.ClipRecord(
         subject=subject, filename=folder, onset=onset, apex=apex, offset=offset,
-        action_units=coding_sheet.parse_action_units(row["action_units"]), emotion=emotion))
+        action_units=au_lib.parse_action_units(row["action_units"]), emotion=emotion))
   if not records:
-    raise coding_sheet.CodingSheetError(f"{path}: no usable micro-expression rows.")
+    raise sheets_lib.CodingSheetError(f"{path}: no usable micro-expression rows.")
   return records, report
 
 

@@ -17,7 +17,8 @@ import re
 from typing import Any
 
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
+from microexp.data import sheets as sheets_lib
 from microexp.data.emotions import DFME_EMOTIONS
 
 SHEETS = {"train": "training_full_with_AU.xlsx", "testA": "testA_full_with_AU.xlsx",
@@ -41,7 +42,7 @@ _SEARCH_DEPTH = 3
 class DfmeRecord:
   """A sheet row: the common record plus DFME's own fields."""
 
-  record: coding_sheet.ClipRecord
+  record: sheets_lib.ClipRecord
   fps: float
   split: str  # 'train' | 'testA' | 'testB'
 
@@ -81,7 +82,7 @@ def parse_sheets(sheets: dict[str, pathlib.Path]) -> tuple[list[DfmeRecord], lis
   """
   records, report, seen, ids = [], [], {}, {}
   for split, path in sheets.items():
-    rows, notes = coding_sheet.read_sheet_table(path, COLUMNS, what="DFME label sheet")
+    rows, notes = sheets_lib.read_sheet_table(path, COLUMNS, what="DFME label sheet")
     report += notes
     for row in rows:
       where = f"{path.name} row {row['_row']}"
@@ -91,7 +92,7 @@ def parse_sheets(sheets: dict[str, pathlib.Path]) -> tuple[list[DfmeRecord], lis
                       f"({row['filename']!r}).")
         continue
       where = f"{where} ({subject}/{filename})"
-      emotion = coding_sheet.read_emotion(row["emotion"], EMOTION_ALIASES, DFME_EMOTIONS, where,
+      emotion = sheets_lib.read_emotion(row["emotion"], EMOTION_ALIASES, DFME_EMOTIONS, where,
                                           report)
       if emotion is None:
         continue
@@ -105,7 +106,7 @@ def parse_sheets(sheets: dict[str, pathlib.Path]) -> tuple[list[DfmeRecord], lis
       if fps is None:
         report.append(f"{where}: dropped: Fps {row['fps']!r} is not a frame rate.")
         continue
-      frames, notes = coding_sheet.check_frames(row["onset"], row["apex"], row["offset"], where)
+      frames, notes = sheets_lib.check_frames(row["onset"], row["apex"], row["offset"], where)
       report.extend(notes)
       if frames is None:
         continue
@@ -114,12 +115,12 @@ def parse_sheets(sheets: dict[str, pathlib.Path]) -> tuple[list[DfmeRecord], lis
         continue
       seen[(subject, filename)] = where
       onset, apex, offset = frames
-      records.append(DfmeRecord(coding_sheet.ClipRecord(
+      records.append(DfmeRecord(sheets_lib.ClipRecord(
           subject=subject, filename=filename, onset=onset, apex=apex, offset=offset,
-          action_units=coding_sheet.parse_action_units(row["action_units"]), emotion=emotion),
+          action_units=au_lib.parse_action_units(row["action_units"]), emotion=emotion),
           fps=fps, split=split))
   if not records:
-    raise coding_sheet.CodingSheetError(f"No usable rows in the DFME sheets {list(sheets.values())}.")
+    raise sheets_lib.CodingSheetError(f"No usable rows in the DFME sheets {list(sheets.values())}.")
   return records, report
 
 

@@ -27,7 +27,7 @@ import dataclasses
 import pathlib
 from typing import Any, Iterable
 
-from microexp.data import coding_sheet
+from microexp.data import sheets as sheets_lib
 
 CASME_SQ_SHEETS = ("CAS(ME)^2code_final.xlsx", "CAS(ME)^2code_final(Updated).xlsx",
                    "code_final.xlsx")
@@ -56,7 +56,7 @@ class LabelledInterval:
 
 
 def _read_rows(path: pathlib.Path) -> list[list[tuple]]:
-  return list(coding_sheet.read_workbook(path, "Label sheet", LongVideoSheetError).values())
+  return list(sheets_lib.read_workbook(path, "Label sheet", LongVideoSheetError).values())
 
 
 def _int(value: Any) -> int | None:

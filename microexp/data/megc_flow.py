@@ -18,7 +18,7 @@ A CSV row without an image, or an image without a row, is an error listing all o
 
 Optional (HTNet's release): the apex face crops `combined_datasets_whole/<imagename>.jpg`
 (`imagename` column of the CSV; else `<subject>_<clip>.jpg`), from which `load_region_centres`
-finds the facial regions (`microexp.data.face_regions`); clips without a crop get the mean face.
+finds the facial regions (`microexp.vision.face_regions`); clips without a crop get the mean face.
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def load_region_centres(root, records, *, landmarker=None,
     (centres int32 [N, 4, 2] (row, col) in the `size` flow, per-clip source ('mean_face' or the
     landmarker's name), report lines).
   """
-  from microexp.data import face_regions  # pylint: disable=g-import-not-at-top
+  from microexp.vision import face_regions  # pylint: disable=g-import-not-at-top
 
   landmarker = landmarker or face_regions.box_landmarks
   folder = find_face_crops(root)
@@ -376,7 +376,7 @@ def flow_set_arrays(root, gt_csv=None) -> dict[str, np.ndarray]:
   """The loader's arrays straight from a release folder, without TFDS (benchmarks, calibration):
   inputs float32 [N, H, W, 3] (u, v, strain) min-max per clip to -1..1, emotion, subject, dataset,
   clip. The registered loader (`megc2019_flow`) builds the same through the TFDS builder."""
-  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow as flow_lib  # pylint: disable=g-import-not-at-top
 
   records, flows, _ = load_flow_set(root, gt_csv)
   return dict(inputs=flow_lib.normalize_flows(flows.astype(np.float32) * (2 / 255.0) - 1,

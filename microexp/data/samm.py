@@ -15,7 +15,8 @@ import re
 from typing import Any
 
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
+from microexp.data import sheets as sheets_lib
 from microexp.data import smic
 from microexp.data.megc_flow import canonical_subject
 
@@ -58,7 +59,7 @@ def _frame(value: Any) -> int | None:
   return None
 
 
-def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
+def parse_sheet(path) -> tuple[list[sheets_lib.ClipRecord], list[str]]:
   """Reads the SAMM sheet.
 
   Returns:
@@ -66,7 +67,7 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
     `apex` is -1 where the sheet has no usable apex (spotted later).
   """
   path = pathlib.Path(path)
-  rows = next(iter(coding_sheet.read_workbook(path, "SAMM sheet").values()))
+  rows = next(iter(sheets_lib.read_workbook(path, "SAMM sheet").values()))
   wanted = {f: _norm(n) for f, n in {**COLUMNS, **OPTIONAL_COLUMNS}.items()}
   header = None
   for r, row in enumerate(rows[:_HEADER_SEARCH_ROWS]):
@@ -76,7 +77,7 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
       cols = {f: names.index(h) for f, h in wanted.items() if h in names}
       break
   if header is None:
-    raise coding_sheet.CodingSheetError(
+    raise sheets_lib.CodingSheetError(
         f"{path}: no header row with {list(COLUMNS.values())} in the first {_HEADER_SEARCH_ROWS} "
         "rows of its first sheet.")
   report = [f"{path}: header found in row {header + 1}."] if header else []
@@ -122,9 +123,9 @@ def parse_sheet(path) -> tuple[list[coding_sheet.ClipRecord], list[str]]:
       report.append(f"{where}: dropped: duplicate of an earlier row.")
       continue
     seen.add((subject, filename))
-    records.append(coding_sheet.ClipRecord(
+    records.append(sheets_lib.ClipRecord(
         subject=subject, filename=filename, onset=onset, apex=apex, offset=offset,
-        action_units=coding_sheet.parse_action_units(cell("action_units")),
+        action_units=au_lib.parse_action_units(cell("action_units")),
         emotion=emotion))
   return records, report
 

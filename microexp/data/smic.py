@@ -3,7 +3,7 @@
 SMIC has no annotated apex. The clip runs onset..offset (first..last frame on disk) and the apex
 is *spotted*: the frame whose facial motion relative to the onset (mean |flow - median flow|, the
 median being head translation) is largest after a 3-frame moving average
-(`microexp.spotting.spot` with the onset fixed at the first frame). Subjects are canonical 's01'
+(`microexp.vision.spotting.spot` with the onset fixed at the first frame). Subjects are canonical 's01'
 (disk: 's1'); clips 's01_ne_01' (disk: 's1_ne_01'). The emotion is the folder name.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import pathlib
 import re
 
-from microexp import spotting
+from microexp.vision import spotting
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import sheets as sheets_lib
 from microexp.data.megc_flow import canonical_clip, canonical_subject
 
 SMIC_EMOTIONS = ("negative", "positive", "surprise")
@@ -74,13 +74,13 @@ def list_clips(root, *, spot_method: str = "dis") -> tuple[list[casme2.Clip], li
         numbers = [casme2.frame_number(p) for p in frames]
         if not frames:
           raise FileNotFoundError(f"SMIC clip folder {clip_dir} holds no {FRAME_PREFIX}<frame> images.")
-        record = coding_sheet.ClipRecord(
+        record = sheets_lib.ClipRecord(
             subject=subject, filename=canonical_clip("smic", clip_dir.name), onset=min(numbers),
             apex=min(numbers), offset=max(numbers), action_units=(), emotion=emotion)
         clip, notes = casme2.resolve_clip(record, clip_dir, FRAME_PREFIX)
         apex_index = spot_apex(clip.frame_paths, method=spot_method)
         clip = casme2.Clip(
-            record=coding_sheet.ClipRecord(**{**record.__dict__,
+            record=sheets_lib.ClipRecord(**{**record.__dict__,
                                               "apex": clip.frame_numbers[apex_index]}),
             frame_paths=clip.frame_paths, onset_index=0, apex_index=apex_index,
             offset_index=clip.offset_index)

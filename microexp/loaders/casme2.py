@@ -4,7 +4,7 @@ Builds the TFDS dataset (tfds_casme2/casme2) on first use, from the user's copy 
 synthetic copy, then reads it into numpy arrays following the contract in docs/ARCHITECTURE.md.
 
 Values of `inputs` (the TFDS dataset stores raw flow, docs/tfds.md; the loader then applies
-`config.dataset.flow_normalization` through `microexp.flow.normalize_flow`, as predict does):
+`config.dataset.flow_normalization` through `microexp.vision.flow.normalize_flow`, as predict does):
 - apex_flow, flow_sequences: float32 (u, v, magnitude|strain); 'per_clip' (default): each channel
   min-max scaled per clip to -1..1; 'none': u, v and magnitude in pixels of the stored
   `image_size` image, strain dimensionless.
@@ -24,7 +24,8 @@ from typing import Any, Mapping
 from absl import logging
 import numpy as np
 
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
+from microexp.data import casme2_sheet
 from microexp.loaders import check_fields
 from microexp.loaders import prepare
 from microexp.loaders import field as _get
@@ -67,7 +68,7 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
   kwargs = {} if file_format is None else dict(file_format=file_format)
   builder = cb.Builder(config=config, data_dir=os.fspath(data_dir), workers=workers, **kwargs)
   if not builder.data_path.exists() and pathlib.Path(manual_dir).expanduser().is_dir():
-    coding_sheet.find_coding_sheet(pathlib.Path(manual_dir).expanduser())  # clear error: no sheet
+    casme2_sheet.find_coding_sheet(pathlib.Path(manual_dir).expanduser())  # clear error: no sheet
   return prepare(builder, manual_dir, "CASME II", **kwargs)
   manual_dir = pathlib.Path(manual_dir).expanduser()
   if not manual_dir.is_dir():
@@ -75,7 +76,7 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
         f"CASME II manual_dir {manual_dir} does not exist. Set config.dataset.manual_dir to the "
         "folder holding CASME2-coding-*.xlsx and Cropped/ (see docs/tfds.md), or set "
         "config.dataset.synthetic=True to use the generated synthetic CASME II.")
-  coding_sheet.find_coding_sheet(manual_dir)  # clear error when there is no sheet
+  casme2_sheet.find_coding_sheet(manual_dir)  # clear error when there is no sheet
   logging.info("CASME II %s: building from %s into %s ...", builder.builder_config.name,
                manual_dir, builder.data_path)
   start = time.time()
@@ -142,7 +143,7 @@ def pad_sequences(sequences, apex_indices, *, mode: str = "pad", length: int | N
 @register("casme2")
 def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   """`config.dataset` -> {'inputs', 'mask'?, 'emotion', 'subject', 'dataset', 'clip', 'au',
-  'au_names'} (AUs: `coding_sheet.au_arrays`, L/R kept apart with `au_sides`).
+  'au_names'} (AUs: `au_lib.au_arrays`, L/R kept apart with `au_sides`).
 
   Fields read: representation, synthetic, synthetic_kwargs, manual_dir, data_dir, image_size,
   flow_method, flow_kwargs, third_channel, flow_normalization, sequence (mode, length, grayscale,
@@ -150,7 +151,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   padding: 'post' | 'pre' | 'last_frame'),
   workers.
   """
-  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow as flow_lib  # pylint: disable=g-import-not-at-top
   from tfds_casme2.casme2 import casme2_dataset_builder as cb  # pylint: disable=g-import-not-at-top
 
   check_fields(dataset_config, "casme2", FIELDS["casme2"])
@@ -160,7 +161,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
   representation = _get(dataset_config, "representation", "apex_flow")
   sequence = _get(dataset_config, "sequence", {})
   if _get(dataset_config, "synthetic", False):
-    from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+    from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
     kwargs = dict(_get(dataset_config, "synthetic_kwargs", {}))
     manual_dir = synthetic_root(data_dir, kwargs)
     if not (manual_dir / synthetic.COMPLETE_MARKER).is_file():
@@ -191,7 +192,7 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
       subject=np.array([e["subject"] for e in examples]),
       dataset=np.array(["casme2"] * len(examples)),
       clip=np.array([f"{e['subject']}/{e['filename']}" for e in examples]),
-      **coding_sheet.au_arrays([e["action_units"].split("+") if e["action_units"] else ()
+      **au_lib.au_arrays([e["action_units"].split("+") if e["action_units"] else ()
                                 for e in examples],
                                sides=bool(_get(dataset_config, "au_sides", False))),
   )

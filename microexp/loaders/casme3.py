@@ -1,6 +1,6 @@
 """The "casme3" dataset of the registry: CAS(ME)^3 part A apex flow (tfds_casme2/casme3).
 
-Arrays: see `microexp.loaders.apex_flow`; `emotion` is CAS(ME)^3's own (happy, disgust, fear,
+Arrays: see `microexp.loaders.flow_datasets`; `emotion` is CAS(ME)^3's own (happy, disgust, fear,
 anger, sad, surprise, others): use classes 'casme3_7', 'casme3_4' or 'casme3_3'.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from microexp.data import synthetic_casme3
-from microexp.loaders import apex_flow
+from microexp.synthetic import casme3 as synthetic_casme3
+from microexp.loaders import flow_datasets as apex_flow
 from microexp.loaders import register
 
 

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from microexp import loaders
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
 from microexp.data import emotions as emotions_lib
 
 # Fields passed on to every member loader that reads them.
@@ -94,7 +94,7 @@ def concatenate(parts: dict[str, dict[str, np.ndarray]], *, common_classes: str 
                      "same image_size / representation.")
   union = sorted({str(a) for p in parts.values() for a in p["au_names"][:1].ravel()})
   # The members' names are parsed AU names already: sides=True keeps 'L12' a column of its own.
-  vocab = list(coding_sheet.au_multi_hot([union], sides=True)[1]) if union else []
+  vocab = list(au_lib.au_multi_hot([union], sides=True)[1]) if union else []
   column = {a: i for i, a in enumerate(vocab)}
   optional = set.intersection(*(set(p) for p in parts.values())) - {
       "inputs", "emotion", "subject", "dataset", "clip", "au", "au_names"}

@@ -1,6 +1,6 @@
 """The "dfme" dataset of the registry: DFME apex flow (tfds_casme2/dfme).
 
-Arrays: see `microexp.loaders.apex_flow`, plus `split` str [N] ('train' | 'testA' | 'testB', the
+Arrays: see `microexp.loaders.flow_datasets`, plus `split` str [N] ('train' | 'testA' | 'testB', the
 official split) and `fps` float32 [N] (500, 300 or 200 per clip). `emotion` is DFME's own
 (happiness, anger, contempt, disgust, fear, sadness, surprise): classes 'dfme_7' or 'dfme_3'.
 With `config.dataset.splits` (e.g. ('train',)) only those sheets' clips are returned.
@@ -12,8 +12,8 @@ from absl import logging
 import numpy as np
 
 from microexp.data import dfme
-from microexp.data import synthetic_dfme
-from microexp.loaders import apex_flow
+from microexp.synthetic import dfme as synthetic_dfme
+from microexp.loaders import flow_datasets as apex_flow
 from microexp.loaders import field
 from microexp.loaders import register
 

@@ -1,8 +1,8 @@
 """MEGC2019 loaders: the precomputed flow release ('megc2019_flow', via the TFDS builder
 tfds_casme2/megc2019_flow) and the composite computed from CASME II + SAMM + SMIC-HS frames
-('megc2019', `microexp.data.megc.build_composite`).
+('megc2019', `microexp.loaders.megc_frames.build_composite`).
 
-Both return the registry's arrays (docs/ARCHITECTURE.md; values: microexp/data/megc.py); use
+Both return the registry's arrays (docs/ARCHITECTURE.md; values: microexp/loaders/megc_frames.py); use
 `config.dataset.classes = 'megc'`. Each load logs the per-dataset counts next to the real data's.
 """
 
@@ -13,10 +13,10 @@ import pathlib
 from absl import logging
 import numpy as np
 
-from microexp import flow as flow_lib
-from microexp.data import face_regions
-from microexp.data import megc as megc_lib
-from microexp.data import synthetic_megc
+from microexp.vision import flow as flow_lib
+from microexp.vision import face_regions
+from microexp.loaders import megc_frames as megc_lib
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES
 from microexp.loaders import check_fields
 from microexp.loaders import field

@@ -1,6 +1,6 @@
 """The "samm" dataset of the registry: SAMM apex flow (tfds_casme2/samm).
 
-Arrays: see `microexp.loaders.apex_flow`; `emotion` is SAMM's own (anger, contempt, disgust, fear,
+Arrays: see `microexp.loaders.flow_datasets`; `emotion` is SAMM's own (anger, contempt, disgust, fear,
 happiness, other, sadness, surprise; classes 'megc' maps them to MEGC2019's three), `subject`
 '006' (unqualified; the composite `megc2019` qualifies it), `fps` 200.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from microexp.data import synthetic_megc
-from microexp.loaders import apex_flow
+from microexp.synthetic import megc as synthetic_megc
+from microexp.loaders import flow_datasets as apex_flow
 from microexp.loaders import register
 
 

@@ -1,6 +1,6 @@
 """The "smic" dataset of the registry: SMIC-HS apex flow (tfds_casme2/smic).
 
-Arrays: see `microexp.loaders.apex_flow`; `emotion` negative / positive / surprise (classes
+Arrays: see `microexp.loaders.flow_datasets`; `emotion` negative / positive / surprise (classes
 'megc'), `subject` 's01', `fps` 100; SMIC codes no AUs (`au` is [N, 0]).
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from microexp.data import synthetic_megc
-from microexp.loaders import apex_flow
+from microexp.synthetic import megc as synthetic_megc
+from microexp.loaders import flow_datasets as apex_flow
 from microexp.loaders import register
 
 

@@ -2,7 +2,7 @@
 
 As released (wangzhifengharrison/HTNet, `Model.py`, trained by `HTNet_for_three_datasets_*.py`):
 the input is a 28x28 mosaic of four 14x14 flow regions (eyes, mouth corners;
-`microexp.data.face_regions`). It is cut into `patch_size` patches, each embedded linearly
+`microexp.vision.face_regions`). It is cut into `patch_size` patches, each embedded linearly
 (`dim` channels) into a token map; then `num_hierarchies` levels, from fine to coarse. Level `l`
 splits the token map into `2**(L-1-l)` x `2**(L-1-l)` blocks (at the finest level the blocks are
 the regions' own tokens), runs `block_repeats[l]` pre-norm transformer blocks inside each block
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from microexp import models
-from microexp.data import face_regions
+from microexp.vision import face_regions
 from microexp.models import layers
 from microexp.models import lowering
 

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import folds as folds_lib
@@ -35,7 +35,6 @@ from microexp.train import protocols
 from microexp.train import results as results_lib
 from microexp.train import runner
 from microexp.train import search as search_lib
-from microexp.train import steps as steps_lib
 from microexp.train import train_eval
 from microexp.train import tasks as tasks_lib
 from microexp.train import writers as writers_lib

@@ -21,7 +21,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import jobs as jobs_lib

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 from absl import logging
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import chunking
 from microexp.train import loop

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
 from microexp.train import tasks as tasks_lib

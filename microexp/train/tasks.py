@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from microexp import workdir as workdir_lib
+from microexp.train import workdir as workdir_lib
 from microexp.train import metrics as metrics_lib
 from microexp.train import selection as selection_lib
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from microexp import summary
-from microexp import workdir as workdir_lib
+from microexp.train import summary
+from microexp.train import workdir as workdir_lib
 from microexp.train import summary_sections
 
 CURVES = ("epoch_loss", "epoch_categorical_accuracy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
 
 
 @pytest.mark.parametrize("cell, tokens, numbers, with_sides", [
@@ -30,30 +30,30 @@ from microexp.data import coding_sheet
     ("/", ("/",), (), ()),
 ])
 def test_every_sheet_form(cell, tokens, numbers, with_sides):
-  assert coding_sheet.parse_action_units(cell) == tokens
-  assert coding_sheet.action_unit_numbers(cell) == numbers
-  assert coding_sheet.action_unit_numbers(cell, sides=True) == with_sides
-  assert coding_sheet.action_unit_numbers(tokens) == numbers  # tokens as stored by the builders
+  assert au_lib.parse_action_units(cell) == tokens
+  assert au_lib.action_unit_numbers(cell) == numbers
+  assert au_lib.action_unit_numbers(cell, sides=True) == with_sides
+  assert au_lib.action_unit_numbers(tokens) == numbers  # tokens as stored by the builders
 
 
 def test_multi_hot_vocabulary_and_sides():
   cells = ["4+7", "L12", "?", "12+R12", "AU10"]
-  hot, names = coding_sheet.au_multi_hot(cells)
+  hot, names = au_lib.au_multi_hot(cells)
   assert names == ("4", "7", "10", "12")  # numeric order, not '10' < '4'
   np.testing.assert_array_equal(hot, [[1, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 1],
                                       [0, 0, 1, 0]])
   assert hot.dtype == np.float32
-  _, names = coding_sheet.au_multi_hot(cells, sides=True)
+  _, names = au_lib.au_multi_hot(cells, sides=True)
   assert names == ("4", "7", "10", "12", "L12", "R12")
-  hot, names = coding_sheet.au_multi_hot(cells, vocabulary=[1, 4, 7, 10, 12])
+  hot, names = au_lib.au_multi_hot(cells, vocabulary=[1, 4, 7, 10, 12])
   assert names == ("1", "4", "7", "10", "12") and hot[:, 0].sum() == 0
   with pytest.raises(ValueError, match="AU '12' of clip 1 is not in the vocabulary"):
-    coding_sheet.au_multi_hot(cells, vocabulary=["4", "7", "10"])
+    au_lib.au_multi_hot(cells, vocabulary=["4", "7", "10"])
 
 
 def test_au_arrays_keep_a_leading_n():
-  arrays = coding_sheet.au_arrays([("4", "L10"), (), ("?",)])
+  arrays = au_lib.au_arrays([("4", "L10"), (), ("?",)])
   assert arrays["au"].shape == (3, 2) and arrays["au_names"].shape == (3, 2)
   assert (arrays["au_names"] == np.array(["4", "10"])).all()
-  empty = coding_sheet.au_arrays([(), ()])
+  empty = au_lib.au_arrays([(), ()])
   assert empty["au"].shape == (2, 0) and empty["au_names"].shape == (2, 0)

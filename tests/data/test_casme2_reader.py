@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from microexp.data import casme2, synthetic
+from microexp.data import casme2
+from microexp.synthetic import casme2 as synthetic
 
 
 def write_clip(root, frames, subject="sub01", filename="EP01_01", prefix="reg_img",

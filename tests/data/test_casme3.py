@@ -10,8 +10,8 @@ import pytest
 
 from microexp.data import casme2
 from microexp.data import casme3
-from microexp.data import coding_sheet
-from microexp.data import synthetic_casme3
+from microexp.data import sheets as sheets_lib
+from microexp.synthetic import casme3 as synthetic_casme3
 from microexp.data.emotions import CASME3_EMOTIONS, get_subset
 
 
@@ -103,11 +103,11 @@ def test_errors_name_the_file(root, tmp_path):
   with pytest.raises(FileNotFoundError, match="label sheet"):
     casme3.find_sheet(tmp_path)
   (tmp_path / "CAS(ME)3_part_A_v2.xls").write_bytes(b"legacy")
-  with pytest.raises(coding_sheet.CodingSheetError, match=r"CAS\(ME\)3_part_A_v2.xls.*as \.xlsx"):
+  with pytest.raises(sheets_lib.CodingSheetError, match=r"CAS\(ME\)3_part_A_v2.xls.*as \.xlsx"):
     casme3.find_sheet(tmp_path)
   bad = tmp_path / "bad.xlsx"
   openpyxl.Workbook().save(bad)
-  with pytest.raises(coding_sheet.CodingSheetError, match="bad.xlsx: no header row"):
+  with pytest.raises(sheets_lib.CodingSheetError, match="bad.xlsx: no header row"):
     casme3.parse_sheet(bad)
   copy = tmp_path / "copy"
   shutil.copytree(root, copy)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from microexp.data import coding_sheet
-from microexp.data.coding_sheet import COLUMNS
+from microexp.data import casme2_sheet
+from microexp.data import sheets as sheets_lib
+from microexp.data.casme2_sheet import COLUMNS
 
 HEADER = [COLUMNS["subject"], COLUMNS["filename"], COLUMNS["onset"], COLUMNS["apex"],
           COLUMNS["offset"], None, COLUMNS["action_units"], COLUMNS["emotion"]]
@@ -14,13 +15,13 @@ HEADER = [COLUMNS["subject"], COLUMNS["filename"], COLUMNS["onset"], COLUMNS["ap
 @pytest.fixture(name="parse_rows")
 def fixture_parse_rows(write_coding_sheet):
   def parse(tmp_path, rows, **kwargs):
-    return coding_sheet.parse_coding_sheet(write_coding_sheet(tmp_path, rows, **kwargs))
+    return casme2_sheet.parse_coding_sheet(write_coding_sheet(tmp_path, rows, **kwargs))
   return parse
 
 
 def test_clean_row(parse_rows, tmp_path):
   records, report = parse_rows(tmp_path, [["01", "EP02_01f", 46, 59, 86, None, "12", "happiness"]])
-  assert records == [coding_sheet.ClipRecord("sub01", "EP02_01f", 46, 59, 86, ("12",), "happiness")]
+  assert records == [sheets_lib.ClipRecord("sub01", "EP02_01f", 46, 59, 86, ("12",), "happiness")]
   assert report == []
 
 
@@ -93,35 +94,35 @@ def test_columns_found_by_name_not_position(parse_rows, tmp_path):
             "Action Units", "OnsetFrame", None]
   records, _ = parse_rows(tmp_path, [[None, "surprise", "EP07", None, 15, 3, 20, "1+2", 10, None]],
                           header=header)
-  assert records == [coding_sheet.ClipRecord("sub03", "EP07", 10, 15, 20, ("1", "2"), "surprise")]
+  assert records == [sheets_lib.ClipRecord("sub03", "EP07", 10, 15, 20, ("1", "2"), "surprise")]
 
 
 def test_missing_sheet_names_file(write_coding_sheet, tmp_path):
   path = write_coding_sheet(tmp_path, [[1, "EP01", 1, 2, 3, None, 4, "others"]], sheet="Data")
-  with pytest.raises(coding_sheet.CodingSheetError, match=r"CASME2-coding-20140508\.xlsx.*Sheet1"):
-    coding_sheet.parse_coding_sheet(path)
+  with pytest.raises(sheets_lib.CodingSheetError, match=r"CASME2-coding-20140508\.xlsx.*Sheet1"):
+    casme2_sheet.parse_coding_sheet(path)
 
 
 def test_missing_column_names_file_and_column(write_coding_sheet, tmp_path):
   header = [h for h in HEADER if h != "ApexFrame"]
   path = write_coding_sheet(tmp_path, [[1, "EP01", 1, 3, None, 4, "others"]], header=header)
-  with pytest.raises(coding_sheet.CodingSheetError) as e:
-    coding_sheet.parse_coding_sheet(path)
+  with pytest.raises(sheets_lib.CodingSheetError) as e:
+    casme2_sheet.parse_coding_sheet(path)
   assert str(path) in str(e.value) and "ApexFrame" in str(e.value)
 
 
 def test_not_an_xlsx(tmp_path):
   path = tmp_path / "CASME2-coding-1.xlsx"
   path.write_text("not a workbook")
-  with pytest.raises(coding_sheet.CodingSheetError, match="CASME2-coding-1.xlsx"):
-    coding_sheet.parse_coding_sheet(path)
+  with pytest.raises(sheets_lib.CodingSheetError, match="CASME2-coding-1.xlsx"):
+    casme2_sheet.parse_coding_sheet(path)
 
 
 def test_find_coding_sheet(write_coding_sheet, tmp_path):
   with pytest.raises(FileNotFoundError, match="No coding sheet"):
-    coding_sheet.find_coding_sheet(tmp_path)
+    casme2_sheet.find_coding_sheet(tmp_path)
   path = write_coding_sheet(tmp_path, [])
-  assert coding_sheet.find_coding_sheet(tmp_path) == path
+  assert casme2_sheet.find_coding_sheet(tmp_path) == path
   write_coding_sheet(tmp_path, [], name="CASME2-coding-20130101.xlsx")
-  with pytest.raises(coding_sheet.CodingSheetError, match="Several coding sheets"):
-    coding_sheet.find_coding_sheet(tmp_path)
+  with pytest.raises(sheets_lib.CodingSheetError, match="Several coding sheets"):
+    casme2_sheet.find_coding_sheet(tmp_path)

@@ -8,9 +8,9 @@ import shutil
 import openpyxl
 import pytest
 
-from microexp.data import coding_sheet
+from microexp.data import sheets as sheets_lib
 from microexp.data import dfme
-from microexp.data import synthetic_dfme
+from microexp.synthetic import dfme as synthetic_dfme
 from microexp.data.emotions import DFME_EMOTIONS, get_subset
 
 
@@ -83,7 +83,7 @@ def test_errors_name_the_file(root, tmp_path):
   wb = openpyxl.Workbook()
   wb.active.append(["Subject", "Filename", "Emotion"])
   wb.save(tmp_path / dfme.SHEETS["train"])
-  with pytest.raises(coding_sheet.CodingSheetError, match="training_full_with_AU.xlsx: no header"):
+  with pytest.raises(sheets_lib.CodingSheetError, match="training_full_with_AU.xlsx: no header"):
     dfme.list_clips(tmp_path)
   copy = tmp_path / "twice"
   shutil.copytree(root, copy)

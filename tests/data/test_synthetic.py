@@ -10,7 +10,9 @@ import numpy as np
 import openpyxl
 import pytest
 
-from microexp.data import casme2, coding_sheet, emotions, synthetic
+from microexp.data import casme2, emotions
+from microexp.data import casme2_sheet
+from microexp.synthetic import casme2 as synthetic
 
 
 def test_fixture_has_layout_and_sheet_quirks(synthetic_casme2_root):
@@ -27,7 +29,7 @@ def test_fixture_has_layout_and_sheet_quirks(synthetic_casme2_root):
   assert {"EP01_2", "EP09f", "EP06_02_01"} <= set(cells[1])
   assert any(isinstance(v, int) for v in cells[6]) and "4+L10" in cells[6] and "?" in cells[6]
 
-  records, report = coding_sheet.parse_coding_sheet(sheet)
+  records, report = casme2_sheet.parse_coding_sheet(sheet)
   assert len(records) == 36 and len(report) == 1 and "apex '/'" in report[0]
   assert {r.emotion for r in records} == set(emotions.CASME2_EMOTIONS)
   assert len({r.subject for r in records}) == 6

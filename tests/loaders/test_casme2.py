@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp import flow
+from microexp.vision import flow
 from microexp.loaders import casme2 as loading
 from microexp import loaders
 from microexp.data.emotions import CASME2_EMOTIONS

@@ -9,10 +9,10 @@ import pytest
 
 from configs import ststnet_casme3
 from configs import ststnet_dfme
-from microexp.data import megc
+from microexp.loaders import megc_frames as megc
 from microexp import loaders as registry
-from microexp.data import coding_sheet
-from microexp.data import synthetic_megc
+from microexp.data import action_units as au_lib
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import get_subset
 
 _COMMON = ("inputs", "emotion", "subject", "dataset", "clip", "au", "au_names")
@@ -92,7 +92,7 @@ def test_samm_smic(data_dir, name, n):
     names = arrays["au_names"][0]
     for emotion, row in zip(arrays["emotion"], arrays["au"]):
       cell = synthetic_megc._SAMM_AUS[str(emotion)]  # pylint: disable=protected-access
-      assert set(names[row > 0]) == set(coding_sheet.action_unit_numbers(cell)), emotion
+      assert set(names[row > 0]) == set(au_lib.action_unit_numbers(cell)), emotion
     assert set(arrays["subject"]) == {"006", "007"}
   else:
     assert arrays["au"].shape == (n, 0) and (arrays["fps"] == 100).all()
@@ -139,7 +139,7 @@ def test_casme2_has_au(data_dir):
 
 def test_composite_aligns_samm_only(tmp_path):
   """`alignment` applies to SAMM's (uncropped) clips; CASME II / SMIC crops are used whole."""
-  from microexp import align  # pylint: disable=g-import-not-at-top
+  from microexp.vision import align  # pylint: disable=g-import-not-at-top
 
   root = synthetic_megc.write_synthetic_megc(tmp_path / "megc", num_subjects=(1, 2, 1),
                                              clips_per_subject=2, image_size=(64, 56))

@@ -9,10 +9,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp.data import face_regions
+from microexp.vision import face_regions
 from microexp.data import megc_flow
-from microexp.data import synthetic
-from microexp.data import synthetic_megc
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import megc as synthetic_megc
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,6 @@ def test_loader_region_mosaic(release, tmp_path):
   config.regions = "mosaic"
   mosaic = megc.load_megc2019_flow(config)
   expected = face_regions.region_mosaics(whole["inputs"], whole["region_centres"])
-  from microexp import flow as flow_lib
+  from microexp.vision import flow as flow_lib
   np.testing.assert_allclose(mosaic["inputs"], flow_lib.normalize_flows(expected, "per_clip"),
                              atol=1e-6)

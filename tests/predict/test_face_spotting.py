@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microexp import face, spotting, video
+from microexp.vision import face
+from microexp.vision import spotting
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
 
 # (seed, emotion, onset, apex): different faces, placements and motions.
 CASES = [(1, "happiness", 10, 27), (2, "surprise", 6, 22), (4, "disgust", 14, 33)]
@@ -15,7 +18,7 @@ CASES = [(1, "happiness", 10, 27), (2, "surprise", 6, 22), (4, "disgust", 14, 33
 def clip(request, tmp_path_factory):
   seed, emotion, onset, apex = request.param
   path = tmp_path_factory.mktemp("spot") / f"{emotion}.mp4"
-  info = video.write_synthetic_video(path, emotion=emotion, num_frames=44, onset=onset, apex=apex,
+  info = synthetic_video.write_synthetic_video(path, emotion=emotion, num_frames=44, onset=onset, apex=apex,
                                      seed=seed)
   frames, _ = video.read_video(path)
   return info, frames
@@ -83,7 +86,7 @@ def test_crop_pads_outside_and_resizes():
 def test_spot_intervals_finds_two_events():
   """Two planted movements in a long still recording -> two candidates at the right places."""
   rng = np.random.default_rng(0)
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   neutral = synthetic.make_face(rng, (80, 64))
   still = synthetic.render_clip(neutral, "happiness", 90, 1, 0.0, rng)
   events = {25: "surprise", 65: "surprise"}

@@ -12,7 +12,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from microexp import flow, predict, video
+from microexp.vision import flow
+from microexp.predict import run as predict
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
 from microexp.train import engine
 
 CLASSES = ("happiness", "surprise", "repression")  # class subset '3'
@@ -22,7 +25,7 @@ FRAME_SIZE = (170, 140)  # synthetic CASME II crops (H, W)
 def _training_arrays(num_subjects=5, clips_per_class=4, seed=0):
   """Apex flow (farneback, magnitude, 28x28, per-clip scaled) of synthetic clips, as the CASME II
   loader returns it with the default `flow_normalization`."""
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
   inputs, emotions, subjects = [], [], []
   for s in range(num_subjects):
@@ -77,7 +80,7 @@ def test_final_model_loads(workdir):
 @pytest.mark.parametrize("seed, emotion", [(11, "happiness"), (12, "surprise"),
                                            (13, "repression")])
 def test_predicts_planted_emotion(workdir, tmp_path, seed, emotion):
-  clip = video.write_synthetic_video(tmp_path / f"{emotion}.mp4", emotion=emotion, num_frames=36,
+  clip = synthetic_video.write_synthetic_video(tmp_path / f"{emotion}.mp4", emotion=emotion, num_frames=36,
                                      onset=8, apex=22, seed=seed)
   result = predict.run(workdir, clip.path, out=tmp_path / "out")
   assert result.face.detector == "haar"
@@ -93,7 +96,7 @@ def test_predicts_planted_emotion(workdir, tmp_path, seed, emotion):
 
 @pytest.mark.slow
 def test_cli_with_given_onset_apex_and_frame_folder(workdir, tmp_path):
-  clip = video.write_synthetic_video(tmp_path / "v.mp4", emotion="surprise", num_frames=30,
+  clip = synthetic_video.write_synthetic_video(tmp_path / "v.mp4", emotion="surprise", num_frames=30,
                                      onset=5, apex=18, seed=21)
   frames, _ = video.read_video(clip.path)
   folder = tmp_path / "frames"

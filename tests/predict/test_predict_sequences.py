@@ -9,13 +9,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp import face as face_lib
+from microexp.vision import face as face_lib
 from microexp import models
-from microexp import predict
-from microexp import predict_sequences
+from microexp.predict import run as predict
+from microexp.predict import sequences as predict_sequences
 from microexp.data import casme2
 from microexp.loaders import casme2 as loading
-from microexp import workdir
+from microexp.train import workdir
 
 SIZE = 16
 

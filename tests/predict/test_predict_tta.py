@@ -6,7 +6,7 @@ import jax
 import numpy as np
 
 from microexp import models
-from microexp import predict
+from microexp.predict import run as predict
 from microexp.train import tta
 
 

@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from microexp import report
+from microexp.report import workdirs as report
 
 CLASSES = ["happiness", "surprise", "repression"]
 

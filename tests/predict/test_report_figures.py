@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microexp import report_figures
+from microexp.report import figures as report_figures
 
 
 def test_class_count_table_counts_the_subset():

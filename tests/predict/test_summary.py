@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.image
 import numpy as np
 
-from microexp import summary
+from microexp.train import summary
 
 
 def _results(**extra):

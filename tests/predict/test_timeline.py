@@ -10,7 +10,13 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from microexp import align, predict, spotting, spotting_eval, timeline, video
+from microexp.vision import align
+from microexp.predict import run as predict
+from microexp.vision import spotting
+from microexp.train import spotting_metrics as spotting_eval
+from microexp.predict import timeline
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
 from microexp.data import long_videos
 
 CROP = (85, 70)  # small crops keep the spotting test fast (2 flows per frame)
@@ -41,8 +47,8 @@ def _labelled(dataset, video_key, subject, events):
 
 
 def test_casme_sq_sheet_round_trip_and_quirks(tmp_path):
-  events = [video.PlantedEvent("happiness", 30, 35, 45, "micro"),
-            video.PlantedEvent("disgust", 100, 120, 0, "macro")]  # offset 0: not coded
+  events = [synthetic_video.PlantedEvent("happiness", 30, 35, 45, "micro"),
+            synthetic_video.PlantedEvent("disgust", 100, 120, 0, "macro")]  # offset 0: not coded
   rows = _labelled("casme_sq", "15_0401", "s15", events)
   path = long_videos.write_casme_sq_sheet(tmp_path / "CAS(ME)^2code_final.xlsx", rows,
                                           video_names={"0401": "anger1"})
@@ -56,8 +62,8 @@ def test_casme_sq_sheet_round_trip_and_quirks(tmp_path):
 
 
 def test_samm_long_sheet_round_trip_and_quirks(tmp_path):
-  events = [video.PlantedEvent("surprise", 500, 540, 580, "micro"),
-            video.PlantedEvent("happiness", 900, -1, 1400, "macro")]  # apex -1: not coded
+  events = [synthetic_video.PlantedEvent("surprise", 500, 540, 580, "micro"),
+            synthetic_video.PlantedEvent("happiness", 900, -1, 1400, "macro")]  # apex -1: not coded
   path = long_videos.write_samm_long_sheet(tmp_path / long_videos.SAMM_LONG_SHEET,
                                            _labelled("samm_long", "006_1", "006", events))
   intervals, report = long_videos.read_samm_long(path)
@@ -83,7 +89,7 @@ def test_unreadable_sheets_name_the_file(tmp_path):
 @pytest.fixture(scope="module", params=[0, 1])
 def long_recording(request, tmp_path_factory):
   path = tmp_path_factory.mktemp("long") / f"long{request.param}.mp4"
-  planted = video.write_synthetic_long_video(path, frame_size=(144, 192), face_size=(102, 84),
+  planted = synthetic_video.write_synthetic_long_video(path, frame_size=(144, 192), face_size=(102, 84),
                                              seed=request.param)
   frames, fps = video.read_video(path)
   crops, _ = align.align_clip(frames, CROP)
@@ -166,7 +172,7 @@ def test_predict_writes_a_timeline_for_a_long_recording(long_recording, tmp_path
 def test_macro_guard_follows_the_frame_rate():
   """The same two 15-frame movements: micro-expressions at 30 fps (0.23 s at half height), macro
   movements when the recording is declared at 8 fps (0.9 s)."""
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   neutral = synthetic.make_face(rng, (80, 64))
   frames = synthetic.render_clip(neutral, "happiness", 90, 1, 0.0, rng)
@@ -185,7 +191,7 @@ def test_macro_guard_follows_the_frame_rate():
 
 def test_a_still_recording_has_no_candidates():
   """The noise floor: without it the relative threshold always finds a 'movement'."""
-  from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
   still = synthetic.render_clip(synthetic.make_face(rng, (80, 64)), "happiness", 90, 1, 0.0, rng)
   gray = spotting.to_gray(still, None)

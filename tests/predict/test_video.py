@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from microexp import video
+from microexp.vision import video
+from microexp.synthetic import video as synthetic_video
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
   path = tmp_path_factory.mktemp("video") / "clip.mp4"
-  return video.write_synthetic_video(path, num_frames=30, onset=6, apex=18, seed=3)
+  return synthetic_video.write_synthetic_video(path, num_frames=30, onset=6, apex=18, seed=3)
 
 
 def test_synthetic_mp4_reads_back(synthetic):

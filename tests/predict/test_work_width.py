@@ -10,11 +10,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp import align
+from microexp.vision import align
 from microexp import loaders
-from microexp import predict
-from microexp import workdir
-from microexp.loaders import apex_flow
+from microexp.predict import run as predict
+from microexp.train import workdir
+from microexp.loaders import flow_datasets as apex_flow
 
 
 def _spec(**ds):

@@ -11,10 +11,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from microexp.data import casme2
-from microexp.data import synthetic_casme3
-from microexp.data import synthetic_dfme
-from microexp.data import synthetic_megc
-from tfds_casme2 import apex_flow
+from microexp.synthetic import casme3 as synthetic_casme3
+from microexp.synthetic import dfme as synthetic_dfme
+from microexp.synthetic import megc as synthetic_megc
+from tfds_casme2 import apex_flow_base as apex_flow
 from tfds_casme2.casme3 import casme3_dataset_builder
 from tfds_casme2.dfme import dfme_dataset_builder
 from tfds_casme2.samm import samm_dataset_builder
@@ -150,7 +150,7 @@ def test_alignment_is_part_of_the_config_name():
 def test_stored_alignment_is_the_one_align_pair_gives(built, name):
   """Each clip is aligned with the transform `align.align_pair` uses on its onset / apex frames
   (estimated on the onset, applied to both) and stores it; dlib finds the synthetic faces."""
-  from microexp import align  # pylint: disable=g-import-not-at-top
+  from microexp.vision import align  # pylint: disable=g-import-not-at-top
 
   root, examples = built[name]
   builder_cls = CASES[name][0]

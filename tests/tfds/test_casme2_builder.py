@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 import shutil
 import tempfile
 
@@ -10,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from microexp import flow
+from microexp.vision import flow
 from microexp.data import casme2
-from microexp.data import synthetic
+from microexp.synthetic import casme2 as synthetic
 from microexp.data.emotions import CASME2_EMOTIONS
 from tfds_casme2.casme2 import casme2_dataset_builder as cb
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from microexp.data import synthetic
+from microexp.synthetic import casme2 as synthetic
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 _TFDS = shutil.which("tfds", path=os.path.dirname(sys.executable)) or shutil.which("tfds")
@@ -50,7 +50,9 @@ def test_tfds_build_command(manual_dir, tmp_path, config, feature, shape):
 # --- the apex-flow builders of issue 14: `tfds build tfds_casme2/<name> --manual_dir=...` ---------
 
 def _other_tree(name, root):
-  from microexp.data import synthetic_casme3, synthetic_dfme, synthetic_megc  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import casme3 as synthetic_casme3  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import dfme as synthetic_dfme  # pylint: disable=g-import-not-at-top
+  from microexp.synthetic import megc as synthetic_megc  # pylint: disable=g-import-not-at-top
   return {
       "casme3": lambda: synthetic_casme3.write_synthetic_casme3(root, num_subjects=2,
                                                                 clips_per_subject=2),

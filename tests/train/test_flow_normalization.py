@@ -1,4 +1,4 @@
-"""`config.dataset.flow_normalization`: one function (microexp.flow.normalize_flow) used by the
+"""`config.dataset.flow_normalization`: one function (microexp.vision.flow.normalize_flow) used by the
 CASME II loader and by predict, recorded by the engine in final/model.json."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from microexp import flow
-from microexp import predict
+from microexp.vision import flow
+from microexp.predict import run as predict
 from microexp.data import casme2
 from microexp.loaders import casme2 as loading
-from microexp import workdir
+from microexp.train import workdir
 from microexp.models import builder
 
 

@@ -77,7 +77,7 @@ def test_aggregate_pools_folds_before_the_f1():
 
 @pytest.mark.slow
 def test_au_task_on_synthetic_casme2_learns_above_the_trivial_baseline(tmp_path):
-  """The synthetic tree moves each emotion's AU regions (microexp/data/synthetic.py
+  """The synthetic tree moves each emotion's AU regions (microexp/synthetic/casme2.py
   EMOTION_MOTIONS / EMOTION_AUS): the AUs are learnable from the apex flow."""
   config = tiny_config(epochs=30, batch_size=16, learning_rate=0.1, tensorboard=False,
                        task="au", au_min_count=10, au_pos_weight=True, class_balanced=False,

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
-from microexp import report
-from microexp import workdir as workdir_lib
+from microexp.report import workdirs as report
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import engine
@@ -20,7 +18,6 @@ from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import metrics as metrics_lib
 from microexp.train import progress as progress_lib
-from microexp.train import steps as steps_lib
 from microexp.train import train_eval
 from microexp.train import writers as writers_lib
 

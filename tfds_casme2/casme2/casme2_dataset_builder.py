@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from microexp import flow
+from microexp.vision import flow
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import casme2_sheet
 from microexp.data.emotions import CASME2_EMOTIONS
 
 REPRESENTATIONS = ("apex_flow", "sequences", "flow_sequences")
@@ -245,7 +245,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = dl_manager.manual_dir
     try:
-      coding_sheet.find_coding_sheet(pathlib.Path(root))
+      casme2_sheet.find_coding_sheet(pathlib.Path(root))
     except FileNotFoundError as e:
       raise FileNotFoundError(f"{e}\nExpected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
     clips, report = casme2.list_clips(pathlib.Path(root), layout=self.builder_config.layout)

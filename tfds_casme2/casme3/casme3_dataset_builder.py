@@ -2,14 +2,14 @@
 
 Built from the user's licensed copy (manual download) with `microexp.data.casme3` (every fixed or
 dropped row is logged). Frames are uncropped (1280x720): one face box per clip is found on the
-onset frame (`tfds_casme2.apex_flow`). One 'train' split; LOSO is done by the trainer.
+onset frame (`tfds_casme2.apex_flow_base`). One 'train' split; LOSO is done by the trainer.
 """
 
 from __future__ import annotations
 
 import pathlib
 
-from tfds_casme2 import apex_flow
+from tfds_casme2 import apex_flow_base as apex_flow
 from microexp.data import casme3
 from microexp.data.emotions import CASME3_EMOTIONS
 

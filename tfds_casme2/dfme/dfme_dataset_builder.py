@@ -12,7 +12,7 @@ import pathlib
 
 import tensorflow_datasets as tfds
 
-from tfds_casme2 import apex_flow
+from tfds_casme2 import apex_flow_base as apex_flow
 from microexp.data import dfme
 from microexp.data.emotions import DFME_EMOTIONS
 

@@ -4,7 +4,7 @@ Reads the user's copy with `microexp.data.megc_flow` (all quirks handled and log
 clip's 28x28 flow as uint8 (u, v, strain) — the PNG's RGB, never cv2's BGR — and HTNet's four
 facial region centres (`region_centres`, (row, col) in the flow), found on the apex face crops
 `combined_datasets_whole/` when the release has them, else the mean face (`region_source` says
-which; microexp.data.face_regions).
+which; microexp.vision.face_regions).
 """
 
 from __future__ import annotations

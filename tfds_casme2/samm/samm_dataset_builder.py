@@ -2,15 +2,15 @@
 
 Read with `microexp.data.samm` (the sheet's title rows, numeric subjects, uncoded apexes spotted
 from the flow, macro rows dropped; every fix logged). Frames are uncropped (2040x1088): one face
-box per clip is found on the onset frame (`tfds_casme2.apex_flow`). The MEGC2019 composite
-(`microexp.data.megc`) reads the same folders and computes its flow in memory instead.
+box per clip is found on the onset frame (`tfds_casme2.apex_flow_base`). The MEGC2019 composite
+(`microexp.loaders.megc_frames`) reads the same folders and computes its flow in memory instead.
 """
 
 from __future__ import annotations
 
 import pathlib
 
-from tfds_casme2 import apex_flow
+from tfds_casme2 import apex_flow_base as apex_flow
 from microexp.data import samm
 
 FPS = 200

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pathlib
 
-from tfds_casme2 import apex_flow
+from tfds_casme2 import apex_flow_base as apex_flow
 from microexp.data import smic
 
 FPS = 100

@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from microexp.data import synthetic
+from microexp.synthetic import casme2 as synthetic
 from microexp.data.emotions import MEGC_CLASSES
 
 # Real MEGC2019 class counts (negative, positive, surprise) per dataset (combined_3class_gt.csv).

@@ -4,7 +4,7 @@ Builds the dataset on first use (from the user's copy, or from a synthetic copy 
 official layout), then returns the registry's arrays (docs/ARCHITECTURE.md): `inputs` float32
 [N, S, S, 3] (u, v, magnitude|strain scaled by `config.dataset.flow_normalization`, as the CASME II
 loader), `emotion`, `subject`, `dataset`, `clip`, `au` float32 [N, A] + `au_names` str [N, A]
-(`microexp.data.coding_sheet.au_arrays`; `config.dataset.au_sides` keeps L/R apart), `fps`
+(`microexp.data.au_lib.au_arrays`; `config.dataset.au_sides` keeps L/R apart), `fps`
 float32 [N], `face_box` int32 [N, 4], `alignment` str [N] (the method that ran per clip:
 'landmarks', 'box' when none were found, 'none'), `face_detector` str [N], and the builder's extra
 text features (DFME: `split`).
@@ -25,8 +25,8 @@ from typing import Any, Callable
 from absl import logging
 import numpy as np
 
-from microexp import flow as flow_lib
-from microexp.data import coding_sheet
+from microexp.vision import flow as flow_lib
+from microexp.data import action_units as au_lib
 from microexp.loaders import check_fields
 from microexp.loaders import field
 from microexp.loaders import prepare
@@ -51,7 +51,7 @@ def _text(x) -> str:
 
 def found_rates(methods: np.ndarray, detectors: np.ndarray, asked: str) -> str:
   """The face-found report of per-clip `alignment` / `face_detector` arrays (str [N])."""
-  from tfds_casme2 import apex_flow  # pylint: disable=g-import-not-at-top
+  from tfds_casme2 import apex_flow_base as apex_flow  # pylint: disable=g-import-not-at-top
 
   counts: dict[tuple[str, str], int] = {}
   for key in zip(methods.tolist(), detectors.tolist()):
@@ -74,7 +74,7 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
   data_dir, image_size, flow_method, flow_kwargs, third_channel, flow_normalization, au_sides,
   workers, alignment.
   """
-  from tfds_casme2 import apex_flow  # pylint: disable=g-import-not-at-top
+  from tfds_casme2 import apex_flow_base as apex_flow  # pylint: disable=g-import-not-at-top
 
   get = field
   check_fields(dataset_config, name, FIELDS + extra_fields)
@@ -124,7 +124,7 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
       face_box=np.stack([e["face_box"] for e in examples]).astype(np.int32),
       alignment=np.array([_text(e["alignment"]) for e in examples]),
       face_detector=np.array([_text(e["face_detector"]) for e in examples]),
-      **coding_sheet.au_arrays([_text(e["action_units"]).split("+") if _text(e["action_units"])
+      **au_lib.au_arrays([_text(e["action_units"]).split("+") if _text(e["action_units"])
                                 else () for e in examples],
                                sides=bool(get(dataset_config, "au_sides", False))),
       **{k: np.array([_text(e[k]) for e in examples]) for k in extra_text})

@@ -8,7 +8,7 @@ landmarks (MTCNN: eyes, nose, mouth corners) on the apex face crop resized to 28
 and falls back to fixed mean-face landmarks when no face is found.
 
 Landmarks here come from a pluggable `landmarker` (`image [H, W, 3] uint8 RGB -> {name: (x, y)}`
-in image pixels). The default, `box_landmarks`, finds the face box (`microexp.face`: Haar cascade,
+in image pixels). The default, `box_landmarks`, finds the face box (`microexp.vision.face`: Haar cascade,
 then skin colour, else the whole crop, which *is* a face crop) and places the landmarks at the
 mean-face proportions of that box. A landmark aligner plugs in as another `landmarker`.
 
@@ -48,7 +48,7 @@ def box_landmarks(image: np.ndarray, detectors=("haar", "skin")) -> dict[str, tu
 
   image: uint8 [H, W, 3] RGB, a face crop. Returns {landmark: (x, y)} in image px.
   """
-  from microexp import face  # pylint: disable=g-import-not-at-top
+  from microexp.vision import face  # pylint: disable=g-import-not-at-top
 
   try:
     x, y, w, h = face.detect_face(image[None], num_frames=1, detectors=detectors).box

@@ -72,10 +72,10 @@ def training_crop_size(dataset_config) -> list[int] | None:
 def flow_work_width(dataset_config) -> int | None:
   """The widest face crop the dataset's builder computes flow on (`align.align_for_flow`: the face
   box shrunk to at most this width, aspect kept) for the apex-flow builders
-  (`microexp.loaders.apex_flow.DATASETS`); None for CASME II (flow on the whole Cropped frame,
+  (`microexp.loaders.flow_datasets.DATASETS`); None for CASME II (flow on the whole Cropped frame,
   predict uses `training_crop_size`)."""
-  from microexp import align  # pylint: disable=g-import-not-at-top
-  from microexp.loaders import apex_flow  # pylint: disable=g-import-not-at-top
+  from microexp.vision import align  # pylint: disable=g-import-not-at-top
+  from microexp.loaders import flow_datasets as apex_flow  # pylint: disable=g-import-not-at-top
 
   if (dataset_config.get("crop_size") is not None
       or dataset_config.get("name") not in apex_flow.DATASETS):
@@ -85,7 +85,7 @@ def flow_work_width(dataset_config) -> int | None:
 
 def preprocessing_spec(ds, input_shape) -> dict:
   """model.json's `preprocessing`: how the inputs were made, everything predict must repeat."""
-  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow as flow_lib  # pylint: disable=g-import-not-at-top
 
   is_flow = ds.representation in FLOW_REPRESENTATIONS
   third = ds.get("third_channel", "magnitude")
@@ -98,7 +98,7 @@ def preprocessing_spec(ds, input_shape) -> dict:
           "flow_normalization": flow_lib.flow_normalization(ds) if is_flow else None,
           "crop_size": training_crop_size(ds),
           "work_width": flow_work_width(ds),  # set: predict crops the face box, this wide at most
-          "alignment": ds.get("alignment"),  # microexp/align.py; predict repeats it
+          "alignment": ds.get("alignment"),  # microexp/vision/align.py; predict repeats it
           "sequence": dict(ds.get("sequence", {}) or {}),
           "input_shape": list(input_shape)}
 

@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from microexp import workdir as workdir_lib  # noqa: E402
-from microexp.summary import (METRICS, draw_confusion, metric_cell, metrics_table,  # noqa: E402
+from microexp.train import workdir as workdir_lib  # noqa: E402
+from microexp.train.summary import (METRICS, draw_confusion, metric_cell, metrics_table,  # noqa: E402
                               plot_confusion, train_side_lines)
 
 
@@ -149,7 +149,7 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
   """Writes report.md and its PNGs (default: WORKDIR/report/); returns the report.md path.
 
   dataset_figures: also the thesis's Table 1 and Figs 1, 8, 9 from the workdir's dataset
-  (`microexp.report_figures`; left out, with a note, when the dataset is not on this machine).
+  (`microexp.report.figures`; left out, with a note, when the dataset is not on this machine).
   """
   workdir = pathlib.Path(workdir)
   results = load_results(workdir)
@@ -195,7 +195,7 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
                  "only: nothing computed on a test subject feeds training or selection.", "",
                  "![history](history.png)", ""]
   if dataset_figures:
-    from microexp import report_figures  # pylint: disable=g-import-not-at-top
+    from microexp.report import figures as report_figures  # pylint: disable=g-import-not-at-top
 
     sections += report_figures.thesis_sections(config, history, out)
   sections += ["## Config", "", "```"] + [f"{k} = {v!r}" for k, v in _flatten(config)] + ["```", ""]

@@ -458,7 +458,7 @@ def write_synthetic_casme2(root, *, num_subjects: int = 12, clips_per_subject: i
   for old in root.glob("CASME2-coding-*.xlsx") if root.is_dir() else ():
     old.unlink()
   root.mkdir(parents=True, exist_ok=True)
-  stamp.write_text("written by microexp.data.synthetic.write_synthetic_casme2\n")
+  stamp.write_text("written by microexp.synthetic.casme2.write_synthetic_casme2\n")
   start_time = time.time()
   seq = np.random.SeedSequence(seed)
   plan_seed, *subject_seeds = seq.spawn(num_subjects + 1)

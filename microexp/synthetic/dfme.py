@@ -19,11 +19,11 @@ import pathlib
 
 import numpy as np
 
-from microexp.data import synthetic
-from microexp.data import synthetic_megc
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.dfme import SHEETS
 from microexp.data.emotions import DFME_EMOTIONS
-from microexp.data.synthetic_casme3 import _canvas
+from microexp.synthetic.casme3 import _canvas
 
 AUS = {"happiness": ("AU6+AU12", "L12", "12(weak)"), "anger": ("4, 7", "4"),
        "contempt": ("R14", "AU14"), "disgust": ("A9+B4", "9+10"), "fear": ("1+2+4+20",),

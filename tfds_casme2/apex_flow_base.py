@@ -2,10 +2,10 @@
 
 A dataset builder lists its clips (`_list_clips(manual_dir) -> (clips, report)`, each a
 `FlowClip`: a stable key, the onset and apex frame files, metadata features); this base class
-reads each onset/apex pair, aligns the face on the onset frame (`microexp.align`, the config's
+reads each onset/apex pair, aligns the face on the onset frame (`microexp.vision.align`, the config's
 `alignment`: 'landmarks' = dlib landmarks -> eye-line rotation -> one box; 'box' = Haar / skin box;
 'none' = the whole frame; one transform for onset and apex, the central box when no face is found)
-and stores the onset->apex flow (`microexp.flow.apex_flow_image`, as the CASME II builder) with the
+and stores the onset->apex flow (`microexp.vision.flow.apex_flow_image`, as the CASME II builder) with the
 two face crops and the alignment used per clip. Configs are named like CASME II's apex_flow configs
 ('apex_flow', 'apex_flow_dis_strain_28'); an alignment other than the builder's default
 (`default_alignment`: 'landmarks' for uncropped frames, 'none' for face crops) adds '_align<name>'.
@@ -25,16 +25,16 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from microexp import align
-from microexp import face as face_lib
-from microexp import flow
+from microexp.vision import align
+from microexp.vision import face as face_lib
+from microexp.vision import flow
 from microexp.data import casme2
 
 
 @dataclasses.dataclass(eq=False)
 class ApexFlowConfig(tfds.core.BuilderConfig):
   """Onset->apex flow at `image_size`; `flow_kwargs` as sorted (name, value) pairs; `alignment`
-  one of `microexp.align.ALIGNMENTS`, or None for the builder's default (`default_alignment`)."""
+  one of `microexp.vision.align.ALIGNMENTS`, or None for the builder's default (`default_alignment`)."""
 
   image_size: int = 224
   flow_method: str = "farneback"
@@ -122,7 +122,7 @@ class FlowClip:
 
 def pair_flow(onset_path, apex_path, *, alignment: str, size: int, method: str,
               third_channel: str, **flow_kwargs) -> dict[str, Any]:
-  """One clip's stored values; the face aligned on the onset (`microexp.align.align_for_flow`).
+  """One clip's stored values; the face aligned on the onset (`microexp.vision.align.align_for_flow`).
 
   Returns:
     {'flow': float32 [S, S, 3], 'onset', 'apex': uint8 [S, S, 3] RGB face crops, 'alignment':
@@ -167,7 +167,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: apex_flow configs.",
-                   "1.1.0": "Face alignment (microexp.align): landmarks by default on uncropped "
+                   "1.1.0": "Face alignment (microexp.vision.align): landmarks by default on uncropped "
                             "frames, the config's `alignment`; per-clip alignment features."}
   DATASET_TITLE = ""  # 'CAS(ME)^3 part A'
   EMOTIONS: tuple[str, ...] = ()
@@ -208,7 +208,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         action_units=tfds.features.Text(doc="The sheet's AU tokens joined by '+'."),
         emotion=tfds.features.ClassLabel(names=self.EMOTIONS),
         alignment=tfds.features.Text(
-            doc="Alignment that ran (microexp.align): 'landmarks', 'box' (also the fallback when "
+            doc="Alignment that ran (microexp.vision.align): 'landmarks', 'box' (also the fallback when "
             "no landmarks were found) or 'none'."),
         alignment_angle=tfds.features.Scalar(
             np.float32, doc="Eye-line rotation (degrees, counter-clockwise) before the crop."),

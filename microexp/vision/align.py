@@ -8,10 +8,10 @@ recorded in model.json's `preprocessing.alignment` so that predict repeats what 
 - `landmarks`: dlib's 68-point shape predictor (`shape_predictor_68_face_landmarks.dat`, shipped by
   the `face-recognition-models` pip package; dlib from the `dlib-bin` wheels, numpy 2 compatible).
   The face rectangle comes from dlib's HOG detector, or from the Haar / skin detectors of
-  `microexp.face` when HOG misses. The frame is rotated about the eye midpoint so the line between
+  `microexp.vision.face` when HOG misses. The frame is rotated about the eye midpoint so the line between
   the eye centres is horizontal, and the box is placed from the eyes and the chin (the CASME II
   framing, forehead to chin; `landmark_box`). Without dlib it falls back to `box` (logged once).
-- `box`: one detector box (`microexp.face.detect_face`, Haar then skin), no rotation.
+- `box`: one detector box (`microexp.vision.face.detect_face`, Haar then skin), no rotation.
 - `none`: the whole frame (frames that are already face crops, like CASME II's `Cropped/`).
 """
 
@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from microexp import face as face_lib
+from microexp.vision import face as face_lib
 
 ALIGNMENTS = ("landmarks", "box", "none")
 # What predict does for a model.json that records no alignment (trained before the field existed,
@@ -41,7 +41,7 @@ LEFT_EYE, RIGHT_EYE, CHIN = slice(36, 42), slice(42, 48), 8
 
 # Box from the landmarks in the levelled face, in units of the eye-to-chin distance D (eye midpoint
 # to chin, vertical): top 0.82 D above the eyes, bottom 0.11 D below the chin, width 1.6 D centred
-# on the eye midpoint. Measured like the Haar expansion (microexp/face.py): dlib landmarks of 40
+# on the eye midpoint. Measured like the Haar expansion (microexp/vision/face.py): dlib landmarks of 40
 # synthetic faces pasted at a known box, +-0.08 / 0.05 / 0.09 between faces
 # (`benchmarks/face_found_rate.py --calibrate`). Synthetic proportions: check on real crops.
 BOX_TOP, BOX_BOTTOM, BOX_WIDTH = 0.82, 0.11, 1.6
@@ -188,7 +188,7 @@ def estimate(frames: np.ndarray, *, method: str = "landmarks", start: int = 0,
     frames: uint8 [T, H, W, 3] RGB.
     method: one of ALIGNMENTS.
     start, num_frames: frames looked at (`landmarks`: the first with a face; `box`: median box).
-    detectors: `microexp.face` detectors: the `box` method, and the face rectangle for landmarks
+    detectors: `microexp.vision.face` detectors: the `box` method, and the face rectangle for landmarks
       when dlib's HOG detector misses.
     landmark_fn: `(frame, box or None) -> [68, 2] or None`; default `landmarks` (dlib). Tests
       inject known landmarks through it.

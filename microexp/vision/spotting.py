@@ -2,7 +2,7 @@
 long recording.
 
 All functions take grayscale face crops `[T, H, W]` uint8 (one stable box per clip, see
-`microexp.face`) and measure facial motion with `microexp.flow.dense_flow`. Motion between two
+`microexp.vision.face`) and measure facial motion with `microexp.vision.flow.dense_flow`. Motion between two
 frames is the 97th percentile of the flow magnitude over the crop after subtracting the frame's
 median flow. The median is the head's global translation (most of the crop moves with the head),
 which is not an expression; a high percentile rather than the mean because a micro-expression moves
@@ -21,7 +21,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from microexp import flow as flow_lib
+from microexp.vision import flow as flow_lib
 
 # Faces are shrunk to this width before flow: a micro-movement of ~1% of the face is still a
 # pixel or two, and flow on 128 px is ~10x cheaper than on a 340 px CASME II crop.
@@ -79,7 +79,7 @@ def spot(faces: np.ndarray, *, method: str = "farneback", onset: int | None = No
 
   Args:
     faces: uint8 [T, H, W] gray face crops (`to_gray`).
-    method: flow method (`microexp.flow.METHODS`).
+    method: flow method (`microexp.vision.flow.METHODS`).
     onset, apex: known frames (e.g. --onset / --apex); the spotting only fills in what is None.
     onset_search: the onset is looked for among the first max(2, onset_search * T) frames: a frame
       at rest *before* the movement. (The apex is also a frame at rest, which is why the search

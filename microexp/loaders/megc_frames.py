@@ -1,7 +1,7 @@
 """The MEGC2019 composite read from frames: CASME II + SAMM + SMIC-HS -> (u, v, strain) apex flow.
 
 `build_composite` returns the arrays of docs/ARCHITECTURE.md with `inputs` float32 [N, S, S, 3] =
-(u, v, strain) scaled by `flow_normalization` (`microexp.flow.normalize_flow`, the same function
+(u, v, strain) scaled by `flow_normalization` (`microexp.vision.flow.normalize_flow`, the same function
 the CASME II loader and predict use): 'per_clip' (default) = each channel min-max scaled per clip
 to -1..1 (the STSTNet release's normalisation, so that models move between the composite and the
 precomputed release; negating u, the augmentation's horizontal flip, is exactly the min-max image
@@ -11,7 +11,7 @@ class name ('negative' | 'positive' | 'surprise'), `subject` dataset-qualified (
 'megc2019_flow') live in `microexp/loaders/megc.py`.
 
 SAMM's frames are uncropped (2040x1088): `alignment` ('landmarks' | 'box' | 'none',
-`microexp.align`) aligns its clips on the onset frame before the flow, as the apex-flow builders
+`microexp.vision.align`) aligns its clips on the onset frame before the flow, as the apex-flow builders
 do; CASME II's (`Cropped/`) and SMIC-HS's frames are face crops and are used whole. The
 array `alignment` str [N] holds the method that ran per clip, and the report its face-found counts.
 
@@ -28,14 +28,14 @@ import pathlib
 from absl import logging
 import numpy as np
 
-from microexp import align
-from microexp import flow as flow_lib
+from microexp.vision import align
+from microexp.vision import flow as flow_lib
 from microexp.data import casme2
-from microexp.data import coding_sheet
+from microexp.data import action_units as au_lib
 from microexp.data import megc_flow
 from microexp.data import samm
 from microexp.data import smic
-from microexp.data import synthetic_hard
+from microexp.synthetic import megc_hard as synthetic_hard
 from microexp.data.emotions import MEGC_CLASSES, get_subset
 
 # (clips, subjects) of MEGC2019's composite (combined_3class_gt.csv): 442 clips, 68 subjects.
@@ -202,7 +202,7 @@ def build_composite(root=None, *, dirs: dict[str, pathlib.Path] | None = None, i
       subject=np.array([f"{c.dataset}/{c.subject}" for c in clips]),
       dataset=np.array([c.dataset for c in clips]),
       clip=np.array([c.clip for c in clips]),
-      **coding_sheet.au_arrays([c.action_units for c in clips], sides=au_sides))
+      **au_lib.au_arrays([c.action_units for c in clips], sides=au_sides))
   return arrays, report + count_report(arrays["dataset"], arrays["subject"], arrays["emotion"])
 
 

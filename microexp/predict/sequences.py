@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from microexp import flow as flow_lib
+from microexp.vision import flow as flow_lib
 
 SEQUENCE_REPRESENTATIONS = ("sequences", "flow_sequences")
 

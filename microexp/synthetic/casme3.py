@@ -4,7 +4,7 @@
 camera frame), `<subject>/<folder>/depth/<frame>.png` (ignored by the reader), and
 `cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx` (`Subject, Filename, Onset, Apex, Offset, AU,
 Objective class, emotion`, plus the full sheet's `Expression type`). Faces and motion come from
-`microexp.data.synthetic` (the class is visible in the onset->apex motion only).
+`microexp.synthetic.casme2` (the class is visible in the onset->apex motion only).
 
 Quirks (`quirks=True`; the meb loader's hand fixes and the paper's description): folder `a` of each
 subject holds two expressions; one apex lies outside onset..offset; one apex equals the onset; one
@@ -21,8 +21,8 @@ import pathlib
 
 import numpy as np
 
-from microexp.data import synthetic
-from microexp.data import synthetic_megc
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import megc as synthetic_megc
 from microexp.data.emotions import CASME3_EMOTIONS
 
 SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"

@@ -1,6 +1,6 @@
 """Synthetic SAMM, SMIC-HS and precomputed MEGC2019 flow in their official layouts, with quirks.
 
-Faces and motion come from `microexp.data.synthetic` (`make_face`, `render_clip`): the MEGC class
+Faces and motion come from `microexp.synthetic.casme2` (`make_face`, `render_clip`): the MEGC class
 is visible in the onset->apex motion only. Layouts and quirks mirror the real releases (see
 docs/megc.md):
 - SAMM: `SAMM_Micro_FACS_Codes_v2.xlsx` with title rows above the header, numeric subject cells,
@@ -23,8 +23,8 @@ import shutil
 
 import numpy as np
 
-from microexp.data import synthetic
-from microexp.data import synthetic_hard
+from microexp.synthetic import casme2 as synthetic
+from microexp.synthetic import megc_hard as synthetic_hard
 from microexp.data.emotions import MEGC_CLASSES
 
 COMPLETE_MARKER = ".complete"
@@ -243,13 +243,13 @@ def write_synthetic_megc_flow(root, *, num_subjects: tuple[int, int, int] = (4, 
   's1_ne_01'), and `root/<subject>/u_train|u_test/<label>/` pre-split copies are added.
 
   difficulty: 'easy' (every subject has every class, round-robin, one motion per class: UF1 ~0.99)
-    or 'hard' (`microexp.data.synthetic_hard`: real per-dataset class shares, subject styles, weak
+    or 'hard' (`microexp.synthetic.megc_hard`: real per-dataset class shares, subject styles, weak
     negatives, head motion, label noise; `hard_params` overrides fields of `synthetic_hard.HARD`).
   clips_per_subject: clips of every subject ('easy', default 6); for 'hard' the mean clips per
     subject of every dataset (default: the real means, 6.0 / 4.75 / 10.25).
   """
   import cv2  # pylint: disable=g-import-not-at-top
-  from microexp import flow as flow_lib  # pylint: disable=g-import-not-at-top
+  from microexp.vision import flow as flow_lib  # pylint: disable=g-import-not-at-top
 
   if difficulty not in ("easy", "hard"):
     raise ValueError(f"difficulty must be 'easy' or 'hard', got {difficulty!r}.")

@@ -2,11 +2,11 @@
 
     python -m microexp.predict --model=WORKDIR --input=clip.mp4 [--onset=N --apex=N] [--out=DIR]
 
-Pipeline: read the frames (`microexp.video`) -> one face box for the clip (`microexp.face`, on the
+Pipeline: read the frames (`microexp.vision.video`) -> one face box for the clip (`microexp.vision.face`, on the
 first frames) -> crop every frame to the training crop size -> spot the onset and apex
-(`microexp.spotting`; --onset / --apex override) -> the representation the model was trained on
-(`microexp.flow.apex_flow_image`, as the TFDS builder computes it; frame or flow sequences around
-the apex for sequence models, `microexp.predict_sequences`) -> the model of WORKDIR/final
+(`microexp.vision.spotting`; --onset / --apex override) -> the representation the model was trained on
+(`microexp.vision.flow.apex_flow_image`, as the TFDS builder computes it; frame or flow sequences around
+the apex for sequence models, `microexp.predict.sequences`) -> the model of WORKDIR/final
 -> class probabilities, `prediction.json` and `prediction.png` in --out.
 """
 
@@ -19,13 +19,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from microexp import align as align_lib
-from microexp import face as face_lib
-from microexp import flow as flow_lib
-from microexp import spotting
-from microexp import timeline as timeline_lib
-from microexp import video
-from microexp import workdir as workdir_lib
+from microexp.vision import align as align_lib
+from microexp.vision import face as face_lib
+from microexp.vision import flow as flow_lib
+from microexp.vision import spotting
+from microexp.predict import timeline as timeline_lib
+from microexp.vision import video
+from microexp.train import workdir as workdir_lib
 
 # CASME II's cropped faces are ~280 x 340 (W x H); used when model.json records no crop size.
 DEFAULT_CROP_SIZE = (340, 280)
@@ -85,7 +85,7 @@ def model_input(onset: np.ndarray, apex: np.ndarray, preprocessing: dict) -> np.
   representation = preprocessing.get("representation", "apex_flow")
   if representation != "apex_flow":
     raise ValueError(f"model_input makes apex flow; this model was trained on {representation!r} "
-                     "(sequence inputs: microexp.predict_sequences.sequence_input).")
+                     "(sequence inputs: microexp.predict.sequences.sequence_input).")
   x = flow_lib.apex_flow_image(onset, apex, method=preprocessing.get("flow_method", "farneback"),
                                third_channel=preprocessing.get("third_channel", "magnitude"),
                                size=int(preprocessing["image_size"]),
@@ -100,7 +100,7 @@ def trained_input(preprocessing: dict, crops: np.ndarray, gray: np.ndarray, onse
                   apex: int) -> tuple[np.ndarray, np.ndarray | None]:
   """(x [1, ...], mask [1, T] | None): the representation the model was trained on, from the face
   crops uint8 [N, H, W, 3] and their gray [N, H, W]: apex flow, or a frame / flow sequence."""
-  from microexp import predict_sequences  # pylint: disable=g-import-not-at-top
+  from microexp.predict import sequences as predict_sequences  # pylint: disable=g-import-not-at-top
 
   if preprocessing.get("representation") in predict_sequences.SEQUENCE_REPRESENTATIONS:
     return predict_sequences.sequence_input(crops, gray, onset, apex, preprocessing)
@@ -163,7 +163,7 @@ def find_alignment(frames: np.ndarray, *, onset: int | None = None, apex: int | 
                    detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS,
                    alignment: str = "box") -> align_lib.Alignment:
   """Checks the clip and the given frames, then aligns the face on the onset's frames
-  (`microexp.align`; `alignment` is model.json's, see `alignment_method`)."""
+  (`microexp.vision.align`; `alignment` is model.json's, see `alignment_method`)."""
   frames = np.asarray(frames)
   if len(frames) < 2:
     raise ValueError(f"Need at least 2 frames (onset and apex), got {len(frames)}.")
@@ -220,7 +220,7 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
 
 def predict_timeline(final: FinalModel, frames: np.ndarray, fps: float,
                      aligned: align_lib.Alignment) -> timeline_lib.Timeline:
-  """A long recording: every spotted candidate classified (`microexp.timeline`)."""
+  """A long recording: every spotted candidate classified (`microexp.predict.timeline`)."""
   crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing, aligned))
   pair = lambda onset, apex: classify(final, model_input(onset, apex, final.preprocessing))[0]
   return timeline_lib.analyse(crops, fps, pair, final.class_names,
@@ -296,7 +296,7 @@ def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str |
         detectors: Sequence[str] = face_lib.DEFAULT_DETECTORS, timeline: str = "auto",
         ) -> Prediction | timeline_lib.Timeline:
   """The CLI: reads, predicts, prints and writes prediction.json / prediction.png under `out`
-  (a long recording, or timeline='always': timeline.json / timeline.png, see microexp.timeline)."""
+  (a long recording, or timeline='always': timeline.json / timeline.png, see microexp.predict.timeline)."""
   # Input problems are reported before the (slower) model load.
   frames, fps = video.read_video(input_path)
   print(f"Read {len(frames)} frames {frames.shape[2]}x{frames.shape[1]} at {fps:g} fps from "

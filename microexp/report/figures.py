@@ -82,7 +82,7 @@ def plot_flow_sequence(flow: np.ndarray, path, title: str = "", max_frames: int 
                        marks: dict[int, str] | None = None) -> pathlib.Path:
   """Fig 8: flow [T, H, W, >=2] (first frame -> frame t) as colour (hue = direction, brightness =
   speed, one scale for the whole clip), up to `max_frames` evenly spaced."""
-  from microexp.predict import flow_to_rgb  # pylint: disable=g-import-not-at-top
+  from microexp.predict.run import flow_to_rgb  # pylint: disable=g-import-not-at-top
 
   flow = np.asarray(flow, np.float32)
   speed = np.hypot(flow[..., 0], flow[..., 1])
@@ -153,7 +153,7 @@ def _source(dataset: dict) -> tuple[pathlib.Path, pathlib.Path]:
 
   data_dir = loading.resolve_data_dir(dataset)
   if dataset.get("synthetic"):
-    from microexp.data import synthetic  # pylint: disable=g-import-not-at-top
+    from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
 
     kwargs = dict(dataset.get("synthetic_kwargs") or {})
     for key, value in kwargs.items():  # JSON lists -> the generator's tuples

@@ -2,7 +2,7 @@
 
 One onset -> apex pair is the wrong model of an interview: it holds many movements, most of them
 macro-expressions, speech and posture. For a recording longer than `LONG_RECORDING_S`, predict
-(`microexp.predict`) aligns the face once (`microexp.align`), then this module
+(`microexp.predict.run`) aligns the face once (`microexp.vision.align`), then this module
 
 1. spots candidate intervals with `spotting.spot_events` (window = the longest micro-expression,
    0.5 s, in frames of the recording's fps; movements lasting longer are set apart as macro),
@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from microexp import spotting
+from microexp.vision import spotting
 
 # Recordings longer than this (seconds) get a timeline rather than one onset/apex pair: longer than
 # any single-expression clip of CASME II / SAMM / CAS(ME)^3 (at most ~2.5 s with lead-in and tail).

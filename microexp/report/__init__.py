@@ -1,0 +1,1 @@
+"""Reports of training workdirs: figures, tables, comparisons."""

@@ -1,0 +1,1 @@
+"""Synthetic datasets written in the official on-disk layouts."""

@@ -1,0 +1,1 @@
+"""Vision: optical flow, faces, alignment, spotting curves, video I/O."""
