@@ -1,4 +1,4 @@
-# `make demo` runs the main job on the synthetic CASME II; `make test` runs every test (what CI
+# `make demo` runs the main job on the synthetic CASME II; `make test` lints (ruff) and runs every test (what CI
 # runs); `make test-fast` skips the ones marked slow (learning, engine runs, tfds builds).
 # Both create .venv from the pinned requirements on first use.
 PYTHON ?= python3
@@ -23,10 +23,12 @@ demo: $(VENV)/.installed
 	$(PY) -m microexp.predict --model=$(WORKDIR) --input=$(WORKDIR)/example_surprise.mp4
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not benchmark" tests
 
 # PROTOCOL_ARGS: empty = the whole STSTNet MEGC2019 protocol (68 folds x 150 epochs, sized for a
 # GPU); on a CPU e.g. PROTOCOL_ARGS="--folds=8 --epochs=20" (docs/training.md, Benchmarks).

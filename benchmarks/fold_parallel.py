@@ -22,7 +22,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from configs import base
+from configs import common
 from microexp import models
 from microexp.train import parallel
 from microexp.train import steps as steps_lib
@@ -88,7 +88,7 @@ def measure(model, config, num_folds: int, epochs: int) -> dict:
 
 def main(argv):
   del argv
-  config = base.get_config(base.parse_arg(None))
+  config = common.casme2_config(classes="5", synthetic=False)
   config.train.batch_size = FLAGS.batch_size
   config.train.augment.update({"flip_h": True, "crop": 2})
   model = models.get(FLAGS.model, num_classes=5, **{

@@ -12,11 +12,13 @@ no AU: its clips are left out of the AU task (they stay in the composite). Every
 
 from __future__ import annotations
 
+from configs import base
 from configs import common
 
 
 def get_config(arg=None):
-  config = common.composite_config(arg)
+  opts = base.parse_arg(arg, classes="megc", synthetic=False)
+  config = common.composite_config(classes=opts.classes, synthetic=opts.synthetic)
   t = config.train
   t.task = "au"
   t.au_min_count = 10

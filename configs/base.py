@@ -1,19 +1,28 @@
-"""Shared config pieces and the ONE parser of the `:arg` suffix.
+"""The shared config blocks and the ONE parser of the `:arg` suffix.
 
     main.py --config=configs/resnet_loso.py:classes=3,synthetic
 
-`arg` is a comma-separated list of:
+Each config file declares what its `:arg` accepts (big_vision's `parse_arg` with a spec):
+
+    opts = base.parse_arg(arg, classes="5", synthetic=False, thesis=False)
+
+and refuses everything else, naming the keys it accepts. The keys in use:
 - `classes=...`: a class subset of `microexp.data.emotions` — `7`, `5` (the CASME II paper's
   standard five: happiness, surprise, disgust, repression, others), `3`, `megc`, `thesis5` (the
   thesis's five: happiness, surprise, repression, sadness, disgust), `thesis5_m5` (its M5's
   second run) — or emotions joined by '+' (`classes=happiness+surprise+repression`);
-- `synthetic`: a small synthetic CASME II and a CPU-sized model/input, so that every config runs on
+- `synthetic`: a small synthetic dataset and a CPU-sized model/input, so that every config runs on
   CPU in minutes;
 - `thesis`: the thesis's own settings for its methods M1-M7 (docs/thesis.md); combines with the
   other two (`:thesis,synthetic,classes=3`);
 - `nested`: the MEGC2019 configs' nested selection grid (`config.train.search`, configs/common.py).
 Every field stays overridable on the command line (`--config.train.epochs=50`; lists as tuples,
 `--config.train.seeds='(0,1)'`).
+
+A config is composed of blocks: `dataset(...)` (fields every dataset has), `model()`, `train()`
+(the training defaults every method starts from), assembled by `config(dataset)`; the families'
+own blocks (CASME II's sequences and synthetic tree, MEGC2019, the composite) are in
+configs/common.py.
 """
 
 from __future__ import annotations
@@ -26,47 +35,71 @@ from microexp.data import emotions
 # docs/training.md for where to put it).
 RESNET50_KERAS_WEIGHTS = "data/weights/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
+_CLASSES = "7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined by '+'"
+# Where a key a config does not declare applies: its refusal says so.
+_APPLIES_TO = {
+    "thesis": ("the thesis's methods M1-M7 only: cnn_lstm_padded, cnn_lstm_apex, cnn_lstm_ragged, "
+               "cnn_lstm_flow, flow_cnn, resnet_split and resnet_loso (docs/thesis.md)"),
+    "nested": ("the MEGC2019 configs (configs/*_megc.py) only; elsewhere set config.train.search "
+               "yourself"),
+}
 
-def parse_arg(arg: str | None) -> ml_collections.ConfigDict:
-  """'classes=3,synthetic,thesis' -> ConfigDict(classes='3', synthetic=True, thesis=True)."""
-  # classes=None: not given; each config family has its own default (CASME II: '5').
-  opts = ml_collections.ConfigDict({"classes": ml_collections.FieldReference(None, field_type=str),
-                                    "synthetic": False, "thesis": False, "nested": False})
-  expected = ("expected 'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
-              "by '+'), 'synthetic', 'thesis' and/or 'nested'")
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """'classes=3,synthetic' -> ConfigDict(classes='3', synthetic=True, ...) over `spec`'s keys.
+
+  spec: every key the config accepts, with its default. A bool default makes a flag (`synthetic`,
+  or `synthetic=true`); any other default takes `key=value` (`classes=` must name a class subset).
+  An undeclared key or a malformed value raises a ValueError listing the accepted keys.
+  """
+  opts = ml_collections.ConfigDict(spec)
+  accepted = ", ".join(f"'{k}'" if isinstance(v, bool) else
+                       f"'{k}=<subset>' ({_CLASSES})" if k == "classes" else f"'{k}=<value>'"
+                       for k, v in spec.items())
   for item in filter(None, (arg or "").split(",")):
     key, _, value = item.strip().partition("=")
-    if key == "classes" and value:
-      try:
-        emotions.get_subset(value)
-      except ValueError as e:
-        raise ValueError(f"Unknown config argument {item!r} in {arg!r}: {e}") from None
-      opts.classes = value.lower()
-    elif key in ("synthetic", "thesis", "nested") and value in ("", "true", "True", "1"):
+    if key in spec and isinstance(spec[key], bool) and value in ("", "true", "True", "1"):
       opts[key] = True
+    elif key in spec and not isinstance(spec[key], bool) and value:
+      if key == "classes":
+        try:
+          emotions.get_subset(value)
+        except ValueError as e:
+          raise ValueError(f"Unknown config argument {item!r} in {arg!r}: {e}") from None
+        value = value.lower()
+      opts[key] = value
     else:
-      raise ValueError(f"Unknown config argument {item!r} in {arg!r}; {expected}.")
+      hint = (f" `:{key}` applies to {_APPLIES_TO[key]}."
+              if key not in spec and key in _APPLIES_TO else "")
+      raise ValueError(f"Unknown config argument {item!r} in {arg!r}; this config accepts "
+                       f"{accepted}.{hint}")
   return opts
 
 
-def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
-               ) -> ml_collections.ConfigDict:
-  """Defaults shared by every method (apex flow, LOSO, clean validation-free schedule).
+def thesis_classes(opts: ml_collections.ConfigDict, thesis: str) -> str:
+  """The `classes=` given (spec default None), else the method's thesis class set under
+  `:thesis`, else CASME II's standard five."""
+  return opts.classes or (thesis if opts.thesis else "5")
 
-  nested: the caller reads `opts.nested` (a config family without a search grid refuses it).
+
+def placeholder(field_type: type = str) -> ml_collections.FieldReference:
+  """An unset field (None) that the command line may set to a `field_type`."""
+  return ml_collections.FieldReference(None, field_type=field_type)
+
+
+def dataset(name: str, *, classes: str, synthetic: bool, alignment: bool = True
+            ) -> ml_collections.ConfigDict:
+  """The fields every dataset has (apex flow by default).
+
+  alignment=False: no dataset-wide `alignment` (a composite aligns each member on its own).
   """
-  if opts.nested and not nested:
-    raise ValueError("`:nested` (a nested-selection grid) applies to the MEGC2019 configs "
-                     "(configs/*_megc.py); elsewhere set config.train.search yourself.")
-  config = ml_collections.ConfigDict()
-
-  config.dataset = ds = ml_collections.ConfigDict()
-  ds.name = "casme2"
+  ds = ml_collections.ConfigDict()
+  ds.name = name
   ds.representation = "apex_flow"
-  ds.classes = opts.classes or "5"
-  ds.synthetic = bool(opts.synthetic)
-  ds.manual_dir = ml_collections.FieldReference(None, field_type=str)
-  ds.data_dir = ml_collections.FieldReference(None, field_type=str)
+  ds.classes = classes
+  ds.synthetic = bool(synthetic)
+  ds.manual_dir = placeholder(str)
+  ds.data_dir = placeholder(str)
   ds.image_size = 224
   ds.flow_method = "farneback"
   ds.third_channel = "magnitude"
@@ -75,32 +108,30 @@ def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
   # 'none': raw pixels. Applied by the loaders and by predict (docs/training.md).
   ds.flow_normalization = "per_clip"
   ds.au_sides = False  # `au` arrays: True keeps L/R action units apart (docs/data.md)
-  # Face alignment of uncropped frames (microexp/vision/align.py: 'landmarks' | 'box' | 'none'); None:
-  # the dataset's frames are already face crops. Recorded in model.json; predict repeats it.
-  ds.alignment = ml_collections.FieldReference(None, field_type=str)
-  # subtract_onset: frames minus the clip's onset frame (sequences only; see docs/training.md).
-  # mask_padding=False: padded frames are fed as frames (mask all True; thesis M1).
-  ds.sequence = ml_collections.ConfigDict({"mode": "pad", "length": 32, "grayscale": True,
-                                           "subtract_onset": False, "mask_padding": True,
-                                           "padding": "post"})
-  # write_synthetic_casme2 kwargs when synthetic=True.
-  ds.synthetic_kwargs = ml_collections.ConfigDict({
-      "num_subjects": 26, "clips_per_subject": 10, "image_size": (85, 70),
-      "num_frames": (12, 24), "seed": 0})
+  if alignment:
+    # Face alignment of uncropped frames (microexp/vision/align.py: 'landmarks' | 'box' | 'none');
+    # None: the dataset's frames are already face crops. Recorded in model.json; predict repeats it.
+    ds.alignment = placeholder(str)
+  return ds
 
-  config.model = ml_collections.ConfigDict()
-  config.model.name = ""
-  config.model.kwargs = ml_collections.ConfigDict()
-  config.model.dtype = "float32"
 
-  config.train = t = ml_collections.ConfigDict()
+def model() -> ml_collections.ConfigDict:
+  """An empty model (`name` from the registry, its `kwargs`)."""
+  return ml_collections.ConfigDict({"name": "", "kwargs": ml_collections.ConfigDict(),
+                                    "dtype": "float32"})
+
+
+def train() -> ml_collections.ConfigDict:
+  """The training defaults every method starts from (LOSO, a clean validation-free schedule)."""
+  t = ml_collections.ConfigDict()
   t.protocol = "loso"
   t.test_subjects = ("sub21", "sub22", "sub23", "sub24", "sub25", "sub26")  # split only
   # Cross-dataset protocols (microexp/train/protocols.py): 'lodo' | 'holdout' (these two) |
   # 'official_split' (DFME's `split` array); subjects become dataset-qualified ('samm/006').
   t.train_datasets = ()  # holdout only: datasets trained on
   t.test_datasets = ()  # holdout only: datasets tested on
-  # 'emotion' (softmax over config.dataset.classes) | 'au' (sigmoid per action unit, tasks.py).
+  # 'emotion' (softmax over config.dataset.classes) | 'au' (sigmoid per action unit);
+  # microexp/train/tasks/.
   t.task = "emotion"
   t.au_min_count = 5  # AU task: AUs with fewer positive clips are left out (listed in results)
   t.au_pos_weight = False  # AU task: weight positives by negatives/positives of the fold
@@ -155,25 +186,25 @@ def get_config(opts: ml_collections.ConfigDict, *, nested: bool = False
   # SIGTERM / SIGINT save before stopping. 0 = after every epoch.
   t.checkpoint_every_s = 120.0
   t.tensorboard = True
-  return config
+  return t
 
 
-def make_synthetic(config: ml_collections.ConfigDict, *, image_size: int, epochs: int,
-                   num_subjects: int = 8, clips_per_subject: int = 12,
-                   seeds=(0,)) -> ml_collections.ConfigDict:
-  """CPU-sized variant on a synthetic CASME II (small set, small input, few epochs, one seed)."""
+def config(ds: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A whole config: `ds`, an empty model, the shared training defaults."""
+  return ml_collections.ConfigDict({"dataset": ds, "model": model(), "train": train()})
+
+
+def synthetic_training(config: ml_collections.ConfigDict, *, epochs: int, seeds=(0,)
+                       ) -> ml_collections.ConfigDict:
+  """CPU-sized training on a synthetic dataset: few epochs, a short warmup, few seeds (the first
+  for the final model), 2 validation subjects."""
   config.dataset.synthetic = True
-  config.dataset.image_size = image_size
-  config.dataset.synthetic_kwargs.num_subjects = num_subjects
-  config.dataset.synthetic_kwargs.clips_per_subject = clips_per_subject
-  config.dataset.sequence.length = min(config.dataset.sequence.length, 8)
-  config.train.epochs = epochs
-  config.train.warmup_epochs = 1.0
-  config.train.seeds = tuple(seeds)
-  config.train.final_seeds = tuple(seeds[:1])
-  config.train.augment.crop = max(1, image_size // 16)
-  config.train.test_subjects = (f"sub{num_subjects - 1:02d}", f"sub{num_subjects:02d}")
-  config.train.num_val_subjects = 2
+  t = config.train
+  t.epochs = epochs
+  t.warmup_epochs = 1.0
+  t.seeds = tuple(seeds)
+  t.final_seeds = tuple(seeds[:1])
+  t.num_val_subjects = 2
   return config
 
 
@@ -207,21 +238,6 @@ def keras_random_flip(config: ml_collections.ConfigDict) -> ml_collections.Confi
   """Keras' `RandomFlip('horizontal_and_vertical')`: plain image flips, flow signs untouched."""
   config.train.augment.update({"flip_h": True, "flip_v": True, "flow_aware": False})
   return config
-
-
-def thesis_classes(config: ml_collections.ConfigDict, opts: ml_collections.ConfigDict,
-                   default: str) -> ml_collections.ConfigDict:
-  """The method's thesis class set unless `classes=` was given."""
-  config.dataset.classes = opts.classes or default
-  return config
-
-
-def refuse_thesis(opts: ml_collections.ConfigDict, name: str) -> None:
-  """Configs of methods the thesis did not run have no `:thesis` variant."""
-  if opts.thesis:
-    raise ValueError(f"{name} is not one of the thesis's methods (M1-M7); `:thesis` applies to "
-                     "cnn_lstm_padded, cnn_lstm_apex, cnn_lstm_ragged, cnn_lstm_flow, flow_cnn, "
-                     "resnet_split and resnet_loso (docs/thesis.md).")
 
 
 def thesis_sequences(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -14,13 +14,13 @@ from configs import common
 
 
 def get_config(arg=None):
-  config = common.sequence_config(arg, mode="apex_window",
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)
+  config = common.sequence_config(classes=base.thesis_classes(opts, "3"),
+                                  synthetic=opts.synthetic, mode="apex_window",
                                   representation="flow_sequences", grayscale=False)
-  opts = base.parse_arg(arg)
   if opts.thesis:
     base.keras_training(config)
     config.model.kwargs.frame_pool = "mean"
-    base.thesis_classes(config, opts, "3")
     if not opts.synthetic:
       config.dataset.image_size = base.THESIS_IMAGE_SIZE
     config.dataset.sequence.update({"mode": "ragged", "mask_padding": True})

@@ -14,16 +14,16 @@ from configs import common
 
 
 def get_config(arg=None):
-  config = common.sequence_config(arg, mode="pad", length_synthetic=12)
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)
+  config = common.sequence_config(classes=base.thesis_classes(opts, "7"),
+                                  synthetic=opts.synthetic, mode="pad", length_synthetic=12)
   # M1 feeds the zero padding frames to the CNN-LSTM (no mask); M3 (ragged) masks them. Zeros go
   # before the clip, as Keras' pad_sequences (the thesis's tool) puts them by default, so the LSTM
   # reads the real frames last.
   config.dataset.sequence.mask_padding = False
   config.dataset.sequence.padding = "pre"
-  opts = base.parse_arg(arg)
   if opts.thesis:
     base.thesis_sequences(config)
-    base.thesis_classes(config, opts, "7")
     # length 0: the longest clip found; padded with copies of the clip's last frame.
     config.dataset.sequence.update({"mode": "pad", "length": 0, "padding": "last_frame"})
     config.train.protocol = "split"

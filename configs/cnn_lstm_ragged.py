@@ -14,9 +14,9 @@ from configs import common
 
 
 def get_config(arg=None):
-  config = common.sequence_config(arg, mode="ragged")
-  opts = base.parse_arg(arg)
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)
+  config = common.sequence_config(classes=base.thesis_classes(opts, "7"),
+                                  synthetic=opts.synthetic, mode="ragged")
   if opts.thesis:
     base.thesis_sequences(config)
-    base.thesis_classes(config, opts, "7")
   return config

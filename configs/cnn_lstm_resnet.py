@@ -24,9 +24,9 @@ from configs import common
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  base.refuse_thesis(opts, "cnn_lstm_resnet")
-  config = common.sequence_config(arg, mode="apex_window")
+  opts = base.parse_arg(arg, classes="5", synthetic=False)
+  config = common.sequence_config(classes=opts.classes, synthetic=opts.synthetic,
+                                  mode="apex_window")
   config.dataset.image_size = 112
   config.dataset.sequence.grayscale = False  # ImageNet weights want RGB
   config.model.kwargs = ml_collections.ConfigDict({

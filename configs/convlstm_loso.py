@@ -12,20 +12,22 @@ of the face averages away under the mean alone. Both by principle; on the synthe
 
 from __future__ import annotations
 
+import ml_collections
+
 from configs import base
 from configs import common
 
 
 def get_config(arg=None):
-  base.refuse_thesis(base.parse_arg(arg), "convlstm_loso")
-  config = common.sequence_config(arg, mode="apex_window",
-                                  representation="flow_sequences", grayscale=False)
+  opts = base.parse_arg(arg, classes="5", synthetic=False)
+  config = common.sequence_config(classes=opts.classes, synthetic=opts.synthetic,
+                                  mode="apex_window", representation="flow_sequences",
+                                  grayscale=False)
   config.dataset.sequence.length = 6
   config.model.name = "convlstm"
-  config.model.kwargs = type(config.model.kwargs)({"stem_features": (16,),
-                                                   "lstm_features": (16, 32), "dropout": 0.5,
-                                                   "head_pool": "mean_max"})
-  if config.dataset.synthetic:
+  config.model.kwargs = ml_collections.ConfigDict({
+      "stem_features": (16,), "lstm_features": (16, 32), "dropout": 0.5, "head_pool": "mean_max"})
+  if opts.synthetic:
     config.model.kwargs.update({"stem_features": (8,), "lstm_features": (8,),
                                 "dense_features": (16,), "dropout": 0.2})
   return config

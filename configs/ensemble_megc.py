@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import base
 from configs import htnet_megc
 from configs import offapexnet_megc
 from configs import ststnet_megc
@@ -45,6 +46,7 @@ def _member(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.Confi
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  base.parse_arg(arg, classes="megc", synthetic=False, nested=False)  # each member reads `arg`
   config = ststnet_megc.get_config(arg)
   config.dataset.regions = "none"
   config.train.final_seeds = ()

@@ -11,12 +11,13 @@ class weights, one seed; epochs stay ours.
 from __future__ import annotations
 
 from configs import base
+from configs import common
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  config = base.get_config(opts)
-  config.dataset.representation = "apex_flow"
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)
+  config = common.casme2_config(classes=base.thesis_classes(opts, "7"),
+                                synthetic=opts.synthetic)
   config.dataset.image_size = 112
   config.model.name = "flow_cnn"
   config.model.kwargs.features = (32, 64, 128)
@@ -25,7 +26,7 @@ def get_config(arg=None):
   t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 60, 32, 1e-3, 0.05
   t.augment.update({"flip_h": True, "crop": 8, "rotation": 8.0, "mixup": 0.2})
   if opts.synthetic:
-    base.make_synthetic(config, image_size=48, epochs=40)
+    common.casme2_synthetic(config, image_size=48, epochs=40)
     config.model.kwargs.features = (16, 32, 64)
     # The real recipe's dropout 0.5 / weight decay 0.05 underfit the small set in CPU-minutes
     # (10 epochs: train accuracy 0.25, pooled test 0.38).
@@ -36,7 +37,6 @@ def get_config(arg=None):
     crop = t.augment.crop
     base.keras_training(config)
     base.keras_random_flip(config)
-    base.thesis_classes(config, opts, "7")
     t.augment.crop = crop
     if not opts.synthetic:
       config.dataset.image_size = base.THESIS_IMAGE_SIZE

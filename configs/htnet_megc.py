@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import base
 from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = common.megc_config(arg)
+  opts = base.parse_arg(arg, classes="megc", synthetic=False, nested=False)
+  config = common.megc_config(classes=opts.classes, synthetic=opts.synthetic, nested=opts.nested)
   config.dataset.regions = "mosaic"
   config.model.name = "htnet"
   config.model.kwargs = ml_collections.ConfigDict({
@@ -41,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.warmup_epochs = 20.0
   t.augment.crop = 0
   t.augment.rotation = 0.0
-  if config.dataset.synthetic:
+  if opts.synthetic:
     config.model.kwargs.update({"dim": 16, "heads": 2, "block_repeats": (1, 1, 2)})
     t.learning_rate = 2e-3
     t.batch_size = 32

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from configs import base
+from configs import common
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  base.refuse_thesis(opts, "offapexnet_loso")
-  config = base.get_config(opts)
-  config.dataset.representation = "apex_flow"
+  opts = base.parse_arg(arg, classes="5", synthetic=False)
+  config = common.casme2_config(classes=opts.classes, synthetic=opts.synthetic)
   config.dataset.image_size = 28
   config.model.name = "offapexnet"
-  t = config.train
-  t.epochs, t.batch_size, t.learning_rate, t.weight_decay = 100, 64, 5e-4, 0.01
-  t.augment.update({"flip_h": True, "crop": 2, "rotation": 8.0, "mixup": 0.2})
   if opts.synthetic:
-    base.make_synthetic(config, image_size=28, epochs=15)
-    t.batch_size = 16
-    t.augment.update({"rotation": 0.0, "mixup": 0.0})
+    common.small_casme2(config, image_size=28)
+  common.shallow_flow_training(config, synthetic=opts.synthetic)
+  if opts.synthetic:
+    config.train.augment.crop = 1  # the demo's shifts: 1 px (STSTNet's: 2 px)
   return config

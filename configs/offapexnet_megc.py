@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import base
 from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = common.megc_config(arg)
+  opts = base.parse_arg(arg, classes="megc", synthetic=False, nested=False)
+  config = common.megc_config(classes=opts.classes, synthetic=opts.synthetic, nested=opts.nested)
   config.model.name = "offapexnet"
   config.model.kwargs = ml_collections.ConfigDict({"dropout": 0.5})
   config.train.learning_rate = 1e-3

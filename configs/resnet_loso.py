@@ -20,12 +20,13 @@ weights, one seed. `:thesis,synthetic` keeps the reduced demo ResNet and its 12 
 from __future__ import annotations
 
 from configs import base
+from configs import common
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  config = base.get_config(opts)
-  config.dataset.representation = "apex_flow"
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)
+  config = common.casme2_config(classes=base.thesis_classes(opts, "3"),
+                                synthetic=opts.synthetic)
   config.dataset.image_size = 224
   config.model.name = "resnet50"
   config.model.kwargs.variant = "keras"
@@ -37,7 +38,7 @@ def get_config(arg=None):
   t.warmup_epochs, t.label_smoothing, t.class_balanced = 2.0, 0.1, True
   t.augment.update({"flip_h": True, "flip_v": False, "crop": 16, "rotation": 8.0, "mixup": 0.2})
   if opts.synthetic:
-    base.make_synthetic(config, image_size=64, epochs=12)
+    common.casme2_synthetic(config, image_size=64, epochs=12)
     config.model.kwargs.stage_sizes = (1, 1, 1, 1)
     config.model.kwargs.width = 16
     # BN momentum 0.9 (torchvision layout): Keras' 0.99 leaves the running statistics near their
@@ -48,7 +49,6 @@ def get_config(arg=None):
   if opts.thesis:
     base.keras_training(config)
     base.keras_random_flip(config)
-    base.thesis_classes(config, opts, "3")
     if not opts.synthetic:
       config.dataset.image_size = base.THESIS_IMAGE_SIZE
       t.epochs = 100

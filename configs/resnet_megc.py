@@ -20,7 +20,8 @@ from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = common.megc_config(arg)
+  opts = base.parse_arg(arg, classes="megc", synthetic=False, nested=False)
+  config = common.megc_config(classes=opts.classes, synthetic=opts.synthetic, nested=opts.nested)
   config.dataset.image_size = 112
   config.model.name = "resnet50"
   config.model.kwargs = ml_collections.ConfigDict({
@@ -31,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.learning_rate = 3e-4
   t.weight_decay = 1e-4
   t.augment.crop = 8  # 2 px at 28 px, scaled to 112
-  if base.parse_arg(arg).synthetic:
+  if opts.synthetic:
     config.dataset.image_size = 32
     config.model.kwargs.weights = ml_collections.FieldReference(None, field_type=str)
     config.model.kwargs.stage_sizes = (1, 1, 1, 1)

@@ -19,7 +19,7 @@ from configs import resnet_loso
 def get_config(arg=None):
   config = resnet_loso.get_config(arg)
   config.train.protocol = "split"
-  opts = base.parse_arg(arg)
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False)  # as resnet_loso's
   if opts.thesis and not opts.synthetic:
     config.train.epochs = 30  # resnet_loso's own: the thesis states 100 epochs for M7 only
   return config

@@ -20,9 +20,8 @@ CLASSES = {None: "casme3_4", "7": "casme3_7", "3": "casme3_3", "megc": "casme3_3
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  config = base.get_config(opts)
-  common.apex_flow_dataset(config, opts, name="casme3", classes=CLASSES, synthetic_kwargs=dict(
-      num_subjects=6, clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12), seed=0))
-  common.ststnet_uncropped(config, opts)
-  return config
+  opts = base.parse_arg(arg, classes=None, synthetic=False)  # None: CLASSES[None]
+  return common.uncropped_config(
+      name="casme3", classes=opts.classes, class_sets=CLASSES, synthetic=opts.synthetic,
+      synthetic_kwargs=dict(num_subjects=6, clips_per_subject=7, image_size=(96, 80),
+                            num_frames=(8, 12), seed=0))

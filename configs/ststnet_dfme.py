@@ -18,11 +18,10 @@ CLASSES = {None: "dfme_7", "7": "dfme_7", "3": "dfme_3", "megc": "dfme_3"}
 
 
 def get_config(arg=None):
-  opts = base.parse_arg(arg)
-  config = base.get_config(opts)
-  common.apex_flow_dataset(config, opts, name="dfme", classes=CLASSES, synthetic_kwargs=dict(
-      num_subjects=(6, 2, 2), clips_per_subject=7, image_size=(96, 80), num_frames=(8, 12),
-      seed=0))
+  opts = base.parse_arg(arg, classes=None, synthetic=False)  # None: CLASSES[None]
+  config = common.uncropped_config(
+      name="dfme", classes=opts.classes, class_sets=CLASSES, synthetic=opts.synthetic,
+      synthetic_kwargs=dict(num_subjects=(6, 2, 2), clips_per_subject=7, image_size=(96, 80),
+                            num_frames=(8, 12), seed=0))
   config.dataset.splits = ("train",)
-  common.ststnet_uncropped(config, opts)
   return config

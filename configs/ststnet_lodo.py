@@ -14,8 +14,10 @@ is MEGC 2018's holdout-database evaluation (docs/training.md).
 
 from __future__ import annotations
 
+from configs import base
 from configs import common
 
 
 def get_config(arg=None):
-  return common.composite_config(arg)
+  opts = base.parse_arg(arg, classes="megc", synthetic=False)
+  return common.composite_config(classes=opts.classes, synthetic=opts.synthetic)

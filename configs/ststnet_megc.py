@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs import base
 from configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  config = common.megc_config(arg)
-  config.model.name = "ststnet"
-  # BatchNorm + dropout (the authors' PyTorch release) train far more stably than the paper's net.
-  config.model.kwargs = ml_collections.ConfigDict({"batch_norm": True, "dropout": 0.5})
-  return config
+  opts = base.parse_arg(arg, classes="megc", synthetic=False, nested=False)
+  config = common.megc_config(classes=opts.classes, synthetic=opts.synthetic, nested=opts.nested)
+  return common.ststnet(config)

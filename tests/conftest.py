@@ -48,25 +48,3 @@ def fixture_write_coding_sheet():
   """
   return _write_coding_sheet
 
-
-# Tests marked slow from here, by what makes them slow, in files whose owners had not marked them
-# (an explicit @pytest.mark.slow in the file does the same): engine runs (the `baseline` fixture,
-# the composite run, the label-leak check that trains twice, the learning test), the Keras / torch
-# reference models and the ResNet50 builds. Each took over ~10 s (setup included) with
-# `pytest --durations=30` on the 2-core machine.
-_SLOW_FIXTURES = ("baseline", "keras_reference", "torch_reference", "tiny32")
-_SLOW_FILES = ("tests/train/test_learning.py",)
-_SLOW_TESTS = ("tests/train/test_engine.py::test_test_labels_never_influence_their_fold",
-               "tests/train/test_engine.py::test_composite_reports_and_prints_each_dataset",
-               "tests/models/test_resnet.py::test_shapes_and_dtypes",
-               "tests/models/test_resnet.py::test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics",
-               "tests/models/test_weight_port.py::test_preprocess_conventions_match_keras_and_torchvision")
-
-
-def pytest_collection_modifyitems(config, items):
-  root = pathlib.Path(str(config.rootpath))
-  for item in items:
-    path = pathlib.Path(str(item.path)).relative_to(root).as_posix()
-    if (any(f in item.fixturenames for f in _SLOW_FIXTURES) or path in _SLOW_FILES
-        or f"{path}::{item.originalname}" in _SLOW_TESTS):
-      item.add_marker(pytest.mark.slow)

@@ -65,7 +65,7 @@ def _loader_fields(name: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _engine_names() -> frozenset[str]:
-  paths = list((_REPO / "microexp" / "train").glob("*.py")) + [
+  paths = list((_REPO / "microexp" / "train").rglob("*.py")) + [
       *(_REPO / "microexp" / "predict").glob("*.py"), _REPO / "microexp" / "models" / "builder.py"]
   return frozenset(set().union(*(_names_used(p) for p in paths)))
 

@@ -16,8 +16,10 @@ from microexp.data import emotions
 from microexp.models import builder
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+# The long-video configs (no emotion classes, flow rows): tests/spotting/test_spot_configs.py.
+SPOTTING = ("spot_casme2lv", "spot_sammlv", "str_megc")
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
-                 if p.stem not in ("__init__", "base", "common"))
+                 if p.stem not in ("__init__", "base", "common") + SPOTTING)
 MEGC = [c for c in CONFIGS if c.endswith("_megc")]
 # Configs of the other datasets: config -> (dataset name, {':classes=' value: class subset}).
 OTHER = {"ststnet_casme3": ("casme3", {None: "casme3_4", "7": "casme3_7", "3": "casme3_3"}),
@@ -63,7 +65,7 @@ def input_shape(config, batch: int = 2) -> tuple[int, ...]:
 @pytest.mark.parametrize("name,arg", CASES)
 def test_config_builds(name, arg):
   config = _get_config(name, arg)
-  opts = base.parse_arg(arg)
+  opts = base.parse_arg(arg, classes=None, synthetic=False, thesis=False, nested=False)
   assert config.dataset.synthetic == opts.synthetic
   if name in OTHER:
     assert config.dataset.classes == OTHER[name][1][opts.classes]
@@ -115,13 +117,36 @@ def _check_logits(config, model_config):
 @pytest.mark.parametrize("arg,match", [
     ("classes=4", "Unknown config argument 'classes=4'"),
     ("synthetic=no", "Unknown config argument 'synthetic=no'"),
-    ("fast", "expected 'classes=<subset>'"),
+    ("fast", "this config accepts 'classes=<subset>'"),
     ("classes=happiness+joy", r"unknown emotion\(s\) \['joy'\]"),
 ])
 @pytest.mark.parametrize("name", ["resnet_loso", "cnn_lstm_apex", "ststnet_megc"])
 def test_bad_args_give_a_clear_error(name, arg, match):
   with pytest.raises(ValueError, match=match):
     _get_config(name, arg)
+
+
+@pytest.mark.parametrize("name,accepted", [
+    ("resnet_loso", "'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
+     "by '+'), 'synthetic', 'thesis'"),
+    ("ststnet_loso", "'classes=<subset>' (7, 5, 3, megc, thesis5, thesis5_m5 or emotions joined "
+     "by '+'), 'synthetic'."),
+    ("ststnet_megc", "'synthetic', 'nested'"),
+])
+def test_unknown_args_name_what_the_config_accepts(name, accepted):
+  """Each config declares its keys (base.parse_arg's spec); the refusal lists them."""
+  with pytest.raises(ValueError, match="this config accepts") as e:
+    _get_config(name, "synthetic,fast")
+  assert accepted in str(e.value)
+
+
+def test_parse_arg_reads_a_spec():
+  opts = base.parse_arg("synthetic,classes=Megc", classes="5", synthetic=False, thesis=False)
+  assert opts.to_dict() == {"classes": "megc", "synthetic": True, "thesis": False}
+  assert base.parse_arg(None, classes="5", synthetic=False).to_dict() == {
+      "classes": "5", "synthetic": False}
+  with pytest.raises(ValueError, match="'thesis' in 'thesis'"):
+    base.parse_arg("thesis", classes="5", synthetic=False)
 
 
 @pytest.mark.parametrize("name", MEGC + COMPOSITE)
@@ -167,12 +192,12 @@ def test_megc_nested_grid():
 
 @pytest.mark.parametrize("name", [c for c in CONFIGS if c not in THESIS])
 def test_thesis_is_refused_by_methods_the_thesis_did_not_run(name):
-  with pytest.raises(ValueError, match="not one of the thesis's methods"):
+  with pytest.raises(ValueError, match="`:thesis` applies to the thesis's methods M1-M7 only"):
     _get_config(name, "thesis")
 
 
 def test_class_subsets_by_name_and_list():
-  assert base.parse_arg("classes=Happiness+surprise+repression").classes == (
+  assert base.parse_arg("classes=Happiness+surprise+repression", classes="5").classes == (
       "happiness+surprise+repression")
   config = _get_config("flow_cnn", "classes=happiness+surprise")
   subset = emotions.get_subset(config.dataset.classes)

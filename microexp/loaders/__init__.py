@@ -23,7 +23,7 @@ from microexp.registry import Registry
 # Modules whose import registers loaders (imported on first lookup).
 _MODULES = ("microexp.loaders.casme2", "microexp.loaders.megc", "microexp.loaders.casme3",
             "microexp.loaders.dfme", "microexp.loaders.samm", "microexp.loaders.smic",
-            "microexp.loaders.composite")
+            "microexp.loaders.composite", "microexp.loaders.long_videos")
 _LOADERS = Registry("dataset", modules=_MODULES)
 
 Loader = Callable[..., dict[str, np.ndarray]]

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import pathlib
-import time
 from typing import Any, Mapping
 
 from absl import logging
@@ -70,21 +69,6 @@ def build_casme2(manual_dir, data_dir, config="apex_flow", *, workers: int | Non
   if not builder.data_path.exists() and pathlib.Path(manual_dir).expanduser().is_dir():
     casme2_sheet.find_coding_sheet(pathlib.Path(manual_dir).expanduser())  # clear error: no sheet
   return prepare(builder, manual_dir, "CASME II", **kwargs)
-  manual_dir = pathlib.Path(manual_dir).expanduser()
-  if not manual_dir.is_dir():
-    raise FileNotFoundError(
-        f"CASME II manual_dir {manual_dir} does not exist. Set config.dataset.manual_dir to the "
-        "folder holding CASME2-coding-*.xlsx and Cropped/ (see docs/tfds.md), or set "
-        "config.dataset.synthetic=True to use the generated synthetic CASME II.")
-  casme2_sheet.find_coding_sheet(manual_dir)  # clear error when there is no sheet
-  logging.info("CASME II %s: building from %s into %s ...", builder.builder_config.name,
-               manual_dir, builder.data_path)
-  start = time.time()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir)),
-      **kwargs)
-  logging.info("CASME II %s: built in %.1f s.", builder.builder_config.name, time.time() - start)
-  return builder
 
 
 def read_examples(builder) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from microexp.registry import Registry
 
 # One module per network; each registers itself on import (lazily, so that `import microexp.models`
 # stays cheap and cycle-free).
-_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet", "htnet")
+_MODULES = ("resnet", "cnn_lstm", "convlstm", "flow_cnn", "ststnet", "offapexnet", "htnet",
+            "spotter")
 _REGISTRY = Registry("model", modules=[f"microexp.models.{m}" for m in _MODULES])
 
 

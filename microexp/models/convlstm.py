@@ -37,8 +37,8 @@ class ConvLSTM(nn.Module):
     dropout: dropout rate before each head layer.
     time_loop, unroll: how the recurrence runs over time (see `layers.MaskedRNN`); 'loop' is the
       fast choice for training on XLA CPU at CASME II sequence lengths.
-    conv_impl: how the stem's convs and the pools are computed (`lowering.IMPLS`; same parameters
-      for all); the ConvLSTM cells keep flax's convolution.
+    conv_impl: how the stem's convs, the ConvLSTM cells' convs and the pools are computed
+      (`lowering.IMPLS`; same parameters for all).
     dtype: compute dtype; parameters stay float32.
 
   Padded frames (mask False) are zeroed, excluded from the stem's BatchNorm statistics, and hold
@@ -74,7 +74,8 @@ class ConvLSTM(nn.Module):
         h = lowering.max_pool(h.reshape((b * t,) + h.shape[2:]), (2, 2), (2, 2), "SAME",
                               impl=self.conv_impl)
         h = h.reshape((b, t) + h.shape[1:])
-      cell = functools.partial(nn.ConvLSTMCell, features=f, kernel_size=(self.kernel_size,) * 2,
+      cell = functools.partial(layers.ConvLSTMCell, features=f,
+                               kernel_size=(self.kernel_size,) * 2, conv_impl=self.conv_impl,
                                dtype=self.dtype)
       (_, last), h = layers.MaskedRNN(cell, self.time_loop, self.unroll, name=f"convlstm{i}")(
           h, mask)

@@ -7,6 +7,7 @@ BatchNorm are computed over real frames only (`ConvBlock(..., mask=...)`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -52,6 +53,29 @@ class ConvBlock(nn.Module):
       x = lowering.max_pool(x, (self.pool, self.pool), (self.pool, self.pool), "SAME",
                             impl=self.conv_impl)
     return x
+
+
+class ConvLSTMCell(nn.ConvLSTMCell):
+  """`nn.ConvLSTMCell` whose two convolutions ('ih', 'hh') are computed by `conv_impl`.
+
+  The same parameters and the same update as flax's cell (whose `__call__` this restates, with
+  `lowering.Conv` in place of `nn.Conv`).
+  """
+
+  conv_impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, carry, inputs):
+    c, h = carry
+    conv = functools.partial(
+        lowering.Conv, features=4 * self.features, kernel_size=self.kernel_size,
+        strides=self.strides, padding=self.padding, use_bias=self.use_bias, dtype=self.dtype,
+        param_dtype=self.param_dtype, impl=self.conv_impl)
+    gates = conv(name="ih")(inputs) + conv(name="hh")(h)
+    i, g, f, o = jnp.split(gates, indices_or_sections=4, axis=-1)
+    new_c = nn.sigmoid(f + 1) * c + nn.sigmoid(i) * jnp.tanh(g)
+    new_h = nn.sigmoid(o) * jnp.tanh(new_c)
+    return (new_c, new_h), new_h
 
 
 def _hold(mask: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:

@@ -14,8 +14,9 @@ ImageNet weights load unchanged whatever the implementation. `Conv` is that nn.C
 Implementations (`impl`):
   'xla'    the library convolution / `nn.max_pool`, `nn.avg_pool`.
   'matmul' patches + matmul; reshape pools where the window equals the stride (else the library).
-  'auto'   'matmul' on CPU for layers whose patch width and map are small (thresholds below, from
-           benchmarks/conv_lowering.py), 'xla' elsewhere and on every other backend.
+  'auto'   on CPU: 'matmul' for convolutions whose patches are small and for max pools, the
+           library's average pool (thresholds below, from benchmarks/conv_lowering.py); 'xla' on
+           every other backend (not measured there: the library until it is).
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ import jax.numpy as jnp
 
 IMPLS = ("auto", "xla", "matmul")
 
-# 'auto' on CPU lowers a convolution to patches + matmul when its patch width kh*kw*cin and its
-# output map Ho*Wo*cout stay at or below these (benchmarks/conv_lowering.py; see docs there).
-AUTO_MAX_PATCH_WIDTH = 1152
-AUTO_MAX_OUTPUT_SIZE = 1 << 20
+# 'auto' on CPU lowers a convolution to patches + matmul when it gathers no copies (1x1 kernels) or
+# its patches per example (Ho * Wo * kh * kw * cin floats) stay at or below this. Measured by
+# benchmarks/conv_lowering.py (2-core EPYC, loaded; fwd+bwd, xla / matmul time): the zoo's small
+# layers (patches <= 226k: STSTNet, Off-ApexNet, synthetic flow CNN, HTNet, reduced ResNet) run
+# 0.6-1.4x for one fold, 1.2-5.5x vmapped over 8 or 68 folds (the library's vmapped convolution is
+# a grouped one), and HTNet's 3x3 512->1024 at 2x2 74x; layers on large maps (patches >= 339k:
+# the flow CNN at 112, ResNet50 at 224 but for its 7x7 stage) run 0.55-0.94x, so keep the library.
+AUTO_MAX_PATCH_ELEMENTS = 1 << 18
+# Average pools stay the library's: its 2x2 reduce-window beat the reshape + mean (0.4-0.75x).
+AUTO_RESHAPE_AVG_POOL = False
 
 _FLAX_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -99,15 +106,15 @@ def matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
 
 
 def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dilation) -> bool:
-  """The 'auto' rule for one layer (shapes only; see AUTO_MAX_*)."""
+  """The 'auto' rule for one layer (shapes only; see AUTO_MAX_PATCH_ELEMENTS)."""
   if jax.default_backend() != "cpu":
     return False
-  kh, kw, cin, cout = rhs_shape
+  kh, kw, cin, _ = rhs_shape
   dilation = tuple(rhs_dilation or (1, 1))
   pads = _spatial_pads(lhs_shape[1:3], (kh, kw), window_strides, dilation, padding)
-  out = [(size + lo + hi - (k - 1) * d - 1) // s + 1 for size, (lo, hi), k, d, s in
-         zip(lhs_shape[1:3], pads, (kh, kw), dilation, window_strides)]
-  return kh * kw * cin <= AUTO_MAX_PATCH_WIDTH and out[0] * out[1] * cout <= AUTO_MAX_OUTPUT_SIZE
+  ho, wo = [(size + lo + hi - (k - 1) * d - 1) // s + 1 for size, (lo, hi), k, d, s in
+            zip(lhs_shape[1:3], pads, (kh, kw), dilation, window_strides)]
+  return kh * kw == 1 or ho * wo * kh * kw * cin <= AUTO_MAX_PATCH_ELEMENTS
 
 
 def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -162,9 +169,9 @@ def _reshape_pool(x, window, pads, pad_value, reduce):
   return reduce(x, axis=(-4, -2))
 
 
-def _use_reshape(impl: str) -> bool:
+def _use_reshape(impl: str, auto: bool = True) -> bool:
   impl = check_impl(impl)
-  return impl == "matmul" or (impl == "auto" and jax.default_backend() == "cpu")
+  return impl == "matmul" or (impl == "auto" and auto and jax.default_backend() == "cpu")
 
 
 def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
@@ -181,10 +188,11 @@ def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None 
 def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
              padding="VALID", *, impl: str = "auto") -> jax.Array:
   """`nn.avg_pool(x, window, strides, padding)` (padded zeros counted, flax's default) for
-  `x: [..., H, W, C]`; a reshape + mean where the window equals the stride."""
+  `x: [..., H, W, C]`; a reshape + mean where the window equals the stride ('matmul'; 'auto' on
+  CPU only if AUTO_RESHAPE_AVG_POOL)."""
   window, strides = tuple(window), tuple(strides or (1,) * len(window))
   pads = _tiles(x.shape, window, strides, padding) if len(window) == 2 else None
-  if pads is None or not _use_reshape(impl):
+  if pads is None or not _use_reshape(impl, AUTO_RESHAPE_AVG_POOL):
     return nn.avg_pool(x, window, strides, padding)
   return _reshape_pool(x, window, pads, 0, jnp.mean)
 

@@ -219,10 +219,17 @@ def predict_frames(final: FinalModel, frames: np.ndarray, *, fps: float = video.
 
 
 def predict_timeline(final: FinalModel, frames: np.ndarray, fps: float,
-                     aligned: align_lib.Alignment) -> timeline_lib.Timeline:
-  """A long recording: every spotted candidate classified (`microexp.predict.timeline`)."""
+                     aligned: align_lib.Alignment,
+                     spotter: FinalModel | None = None) -> timeline_lib.Timeline:
+  """A long recording: every spotted candidate classified (`microexp.predict.timeline`); with a
+  trained `spotter` (WORKDIR/spotter, `predict.learned_spotting`) its micro and macro intervals."""
   crops = align_lib.apply(frames, aligned, _crop_size(final.preprocessing, aligned))
   pair = lambda onset, apex: classify(final, model_input(onset, apex, final.preprocessing))[0]
+  if spotter is not None:
+    from microexp.predict import learned_spotting  # pylint: disable=g-import-not-at-top
+
+    return learned_spotting.analyse(spotter, frames, spotting.to_gray(crops, width=None), fps,
+                                    pair, final.class_names)
   return timeline_lib.analyse(crops, fps, pair, final.class_names,
                               method=final.preprocessing.get("flow_method") or "farneback")
 
@@ -328,9 +335,16 @@ def run(model: str | pathlib.Path, input_path: str | pathlib.Path, *, out: str |
 
 
 def _run_timeline(final, frames, fps, aligned, input_path, model, out) -> timeline_lib.Timeline:
-  result = predict_timeline(final, frames, fps, aligned)
+  from microexp.predict import learned_spotting  # pylint: disable=g-import-not-at-top
+
+  spotter = None
+  if learned_spotting.has_spotter(model):
+    spotter = load_final(pathlib.Path(model) / learned_spotting.SPOTTER_DIR)
+    print(f"Spotting with the trained spotter of {spotter.path}")
+  result = predict_timeline(final, frames, fps, aligned, spotter)
   print(timeline_lib.summary(result))
-  title = f"{pathlib.Path(input_path).name}: model {final.config['model']['name']}"
+  title = (f"{pathlib.Path(input_path).name}: model {final.config['model']['name']}"
+           + (f", spotter {spotter.config['model']['name']}" if spotter else ""))
   paths = timeline_lib.write(result, out, {"input": str(input_path), "model": str(model),
                                            "alignment": aligned.to_json()}, title)
   print(f"Wrote {paths[0]} and {paths[1]}")

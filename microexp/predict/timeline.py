@@ -44,6 +44,7 @@ class Entry:
   interval: spotting.Interval
   label: str
   probabilities: dict[str, float]
+  kind: str = "micro"  # 'micro' | 'macro' (a learned spotter reports both)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Timeline:
   level: float  # its final threshold
   fps: float
   max_duration: float
+  coded: tuple = ()  # (onset, offset, kind) of the coded intervals, where known (protocol runs)
+  curve_name: str = "contrast"  # what `curve` is: the heuristic's contrast or a spotter's score
 
   def to_json(self) -> dict:
     seconds = lambda frame: round(frame / self.fps, 3)
@@ -63,7 +66,7 @@ class Timeline:
     return {
         "fps": self.fps, "num_frames": len(self.curve), "max_duration_s": self.max_duration,
         "threshold": round(self.level, 4),
-        "intervals": [{**span(e.interval), "label": e.label,
+        "intervals": [{**span(e.interval), "label": e.label, "kind": e.kind,
                        "probabilities": {k: round(v, 5) for k, v in e.probabilities.items()}}
                       for e in self.entries],
         "macro_movements": [{**span(m), "duration_s": seconds(m.offset - m.onset + 1)}
@@ -99,7 +102,7 @@ def summary(timeline: Timeline) -> str:
   for e in timeline.entries:
     i = e.interval
     lines.append(f"  {i.onset / timeline.fps:7.2f}-{i.offset / timeline.fps:.2f} s  "
-                 f"{e.label:12s} {e.probabilities[e.label]:6.1%}")
+                 f"{e.kind:5s} {e.label:12s} {e.probabilities[e.label]:6.1%}")
   return "\n".join(lines)
 
 
@@ -112,8 +115,9 @@ def plot(timeline: Timeline, path: str | pathlib.Path, title: str = "") -> pathl
 
   seconds = np.arange(len(timeline.curve)) / timeline.fps
   fig, ax = plt.subplots(figsize=(max(8.0, min(20.0, seconds[-1] / 2 + 6)), 3.6))
-  ax.plot(seconds, timeline.curve, color="tab:blue", lw=1, label="contrast (window = "
-          f"{timeline.max_duration:g} s)")
+  ax.plot(seconds, timeline.curve, color="tab:blue", lw=1,
+          label=(f"contrast (window = {timeline.max_duration:g} s)"
+                 if timeline.curve_name == "contrast" else timeline.curve_name))
   ax.axhline(timeline.level, color="gray", ls=":", lw=1, label="threshold")
   colors = matplotlib.colormaps["tab10"]
   labels = sorted({e.label for e in timeline.entries})
@@ -121,16 +125,23 @@ def plot(timeline: Timeline, path: str | pathlib.Path, title: str = "") -> pathl
   for e in timeline.entries:
     i, color = e.interval, colors(labels.index(e.label) % 10)
     ax.axvspan(i.onset / timeline.fps, i.offset / timeline.fps, color=color, alpha=0.3)
-    ax.text(i.apex / timeline.fps, top * 1.02, f"{e.label} {e.probabilities[e.label]:.0%}",
+    name = e.label if e.kind in ("micro", e.label) else f"{e.kind}: {e.label}"
+    ax.text(i.apex / timeline.fps, top * 1.02, f"{name} {e.probabilities[e.label]:.0%}",
             ha="center", va="bottom", fontsize=7, color=color, rotation=30)
   for m in timeline.macros:
     ax.axvspan(m.onset / timeline.fps, m.offset / timeline.fps, facecolor="none",
                edgecolor="gray", hatch="//", lw=0)
     ax.text((m.onset + m.offset) / 2 / timeline.fps, top * 0.9, "macro", ha="center",
             fontsize=7, color="gray")
-  ax.set_ylim(0, top * 1.25 + 1e-6)
+  for onset, offset, kind in timeline.coded:  # the coded intervals: bars under the curve
+    ax.plot([onset / timeline.fps, offset / timeline.fps], [-0.04 * top] * 2, lw=4,
+            color="black" if kind == "micro" else "gray", solid_capstyle="butt")
+  if timeline.coded:
+    ax.text(0, -0.1 * top, "coded: micro (black), macro (gray)", fontsize=7, va="top")
+  ax.set_ylim(-0.15 * top if timeline.coded else 0, top * 1.25 + 1e-6)
   ax.set_xlabel(f"time (s), {timeline.fps:g} fps")
-  ax.set_ylabel("p97 |flow - median| (px)", fontsize=8)
+  ax.set_ylabel("p97 |flow - median| (px)" if timeline.curve_name == "contrast"
+                else "probability", fontsize=8)
   ax.legend(fontsize=7, loc="upper right")
   ax.set_title(title or f"{len(timeline.entries)} candidate micro-expression(s), "
                f"{len(timeline.macros)} macro movement(s)", fontsize=9)
@@ -150,3 +161,35 @@ def write(timeline: Timeline, out: str | pathlib.Path, record: dict | None = Non
   tmp.write_text(json.dumps({**(record or {}), **timeline.to_json()}, indent=1))
   tmp.replace(json_path)  # never a half-written timeline.json
   return json_path, plot(timeline, out / "timeline.png", title)
+
+
+def protocol_timelines(workdir: str | pathlib.Path) -> list[pathlib.Path]:
+  """A timeline picture per test video of a spotting or STR run (microexp/train/spot_protocol.py,
+  str_protocol.py): WORKDIR/timelines/seed<s>/<subject>_<video>.png, from results.json and the
+  curves under WORKDIR/spotting/. Each spotted interval is labelled with its recognised class
+  (STR, true positives) or its kind; the coded intervals are drawn under the curve."""
+  workdir = pathlib.Path(workdir)
+  results = json.loads((workdir / "results.json").read_text())
+  classes = results.get("class_names") or []
+  max_duration = float(results["config"].get("spot", {}).get("max_duration", 0.5))
+  paths = []
+  for rec in results["videos"]:
+    stem = rec["video"].replace("/", "_")
+    saved = np.load(workdir / "spotting" / f"seed{rec['seed']}" / f"{stem}.npz")
+    recognised = {tuple(h["spotted"]): h for h in rec.get("recognised", [])}
+    entries = []
+    for kind, spotted in rec["spotted"].items():
+      for onset, apex, offset, score in spotted:
+        hit = recognised.get((onset, apex, offset))
+        label, probs = ((hit["pred"], dict(zip(classes, hit["probs"]))) if hit
+                        else (kind, {kind: score}))
+        entries.append(Entry(spotting.Interval(onset, apex, offset, score), label, probs, kind))
+    timeline = Timeline(entries, [], saved["curves"][0], float(saved["threshold"]),
+                        float(rec["fps"]), max_duration,
+                        coded=tuple((t["onset"], t["offset"], t["kind"]) for t in rec["truth"]),
+                        curve_name="spotter: micro-expression probability")
+    out = workdir / "timelines" / f"seed{rec['seed']}" / f"{stem}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths.append(plot(timeline, out, f"{rec['video']} (seed {rec['seed']}): "
+                      f"{len(entries)} spotted, {len(rec['truth'])} coded"))
+  return paths

@@ -11,7 +11,7 @@ moved copy) the report says so and leaves these figures out.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import matplotlib
 
@@ -113,28 +113,61 @@ def plot_flow_channels(flow: np.ndarray, path,
   return pathlib.Path(path)
 
 
-def plot_keras_curves(history: dict[str, dict[str, list]], path) -> pathlib.Path:
-  """The curves under the thesis's (Keras') names, one panel each: `epoch_loss` and
-  `epoch_categorical_accuracy`, train (augmented batches) and test, mean over seed/fold runs."""
-  fig, axes = plt.subplots(1, len(KERAS_CURVES), figsize=(4.2 * len(KERAS_CURVES), 3.2),
+class Curve(NamedTuple):
+  """One curve over seed/fold runs: epochs [E] (1-based) and the mean / min / max [E] there."""
+  epochs: np.ndarray
+  mean: np.ndarray
+  low: np.ndarray
+  high: np.ndarray
+  runs: int
+
+
+def curve(history: dict[str, dict[str, list]], key: str) -> Curve | None:
+  """`key` over the seed/fold runs that have it (truncated to the shortest), on the epochs with a
+  value: test monitoring runs only every `eval_every` epochs and writes NaN between. None when
+  no run has a value."""
+  runs = [np.asarray(h[key], np.float64) for h in history.values() if h.get(key)]
+  if not runs:
+    return None
+  length = min(len(r) for r in runs)
+  stacked = np.stack([r[:length] for r in runs])
+  seen = np.isfinite(stacked).any(axis=0)
+  if not seen.any():
+    return None
+  stacked = stacked[:, seen]
+  return Curve(np.arange(1, length + 1)[seen], np.nanmean(stacked, axis=0),
+               np.nanmin(stacked, axis=0), np.nanmax(stacked, axis=0), len(runs))
+
+
+def plot_curves(history: dict[str, dict[str, list]], path, names: Sequence[str] | None = None,
+                *, raw_titles: bool = False) -> pathlib.Path:
+  """Curves per epoch, one panel per name: train, val and test, the mean over seed/fold runs with
+  a min-max band, on the evaluated epochs only (`curve`); a panel with nothing to plot has no
+  legend. Test curves are for monitoring only (the engine never selects on them).
+
+  names: the curves ('epoch_loss', ...); None: every one in `history`, losses first.
+  raw_titles: titles are the names as written (the thesis's Keras names), not prettified.
+  """
+  if names is None:
+    names = sorted({k.split("/", 1)[1] for h in history.values() for k in h if "/" in k},
+                   key=lambda k: ("loss" not in k, k))
+  fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.2 * max(1, len(names)), 3.2),
                            squeeze=False)
-  for ax, name in zip(axes[0], KERAS_CURVES):
+  for ax, name in zip(axes[0], names):
     for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
-      runs = [np.asarray(h[f"{split}/{name}"], np.float64) for h in history.values()
-              if h.get(f"{split}/{name}")]
-      if not runs:
+      c = curve(history, f"{split}/{name}")
+      if c is None:
         continue
-      length = min(len(r) for r in runs)
-      stacked = np.stack([r[:length] for r in runs])
-      # Test monitoring runs only every `eval_every` epochs: plot the epochs that were evaluated.
-      seen = np.isfinite(stacked).any(axis=0)
-      if not seen.any():
-        continue
-      curve = np.nanmean(stacked[:, seen], axis=0)
-      ax.plot(np.arange(1, length + 1)[seen], curve, color=color, marker="." if not seen.all()
-              else None, label=f"{split} (mean of {len(runs)})")
+      # Dots where epochs were skipped (or a single evaluation): a line alone would hide them.
+      sparse = len(c.epochs) < 2 or bool(np.any(np.diff(c.epochs) != 1))
+      ax.plot(c.epochs, c.mean, color=color, marker="." if sparse else None,
+              label=f"{split} (mean of {c.runs})")
+      ax.fill_between(c.epochs, c.low, c.high, color=color, alpha=0.15)
     ax.set_xlabel("epoch")
-    ax.set_title(name, fontsize=10, family="monospace")
+    if raw_titles:
+      ax.set_title(name, fontsize=10, family="monospace")
+    else:
+      ax.set_title(name.replace("epoch_", "").replace("_", " "), fontsize=10)
     if ax.get_legend_handles_labels()[0]:
       ax.legend(fontsize=7)
   fig.tight_layout()
@@ -222,7 +255,7 @@ def thesis_sections(config: dict, history: dict, out: pathlib.Path) -> list[str]
   """Markdown sections (and their PNGs in `out`) for the thesis's table and figures."""
   sections = []
   if history:
-    plot_keras_curves(history, out / "keras_curves.png")
+    plot_curves(history, out / "keras_curves.png", KERAS_CURVES, raw_titles=True)
     sections += ["## `epoch_loss` and `epoch_categorical_accuracy` (the thesis's curves)", "",
                  "![keras curves](keras_curves.png)", ""]
   dataset = config.get("dataset") or {}

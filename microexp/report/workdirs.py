@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from microexp.report import figures as report_figures  # noqa: E402
 from microexp.train import workdir as workdir_lib  # noqa: E402
 from microexp.train.summary import (METRICS, draw_confusion, metric_cell, metrics_table,  # noqa: E402
                               plot_confusion, train_side_lines)
@@ -95,41 +96,6 @@ def plot_per_subject(per_fold: list[dict], path: str | pathlib.Path,
   return pathlib.Path(path)
 
 
-def _curves(history: dict, key: str) -> np.ndarray | None:
-  """[runs, epochs] for `key` over all seed/fold runs that have it (truncated to the shortest)."""
-  runs = [np.asarray(h[key], np.float64) for h in history.values() if h.get(key)]
-  if not runs:
-    return None
-  length = min(len(r) for r in runs)
-  return np.stack([r[:length] for r in runs])
-
-
-def plot_history(history: dict[str, dict[str, list]], path: str | pathlib.Path) -> pathlib.Path:
-  """Loss and accuracy per epoch: mean over seed/fold runs with a min-max band.
-
-  Test curves are for monitoring only (the engine never selects on them).
-  """
-  kinds = sorted({k.split("/", 1)[1] for h in history.values() for k in h if "/" in k})
-  kinds = sorted(kinds, key=lambda k: ("loss" not in k, k))
-  fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.2 * max(1, len(kinds)), 3.2),
-                           squeeze=False)
-  for ax, kind in zip(axes[0], kinds):
-    for split, color in (("train", "tab:blue"), ("val", "tab:green"), ("test", "tab:orange")):
-      curves = _curves(history, f"{split}/{kind}")
-      if curves is None:
-        continue
-      epochs = np.arange(1, curves.shape[1] + 1)
-      ax.plot(epochs, curves.mean(0), color=color, label=f"{split} (mean of {len(curves)})")
-      ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.15)
-    ax.set_xlabel("epoch")
-    ax.set_title(kind.replace("epoch_", "").replace("_", " "), fontsize=10)
-    ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return pathlib.Path(path)
-
-
 # ----------------------------------------------------------------------------------------------
 # Markdown.
 
@@ -189,14 +155,12 @@ def write_report(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
       plot_fold_confusions(per_fold, class_names, out / "confusion_per_fold.png")
       sections += ["## Confusion per fold", "", "![per fold](confusion_per_fold.png)", ""]
   if history:
-    plot_history(history, out / "history.png")
+    report_figures.plot_curves(history, out / "history.png")
     sections += ["## Training curves", "",
                  "Mean over all seed/fold runs with the min-max band. Test curves are monitoring "
                  "only: nothing computed on a test subject feeds training or selection.", "",
                  "![history](history.png)", ""]
   if dataset_figures:
-    from microexp.report import figures as report_figures  # pylint: disable=g-import-not-at-top
-
     sections += report_figures.thesis_sections(config, history, out)
   sections += ["## Config", "", "```"] + [f"{k} = {v!r}" for k, v in _flatten(config)] + ["```", ""]
   path = out / "report.md"

@@ -86,7 +86,7 @@ def epoch_bytes(model, spec: steps_lib.StepSpec, num_jobs: int, data: dict, devi
   plan = {"key": keys, "train_mask": jax.ShapeDtypeStruct((num_jobs, n), np.bool_),
           "n_train": jax.ShapeDtypeStruct((num_jobs,), np.int32),
           "class_weights": jax.ShapeDtypeStruct((num_jobs, _num_datasets(data), k), np.float32)}
-  device_data = _abstract({key: data[key] for key in steps_lib.DEVICE_DATA if key in data})
+  device_data = _abstract(steps_lib.device_data(data, spec.task))
   m = steps.train_epoch.lower(state, plan, device_data, 0).compile().memory_analysis()
   return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
              + m.temp_size_in_bytes)

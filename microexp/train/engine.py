@@ -26,13 +26,11 @@ from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import folds as folds_lib
-from microexp.train import inputs as inputs_lib
 from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import progress as progress_lib
 from microexp.train import ensemble as ensemble_lib
 from microexp.train import protocols
-from microexp.train import results as results_lib
 from microexp.train import runner
 from microexp.train import search as search_lib
 from microexp.train import train_eval
@@ -89,25 +87,10 @@ def _train_and_evaluate(config, arrays, workdir, signals):
     logging.warning("config.train.checkpoint_every is no longer read; checkpoints are taken every "
                     "config.train.checkpoint_every_s seconds (%s).",
                     tc.get("checkpoint_every_s", 120.0))
-  task = tasks_lib.task_of(tc)
-  if task == "au":  # K sigmoid outputs, one per AU (tasks.py)
-    if tc.get("final_seeds"):
-      raise ValueError("config.train.task='au': final models are not written yet (predict "
-                       "reads emotion models); set config.train.final_seeds=().")
-    if ensemble_lib.enabled(config) or search_lib.grid(config):
-      raise ValueError("config.train.task='au' trains one recipe: nested selection "
-                       "(config.train.search) and ensembles (config.ensemble) score and average "
-                       "emotion classes; remove them for the AU task.")
-    if inputs_lib.parse_class_balanced(tc.class_balanced) == "per_dataset":
-      raise ValueError("config.train.task='au' weights each AU's positives by "
-                       "config.train.au_pos_weight; class_balanced='per_dataset' balances emotion "
-                       "classes and does not apply to it: set class_balanced=False.")
-    data, au_names = tasks_lib.prepare_au(arrays, int(tc.get("au_min_count", 1)))
-    subset = None
-    k, class_names = len(au_names), au_names
-  else:
-    data, subset = inputs_lib.prepare_data(arrays, config.dataset.classes)
-    k, class_names = subset.num_classes, subset.class_names
+  task = tasks_lib.from_config(tc)
+  _check_task(task, config)
+  data, class_names = task.prepare(arrays, config)  # the K output names
+  k = len(class_names)
   data = protocols.qualify(data, tc.protocol)  # cross-dataset: 'casme2/sub01'
   seeds = [int(s) for s in tc.seeds]
   jobs = []
@@ -119,7 +102,7 @@ def _train_and_evaluate(config, arrays, workdir, signals):
   steps_per_epoch = runner.steps_per_epoch(config, max_train)
   logging.info("%d clips in %d %s %s, %d subjects; %d seed(s) x %d fold(s); %d steps/epoch "
                "of batch %d; devices: %s", len(data["labels"]), k,
-               "AUs" if task == "au" else "classes", list(class_names),
+               task.output_unit, list(class_names),
                len(set(data["subject"])), len(seeds), len(fold_names), steps_per_epoch,
                tc.batch_size, jax.devices())
 
@@ -128,18 +111,17 @@ def _train_and_evaluate(config, arrays, workdir, signals):
   _check_resume_config(ckpt_root, config)
   final_seeds = [int(s) for s in (tc.get("final_seeds") or [])]
   epochs = int(tc.epochs)
+  planned = (ensemble_lib.planned_job_epochs(config, jobs) if ensemble_lib.enabled(config)
+             else search_lib.planned_job_epochs(config, jobs)) + len(final_seeds) * epochs
   ctx = loop.Context(config=config, model=model, data=data, num_classes=k, ckpt_root=ckpt_root,
                      writers=writers_lib.CurveWriters(workdir / "tensorboard",
                                                       enabled=bool(tc.get("tensorboard", True))),
-                     progress=progress_lib.Progress((len(jobs) + len(final_seeds)) * epochs),
+                     progress=progress_lib.Progress(planned),
                      signals=signals, pretrained=builder.pretrained(model))
+  summarize = lambda res: task.aggregate(res, data, class_names, seeds, fold_names)
   try:
-    job_results, extra = _train_jobs(ctx, jobs, max_train=max_train, subset=subset, seeds=seeds,
-                                     fold_names=fold_names)
-    if task == "au":
-      results = tasks_lib.aggregate_au(job_results, data, class_names, seeds, fold_names)
-    else:
-      results = results_lib.aggregate(job_results, data, subset, seeds, fold_names)
+    job_results, extra = _train_jobs(ctx, jobs, max_train=max_train, summarize=summarize)
+    results = summarize(job_results)
     results = {"config": workdir_lib.config_dict(config), **results, **extra}
     # Plain and nested runs: the reported (retrained, outer) models; an ensemble has none.
     train_side = train_eval.aggregate(job_results, seeds, k)
@@ -159,46 +141,38 @@ def _train_and_evaluate(config, arrays, workdir, signals):
                                steps_per_epoch=runner.steps_per_epoch(ctx.config,
                                                                        len(data["labels"])),
                                keep_variables=True)
-      workdir_lib.save_final(workdir, ctx.config, subset.class_names, final, final_epochs,
+      workdir_lib.save_final(workdir, ctx.config, class_names, final, final_epochs,
                              data["inputs"].shape[1:])
       results["final"] = {"seeds": final_seeds, "epochs": final_epochs}
   finally:
     ctx.writers.close()
   results["wall_time_s"] = time.time() - t_start
-  if task == "au":
-    tasks_lib.write_outputs(workdir, results)
-    for line in tasks_lib.log_lines(results):
-      logging.info("%s", line)
-    logging.info("Done in %.1f s. Outputs in %s.", results["wall_time_s"], workdir)
-  else:
-    writers_lib.write_outputs(workdir, results)
-    _log_summary(results, seeds, workdir)
+  task.write_outputs(workdir, results)
+  task.log_summary(results, workdir)
   return results
 
 
-def _train_jobs(ctx, jobs, *, max_train, subset, seeds, fold_names) -> tuple[list[dict], dict]:
+def _check_task(task: tasks_lib.Task, config) -> None:
+  """Refuses what `task` cannot serve: final models, nested selection, ensembles, its own."""
+  tc = config.train
+  if tc.get("final_seeds") and not task.final_models:
+    raise ValueError(f"config.train.task={task.name!r}: final models are not written yet "
+                     "(predict reads emotion models); set config.train.final_seeds=().")
+  if not task.search_and_ensembles and (ensemble_lib.enabled(config) or search_lib.grid(config)):
+    raise ValueError(f"config.train.task={task.name!r} trains one recipe: nested selection "
+                     "(config.train.search) and ensembles (config.ensemble) score and average "
+                     "emotion classes; remove them for this task.")
+  task.check_config(config)
+
+
+def _train_jobs(ctx, jobs, *, max_train, summarize) -> tuple[list[dict], dict]:
   """The outer jobs' results, and what the run adds to results.json: 'members' (an ensemble,
   ensemble.py) or 'search' (nested selection, search.py); plain training otherwise."""
   if ensemble_lib.enabled(ctx.config):
-    summarize = lambda res: results_lib.aggregate(res, ctx.data, subset, seeds, fold_names)
     return ensemble_lib.train(ctx, jobs, max_train=max_train, summarize=summarize)
   job_results, info = search_lib.train_any(ctx, ctx.config, jobs, ctx.ckpt_root,
                                            max_train=max_train)
   return job_results, ({"search": info} if info else {})
-
-
-def _log_summary(results: dict, seeds, workdir) -> None:
-  m = results["metrics"]
-  logging.info("Done in %.1f s: accuracy %.4f ± %.4f, UF1 %.4f ± %.4f, UAR %.4f ± %.4f%s. "
-               "Outputs in %s.", results["wall_time_s"], m["accuracy"]["mean"],
-               m["accuracy"]["std"], m["uf1"]["mean"], m["uf1"]["std"], m["uar"]["mean"],
-               m["uar"]["std"],
-               (f"; seed ensemble UF1 {results['ensemble']['metrics']['uf1']:.4f}"
-                if "ensemble" in results and len(seeds) > 1 else ""), workdir)
-  for name, dm in sorted(results.get("per_dataset", {}).items()):
-    logging.info("  %-8s UF1 %.4f ± %.4f, UAR %.4f ± %.4f, accuracy %.4f ± %.4f", name,
-                 dm["uf1"]["mean"], dm["uf1"]["std"], dm["uar"]["mean"], dm["uar"]["std"],
-                 dm["accuracy"]["mean"], dm["accuracy"]["std"])
 
 
 def run(config, workdir: str | Path) -> dict | None:

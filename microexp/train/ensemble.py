@@ -70,6 +70,11 @@ def average(member_results: list[list[dict]]) -> list[dict]:
   return out
 
 
+def planned_job_epochs(config, jobs: list) -> int:
+  """Job-epochs that `train(jobs)` trains (for the progress line): every member's."""
+  return sum(search_lib.planned_job_epochs(cfg, jobs) for _, cfg in members(config))
+
+
 def train(ctx: loop.Context, jobs: list, *, max_train: int,
           summarize: Callable[[list[dict]], dict]) -> tuple[list[dict], dict]:
   """Trains every member on `jobs` (each in checkpoints/members/<name>/). Returns (the averaged
@@ -79,8 +84,6 @@ def train(ctx: loop.Context, jobs: list, *, max_train: int,
                      "config.train.final_seeds=() and train each member's config for prediction.")
   per_member, info = [], {}
   recipes = members(ctx.config)
-  ctx.progress.total += len(jobs) * (sum(int(c.train.epochs) for _, c in recipes)
-                                     - int(ctx.config.train.epochs))
   for name, cfg in recipes:
     res, search_info = search_lib.train_any(ctx, cfg, jobs,
                                             Path(ctx.ckpt_root) / "members" / name,

@@ -10,18 +10,27 @@ process holds the same host array (after `jax.distributed.initialize()`).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 
 def make_mesh(num_folds: int, devices=None) -> Mesh:
-  """Mesh of all devices: fold = largest divisor of the device count <= num_folds, data = rest."""
-  devices = list(devices if devices is not None else jax.devices())
+  """Mesh of all devices: fold = largest divisor of the device count <= num_folds, data = rest.
+
+  Built once per (shape, devices) in a process: every chunk of that shape gets the same mesh."""
+  devices = tuple(devices if devices is not None else jax.devices())
   n = len(devices)
   fold = max(d for d in range(1, n + 1) if n % d == 0 and d <= max(num_folds, 1))
-  return jax.make_mesh((fold, n // fold), ("fold", "data"), axis_types=(AxisType.Auto,) * 2,
-                       devices=devices)
+  return _mesh(fold, n // fold, devices)
+
+
+@functools.lru_cache(maxsize=None)
+def _mesh(fold: int, data: int, devices: tuple) -> Mesh:
+  return jax.make_mesh((fold, data), ("fold", "data"), axis_types=(AxisType.Auto,) * 2,
+                       devices=list(devices))
 
 
 def padded_folds(num_folds: int, mesh: Mesh) -> int:

@@ -109,4 +109,3 @@ def train_recipe(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
                       steps_per_epoch=steps_per_epoch(config, max_train), train_side=train_side)
   finally:
     writers.close()
-    ctx.epochs_run = sub.epochs_run  # stop_after_epochs counts over every recipe

@@ -110,6 +110,34 @@ def score(results: list[dict], labels: np.ndarray, num_classes: int, metric: str
   return float(metrics_lib.summarize(cm)[metric])
 
 
+def _inner_k(train_config) -> int:
+  k = int(train_config.get("search_inner_folds", 3))
+  if not 2 <= k <= MAX_INNER_FOLDS:
+    raise ValueError(f"config.train.search_inner_folds must be in 2..{MAX_INNER_FOLDS}, got {k}.")
+  return k
+
+
+def _inner_jobs(jobs: list, k: int) -> tuple[list, np.ndarray]:
+  """The inner jobs of every outer job, and the index of each one's outer job."""
+  inner, owner = [], []
+  for p, job in enumerate(jobs):
+    for j, fold in enumerate(inner_folds(job.fold, k, job.seed, job.index)):
+      inner.append(jobs_lib.Job(job.seed, INNER_INDEX + job.index * MAX_INNER_FOLDS + j, fold))
+      owner.append(p)
+  return inner, np.array(owner)
+
+
+def planned_job_epochs(config, jobs: list) -> int:
+  """Job-epochs that `train_any(config, jobs)` trains (for the progress line): every candidate
+  on every inner job, then each outer job once (counted at the longest candidate)."""
+  if not grid(config):
+    return int(config.train.epochs) * len(jobs)
+  configs = [candidate_config(config, c) for c in grid(config)]
+  inner, _ = _inner_jobs(jobs, _inner_k(config.train))
+  epochs = [int(c.train.epochs) for c in configs]
+  return sum(epochs) * len(inner) + max(epochs) * len(jobs)
+
+
 def train_any(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
               max_train: int) -> tuple[list[dict], dict]:
   """`jobs` under `config`: nested selection when it has a search, else plainly (info {})."""
@@ -131,21 +159,12 @@ def train(ctx: loop.Context, config, jobs: list, ckpt_root: Path, *,
   if metric not in SEARCH_METRICS:
     raise ValueError(f"config.train.search_metric must be one of {SEARCH_METRICS}, got "
                      f"{metric!r}.")
-  k = int(tc.get("search_inner_folds", 3))
-  if not 2 <= k <= MAX_INNER_FOLDS:
-    raise ValueError(f"config.train.search_inner_folds must be in 2..{MAX_INNER_FOLDS}, got {k}.")
+  k = _inner_k(tc)
   if tc.selection != "last":
     raise ValueError("config.train.search takes selection='last' (each candidate is scored on "
                      f"its inner folds' last epoch); got selection={tc.selection!r}.")
   configs = [candidate_config(config, c) for c in candidates]
-  inner, owner = [], []
-  for p, job in enumerate(jobs):
-    for j, fold in enumerate(inner_folds(job.fold, k, job.seed, job.index)):
-      inner.append(jobs_lib.Job(job.seed, INNER_INDEX + job.index * MAX_INNER_FOLDS + j, fold))
-      owner.append(p)
-  owner = np.array(owner)
-  ctx.progress.total += sum(int(c.train.epochs) for c in configs) * len(inner) + max(
-      int(c.train.epochs) for c in configs) * len(jobs) - int(tc.epochs) * len(jobs)
+  inner, owner = _inner_jobs(jobs, k)
   logging.info("Nested selection: %d candidate(s) x %d inner job(s) (%d outer job(s)), %s.",
                len(candidates), len(inner), len(jobs), metric)
 

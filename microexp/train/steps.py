@@ -1,7 +1,8 @@
 """Train and eval steps for ONE fold, and their fold-stacked, sharded, epoch-at-a-time versions.
 
-The dataset stays resident on the device(s) (`data`: inputs [N, ...], labels [N], mask [N, T]?,
-dataset_index [N]: the clip's source dataset).
+The dataset stays resident on the device(s) (`data`: inputs [N, ...], mask [N, T]?,
+dataset_index [N]: the clip's source dataset, and the task's arrays, e.g. labels [N]; the task
+(tasks/, `StepSpec.task`) turns them into targets and a loss).
 A fold is described by a `plan` (leading fold axis F when stacked):
   key           [F, 2] uint32   the fold's PRNG key (from seed and fold index, never run-time state)
   train_mask    [F, N] bool     the fold's training samples
@@ -37,13 +38,13 @@ from microexp.train import workdir as workdir_lib
 from microexp.train import augment as augment_lib
 from microexp.train import state as state_lib
 from microexp.train import tasks as tasks_lib
-from microexp.train import tta as tta_lib
+from microexp.train.tasks import emotions
 from microexp.train.state import TrainState
 
 # Independent random streams of a fold.
 STREAM_INIT, STREAM_ORDER, STREAM_STEP = 0, 1, 2
-# The host data arrays placed on the device(s) (those present).
-DEVICE_DATA = ("inputs", "labels", "mask", "au_targets", "dataset_index")
+# The host data arrays placed on the device(s) (those present), besides the task's device_keys.
+DEVICE_DATA = ("inputs", "mask", "dataset_index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ class StepSpec:
   num_classes: int
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
   tta_flip_h: bool = False  # evaluation averages the input and its (flow-aware) mirror
-  task: str = "emotion"  # 'emotion' | 'au' (tasks.py: data['au_targets'], sigmoid BCE)
+  task: tasks_lib.Task = emotions.Emotions()  # targets, loss, TTA (tasks/base.py)
   # Stacked folds on one device: 0 = per backend (`fold_group`), else folds vmapped together.
   fold_group: int = 0
 
@@ -71,7 +72,12 @@ class StepSpec:
                num_classes=num_classes,
                is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
                tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)),
-               task=tasks_lib.task_of(tc), fold_group=int(tc.get("fold_group", 0) or 0))
+               task=tasks_lib.from_config(tc), fold_group=int(tc.get("fold_group", 0) or 0))
+
+
+def device_data(data: dict, task: tasks_lib.Task) -> dict:
+  """The host arrays of `data` that the steps of `task` read (placed on the device once)."""
+  return {key: data[key] for key in DEVICE_DATA + tuple(task.device_keys) if key in data}
 
 
 def fold_keys(seed: int, fold_indices) -> jnp.ndarray:
@@ -85,12 +91,6 @@ def epoch_order(key, train_mask, epoch):
   k = jax.random.fold_in(jax.random.fold_in(key, STREAM_ORDER), epoch)
   u = jax.random.uniform(k, train_mask.shape)
   return jnp.argsort(jnp.where(train_mask, u, 2.0)).astype(jnp.int32)
-
-
-def weighted_cross_entropy(logits, targets, class_weights):
-  """logits [B, K], soft targets [B, K], class_weights [K] or [B, K] -> scalar mean weighted CE."""
-  ce = optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
-  return jnp.mean(ce * jnp.sum(targets * class_weights, -1))
 
 
 def _apply(model, variables, x, mask, *, train, rng=None):
@@ -109,7 +109,6 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   pos = (step * batch_size + jnp.arange(batch_size)) % jnp.maximum(plan["n_train"], 1)
   idx = order[pos]
   x = data["inputs"][idx]
-  labels = data["labels"][idx]
   mask = data["mask"][idx] if "mask" in data else None
   # [B, K]: each clip's weights are its source dataset's row (one row unless 'per_dataset').
   weights = plan["class_weights"][data["dataset_index"][idx] if "dataset_index" in data else 0]
@@ -120,11 +119,7 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
   k_aug, k_mix, k_drop = jax.random.split(key, 3)
   aug = dict(spec.augment)
   x = augment_lib.augment(k_aug, x, aug, is_flow=spec.is_flow)
-  if spec.task == "au":  # multi-hot [B, K]; class_weights holds the AUs' positive weights
-    targets = data["au_targets"][idx]
-  else:
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, spec.num_classes),
-                                  spec.label_smoothing)
+  targets = spec.task.targets(data, idx, spec)  # [B, K]
   if float(aug.get("mixup", 0.0)) > 0:
     x, targets, mask = augment_lib.mixup(k_mix, x, targets, mask, float(aug["mixup"]))
 
@@ -132,8 +127,7 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
     logits, updates = _apply(model, {"params": params, **(
         {"batch_stats": state.batch_stats} if state.batch_stats else {})}, x, mask, train=True,
                              rng=k_drop)
-    loss_of = tasks_lib.sigmoid_bce if spec.task == "au" else weighted_cross_entropy
-    return loss_of(logits, targets, weights), (logits, updates)
+    return spec.task.loss(logits, targets, weights), (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -141,8 +135,7 @@ def train_step_one(state: TrainState, plan, order, data, epoch, step, *, model, 
                             params=optax.apply_updates(state.params, param_updates),
                             batch_stats=updates.get("batch_stats", state.batch_stats),
                             opt_state=opt_state)
-  correct = (tasks_lib.correct_au(logits, data["au_targets"][idx]) if spec.task == "au"
-             else jnp.sum(jnp.argmax(logits, -1) == labels))
+  correct = spec.task.correct(logits, data, idx)
   return new_state, {"loss": loss, "correct": correct}
 
 
@@ -154,25 +147,18 @@ def train_epoch_one(state: TrainState, plan, data, epoch, *, step_fn, steps_per_
 
 
 def eval_one(variables, idx, data, *, model, tta_flip_h: bool = False, is_flow: bool = True,
-             task: str = "emotion"):
+             task: tasks_lib.Task = emotions.Emotions()):
   """Logits [nb * Be, K] of one fold's model on index blocks idx [nb, Be] (padding included).
 
-  With tta_flip_h: the log of the mean probabilities over the input and its mirror
-  (tta.py; u negated for flow), so a softmax of the result is the TTA probability; for the AU
-  task the logit of the mean sigmoid, so a sigmoid of the result is.
+  With tta_flip_h: the task's merge of the input's and its mirror's outputs (tta.py; u negated
+  for flow), e.g. the log of the mean softmax, so a softmax of the result is the TTA probability.
   """
 
   def block(i):
     x = data["inputs"][i]
     mask = data["mask"][i] if "mask" in data else None
     logits_fn = lambda v: _apply(model, variables, v, mask, train=False).astype(jnp.float32)
-    if tta_flip_h and task == "au":
-      p = jnp.clip(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow, multi_label=True),
-                   1e-7, 1 - 1e-7)
-      return jnp.log(p) - jnp.log1p(-p)
-    if tta_flip_h:
-      return jnp.log(jnp.maximum(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow), 1e-30))
-    return logits_fn(x)
+    return task.tta_logits(logits_fn, x, is_flow) if tta_flip_h else logits_fn(x)
 
   logits = jax.lax.map(block, idx)
   return logits.reshape((-1, logits.shape[-1]))

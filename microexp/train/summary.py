@@ -1,7 +1,7 @@
 """How results are shown, in one place: the confusion-matrix PNG and the markdown metrics table.
 
-Used by the engine's WORKDIR/summary.md + confusion.png (microexp/train/writers.py) and by the
-reports (microexp/report/workdirs.py). Input: results.json's dicts (schema: docs/ARCHITECTURE.md).
+Used by the engine's WORKDIR/summary.md + confusion.png (microexp/train/tasks/emotions.py) and by
+the reports (microexp/report/workdirs.py). Input: results.json's dicts (schema: docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

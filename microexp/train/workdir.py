@@ -13,7 +13,7 @@ import pathlib
 from absl import logging
 
 # Dataset representations that are optical flow (channels u, v, magnitude/strain).
-FLOW_REPRESENTATIONS = ("apex_flow", "flow_sequences")
+FLOW_REPRESENTATIONS = ("apex_flow", "flow_sequences", "flow_rows")  # flow_rows: long videos
 
 
 def read_json(path: str | pathlib.Path, *, required: tuple[str, ...] = (),

@@ -164,13 +164,28 @@ def event_extent(faces: np.ndarray, apex: int, half_window: int, *, method: str 
   times = np.unique(np.r_[np.arange(reference, min(num_frames, apex + reach + 1), step), apex])
   motion = smooth(np.array([face_motion(faces[reference], faces[t], method) for t in times]), 3)
   at_apex = int(np.searchsorted(times, apex))
-  half = 0.5 * motion[at_apex]
-  first = last = at_apex
-  while first > 0 and motion[first - 1] >= half:
-    first -= 1
-  while last < len(times) - 1 and motion[last + 1] >= half:
-    last += 1
+  first, last = run_around(motion, at_apex, 0.5 * motion[at_apex])
   return int(times[first]), int(times[last])
+
+
+def run_around(curve: np.ndarray, at: int, floor: float) -> tuple[int, int]:
+  """(first, last) index of the contiguous run around `at` where `curve` stays >= floor."""
+  first = last = int(at)
+  while first > 0 and curve[first - 1] >= floor:
+    first -= 1
+  while last < len(curve) - 1 and curve[last + 1] >= floor:
+    last += 1
+  return first, last
+
+
+def half_window(fps: float, max_duration: float = 0.5) -> int:
+  """k: half a micro-expression's longest duration in frames of the recording (>= 1)."""
+  return max(1, int(round(max_duration * fps / 2)))
+
+
+def lasts_longer(first: int, last: int, fps: float, max_duration: float = 0.5) -> bool:
+  """The fps-aware macro guard: frames first..last (inclusive) last longer than max_duration s."""
+  return (last - first + 1) / fps > max_duration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,15 +199,15 @@ class Spotted:
   level: float
 
 
-def _peaks(curve: np.ndarray, valid: np.ndarray, level: float, spacing: int) -> list[int]:
+def peaks(curve: np.ndarray, valid: np.ndarray, level: float, spacing: int) -> list[int]:
   """Maxima of `curve` over `valid` frames, >= level, strongest first, > spacing apart."""
-  peaks = []
+  found: list[int] = []
   for t in np.argsort(-np.where(valid, curve, -np.inf), kind="stable"):
     if not valid[t] or curve[t] < level:
       break
-    if all(abs(int(t) - p) > spacing for p in peaks):
-      peaks.append(int(t))
-  return peaks
+    if all(abs(int(t) - p) > spacing for p in found):
+      found.append(int(t))
+  return found
 
 
 def spot_events(faces: np.ndarray, *, fps: float, max_duration: float = 0.5,
@@ -220,7 +235,7 @@ def spot_events(faces: np.ndarray, *, fps: float, max_duration: float = 0.5,
   still synthetic recording they reach 1.3x the median; planted micro-expressions 2.9-7x).
   """
   faces = np.asarray(faces)
-  k = max(1, int(round(max_duration * fps / 2)))
+  k = half_window(fps, max_duration)
   curve = contrast_curve(faces, k, method=method, stride=stride)
   valid = np.zeros(len(curve), bool)
   valid[k:len(curve) - k] = True
@@ -230,27 +245,27 @@ def spot_events(faces: np.ndarray, *, fps: float, max_duration: float = 0.5,
   extents: dict[int, tuple[int, int]] = {}
   for _ in range(max_rounds):
     if not valid.any():
-      return Spotted([], _merge(macros), curve, 0.0)
+      return Spotted([], merge(macros), curve, 0.0)
     values = curve[valid]
     level = max(floor, float(values.mean() + threshold * (values.max() - values.mean())))
-    peaks = _peaks(curve, valid, level, 2 * k)
+    found = peaks(curve, valid, level, 2 * k)
     found_macro = False
-    for p in peaks if macro_guard else ():
+    for p in found if macro_guard else ():
       if p not in extents:
         extents[p] = event_extent(faces, p, k, method=method, stride=stride)
       first, last = extents[p]
-      if (last - first + 1) / fps > max_duration:
+      if lasts_longer(first, last, fps, max_duration):
         macros.append(Interval(first, p, last, float(curve[p])))
         valid[max(0, first - k):last + k + 1] = False
         found_macro = True
     if not found_macro:
       break
   intervals = [Interval(max(0, p - k), p, min(len(curve) - 1, p + k), float(curve[p]))
-               for p in peaks if valid[p]]
-  return Spotted(sorted(intervals, key=lambda i: i.onset), _merge(macros), curve, level)
+               for p in found if valid[p]]
+  return Spotted(sorted(intervals, key=lambda i: i.onset), merge(macros), curve, level)
 
 
-def _merge(intervals: list[Interval]) -> list[Interval]:
+def merge(intervals: list[Interval]) -> list[Interval]:
   """Overlapping intervals (the rise and the fall of one macro movement) as one, sorted; the apex
   and score of the strongest."""
   merged: list[Interval] = []

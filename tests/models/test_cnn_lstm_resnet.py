@@ -22,7 +22,9 @@ def _model(**backbone):
 
 
 def _train_apply(model, variables, x, mask):
-  return model.apply(variables, x, train=True, mask=mask, mutable=["batch_stats"])
+  # Jitted: op-by-op, a ResNet per frame inside the LSTM loop dispatches thousands of small ops.
+  return jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))(
+      variables, x, mask)
 
 
 @pytest.mark.slow
@@ -33,7 +35,8 @@ def test_batch_norm_never_sees_padded_frames():
   garbage = rng.uniform(-50, 50, size=(1, 3, 32, 32, 3)).astype(np.float32)
   padded = np.concatenate([real, garbage], axis=1)  # 2 real frames, 3 padded
   mask = np.array([[True, True, False, False, False]])
-  variables = model.init(jax.random.PRNGKey(0), jnp.asarray(padded), train=False, mask=mask)
+  variables = jax.jit(lambda x, m: model.init(jax.random.PRNGKey(0), x, train=False, mask=m))(
+      jnp.asarray(padded), mask)
   logits_padded, new_padded = _train_apply(model, variables, padded, mask)
   logits_real, new_real = _train_apply(model, variables, real, np.ones((1, 2), bool))
   # The same statistics and logits as the clip without its padding.
@@ -86,6 +89,7 @@ def test_load_names_a_missing_file(tmp_path):
     cnn_lstm.load({}, tmp_path / "missing.h5")
 
 
+@pytest.mark.slow
 def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
   """`kwargs.weights` follows the ResNet50 protocol: `pretrained()` on the host, `load` pure."""
   assert builder.pretrained(_model(**TINY)) is None  # no file: from scratch

@@ -71,6 +71,7 @@ def test_each_sample_is_independent_of_the_batch():
   np.testing.assert_allclose(alone, full[1:2], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fixed_regions_crop_the_mosaic_of_the_data_layer():
   centres = face_regions.MEAN_FACE_CENTRES
   whole = _x(5)

@@ -123,12 +123,14 @@ def test_reshape_pools_equal_flax_pools_outputs_and_gradients(kind, size, window
                       _both_ways(lambda _, x: value_and_grad(reference, x))(jnp.zeros(FOLDS), x))
 
 
-def test_auto_keeps_the_library_off_cpu_and_for_wide_layers(monkeypatch):
+def test_auto_keeps_the_library_off_cpu_and_for_large_maps(monkeypatch):
   small = ((32, 28, 28, 3), (3, 3, 3, 16), (1, 1), "SAME", None)
-  wide = ((32, 14, 14, 512), (3, 3, 512, 512), (1, 1), "SAME", None)
+  large_map = ((32, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)
+  pointwise = ((32, 56, 56, 256), (1, 1, 256, 64), (1, 1), "VALID", None)
   assert jax.default_backend() == "cpu"
   assert lowering._auto_prefers_matmul(*small)
-  assert not lowering._auto_prefers_matmul(*wide)
+  assert lowering._auto_prefers_matmul(*pointwise)
+  assert not lowering._auto_prefers_matmul(*large_map)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert not lowering._auto_prefers_matmul(*small)
 
@@ -253,3 +255,24 @@ def test_stacked_folds_of_ststnet_equal_between_impls():
     return jax.jit(jax.vmap(grads))(stacked, x)
 
   _assert_trees_close(run("matmul"), run("xla"), rtol=MODEL_RTOL)
+
+
+def test_lowered_convlstm_cell_equals_flax_cell_outputs_and_gradients():
+  from microexp.models import layers  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(4)
+  x, c, h = _normal(rng, (2, 6, 6, 3)), _normal(rng, (2, 6, 6, 4)), _normal(rng, (2, 6, 6, 4))
+  reference = nn.ConvLSTMCell(features=4, kernel_size=(3, 3))
+  lowered = layers.ConvLSTMCell(features=4, kernel_size=(3, 3), conv_impl="matmul")
+  shapes = jax.eval_shape(lambda: reference.init(jax.random.key(0), (c, h), x))
+  assert jax.eval_shape(lambda: lowered.init(jax.random.key(0), (c, h), x)) == shapes
+  params = _random_params(shapes, rng)
+
+  def run(cell):
+    def loss(params, carry, x):
+      (new_c, new_h), _ = cell.apply(params, carry, x)
+      return jnp.sum(jnp.sin(new_c) + jnp.cos(new_h))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, (c, h), x)
+
+  _assert_trees_close(run(lowered), run(reference))

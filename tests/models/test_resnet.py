@@ -38,6 +38,7 @@ def _eval_apply(model):
 
 
 @pytest.mark.parametrize("variant", resnet.VARIANTS)
+@pytest.mark.slow
 def test_shapes_and_dtypes(variant):
   x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)), jnp.float32)
   # Parameters are float32 whatever the compute dtype: one init serves both dtypes.
@@ -84,6 +85,7 @@ def test_variant_puts_the_stride_where_its_checkpoint_does(variant, strided):
   assert shapes["conv3"] == (1, 4, 4, 16)
 
 
+@pytest.mark.slow
 def test_head_guards_small_feature_maps(tiny32):
   """32x32 inputs leave a 1x1 final map: the 2x2 max-pool must not pool it away."""
   variables, x = tiny32
@@ -93,6 +95,7 @@ def test_head_guards_small_feature_maps(tiny32):
   assert variables["params"]["fc1"]["kernel"].shape == (256, 128)
 
 
+@pytest.mark.slow
 def test_dropout_uses_its_key(tiny32):
   variables, x = tiny32
   model = resnet.resnet50(num_classes=3, dropout_rate=0.5, **TINY)
@@ -102,6 +105,7 @@ def test_dropout_uses_its_key(tiny32):
   np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))
 
 
+@pytest.mark.slow
 def test_frozen_backbone_gets_no_gradient_and_keeps_its_statistics(tiny32):
   variables, x = tiny32
   model = resnet.resnet50(num_classes=3, freeze_backbone=True, **TINY)

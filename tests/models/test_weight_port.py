@@ -127,12 +127,14 @@ def _assert_close(ours, reference):
   np.testing.assert_allclose(ours, reference, rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 def test_keras_port_matches_keras(keras_reference):
   path, _, x, reference = keras_reference
   variables = resnet.load_backbone(path, variant="keras", use_cache=False)
   _assert_close(_flax_features(variables, x, "keras", "caffe"), reference)
 
 
+@pytest.mark.slow
 def test_written_layout_is_what_keras_reads(keras_reference):
   """Keras' legacy loader (used on the official file) restores every weight from our file."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -150,6 +152,7 @@ def test_written_layout_is_what_keras_reads(keras_reference):
     assert f["conv1_conv/conv1_conv/kernel:0"].shape == (7, 7, 3, 64)
 
 
+@pytest.mark.slow
 def test_keras_own_legacy_writer_and_2016_names_port_identically(keras_reference, tmp_path):
   from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
   path, model, _, _ = keras_reference
@@ -167,6 +170,7 @@ def test_keras_own_legacy_writer_and_2016_names_port_identically(keras_reference
 
 
 @pytest.mark.parametrize("suffix", ["pth", "safetensors"])
+@pytest.mark.slow
 def test_torchvision_port_matches_torch(torch_reference, suffix):
   pth, safetensors, x, reference = torch_reference
   path = pth if suffix == "pth" else safetensors
@@ -174,6 +178,7 @@ def test_torchvision_port_matches_torch(torch_reference, suffix):
   _assert_close(_flax_features(variables, x, "torchvision", "torch"), reference)
 
 
+@pytest.mark.slow
 def test_model_init_loads_backbone_and_keeps_random_head(torch_reference):
   _, safetensors, x, reference = torch_reference
   model = resnet.resnet50(num_classes=3, variant="torchvision", weights=str(safetensors))
@@ -195,6 +200,7 @@ def test_model_init_loads_backbone_and_keeps_random_head(torch_reference):
   _assert_close(features, reference)
 
 
+@pytest.mark.slow
 def test_cache_round_trip(torch_reference, tmp_path, monkeypatch):
   _, safetensors, _, _ = torch_reference
   source = shutil.copy(safetensors, tmp_path / "resnet50.safetensors")
@@ -246,6 +252,7 @@ def test_lfs_pointer(tmp_path):
 
 
 @pytest.mark.parametrize("which", ["h5", "safetensors", "pth"])
+@pytest.mark.slow
 def test_truncated_file(keras_reference, torch_reference, tmp_path, which):
   source = {"h5": keras_reference[0], "pth": torch_reference[0],
             "safetensors": torch_reference[1]}[which]
@@ -256,6 +263,7 @@ def test_truncated_file(keras_reference, torch_reference, tmp_path, which):
   assert str(path) in str(e.value)
 
 
+@pytest.mark.slow
 def test_keras_file_of_another_architecture_lists_every_layer(keras_reference, tmp_path):
   path = shutil.copy(keras_reference[0], tmp_path / "other.h5")
   with h5py.File(path, "r+") as f:
@@ -271,6 +279,7 @@ def test_keras_file_of_another_architecture_lists_every_layer(keras_reference, t
   assert "unmatched layer dense_7" in message
 
 
+@pytest.mark.slow
 def test_keras_shape_mismatch_names_the_tensor(keras_reference, tmp_path):
   path = shutil.copy(keras_reference[0], tmp_path / "shape.h5")
   with h5py.File(path, "r+") as f:
@@ -283,6 +292,7 @@ def test_keras_shape_mismatch_names_the_tensor(keras_reference, tmp_path):
           " expected shape (3, 3, 128, 128), found (3, 3, 64, 128)") in str(e.value)
 
 
+@pytest.mark.slow
 def test_torch_state_dict_of_another_architecture(torch_reference, tmp_path):
   from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
   state = load_file(str(torch_reference[1]))
@@ -297,6 +307,7 @@ def test_torch_state_dict_of_another_architecture(torch_reference, tmp_path):
   assert "unmatched key layer4.3.conv1.weight (512, 2048, 1, 1)" in message
 
 
+@pytest.mark.slow
 def test_torch_shape_mismatch_and_variant_mismatch(torch_reference, tmp_path):
   from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
   state = load_file(str(torch_reference[1]))
@@ -318,6 +329,7 @@ def test_keras3_weights_layout_is_refused(tmp_path):
     keras_h5.read_keras_h5(path, resnet.backbone_shapes("keras"))
 
 
+@pytest.mark.slow
 def test_preprocess_conventions_match_keras_and_torchvision():
   keras = pytest.importorskip("keras")
   x = _images(3)

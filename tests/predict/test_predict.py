@@ -44,10 +44,11 @@ def _training_arrays(num_subjects=5, clips_per_class=4, seed=0):
 
 
 def _config():
-  """The shared defaults (configs/base.py) with a small STSTNet, a fixed split and no augmentation."""
-  from configs import base  # pylint: disable=g-import-not-at-top
+  """The CASME II defaults (configs/common.py) with a small STSTNet, a fixed split and no
+  augmentation."""
+  from configs import common  # pylint: disable=g-import-not-at-top
 
-  config = base.get_config(base.parse_arg("classes=3,synthetic"))
+  config = common.casme2_config(classes="3", synthetic=True)
   config.dataset.image_size = 28
   config.model.name = "ststnet"
   t = config.train

@@ -73,6 +73,7 @@ def test_sequence_input_needs_the_trained_shape():
                                       "input_shape": [10, 8, 8, 3]})
 
 
+@pytest.mark.slow
 def test_predict_frames_runs_a_cnn_lstm(tmp_path):
   """A (random) CNN-LSTM in a FinalModel: spotting -> frame sequence -> probabilities."""
   classes = ("happiness", "surprise", "repression")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from microexp import models
 from microexp.predict import run as predict
@@ -20,6 +21,7 @@ def _final(flip_h: bool, representation: str = "apex_flow") -> predict.FinalMode
       config={"train": {"tta": {"flip_h": flip_h}}}, path=None)
 
 
+@pytest.mark.slow
 def test_flip_tta_averages_the_input_and_its_flow_aware_mirror():
   x = np.random.default_rng(0).normal(size=(4, 28, 28, 3)).astype(np.float32)
   plain, with_tta = _final(False), _final(True)

@@ -3,6 +3,8 @@ report that still writes when the dataset is not on the machine."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -28,12 +30,33 @@ def test_figures_are_written(tmp_path):
            report_figures.plot_frame_strip(frames[..., :1], tmp_path / "gray.png"),
            report_figures.plot_flow_sequence(flow, tmp_path / "f8.png"),
            report_figures.plot_flow_channels(flow[3], tmp_path / "f9.png"),
-           report_figures.plot_keras_curves(
+           report_figures.plot_curves(
                {"seed0/sub01": {"train/epoch_loss": [2.0, 1.0], "test/epoch_loss": [2.1, 1.5],
                                 "train/epoch_categorical_accuracy": [0.3, 0.6]}},
-               tmp_path / "curves.png")]
+               tmp_path / "curves.png", report_figures.KERAS_CURVES, raw_titles=True)]
   for path in paths:
     assert path.stat().st_size > 1000
+
+
+def test_curves_skip_unevaluated_epochs_and_empty_panels(tmp_path):
+  """Test monitoring every `eval_every` epochs leaves NaN between evaluations: the mean is over
+  the evaluated epochs (not NaN), and a panel with nothing to plot draws no (empty) legend."""
+  nan = float("nan")
+  history = {"seed0/s01": {"train/epoch_loss": [2.0, 1.0, 0.5], "test/epoch_loss": [nan, nan, 1.0],
+                           "test/epoch_uf1": [nan, nan, nan]},
+             "seed0/s02": {"train/epoch_loss": [3.0, 2.0, 1.5], "test/epoch_loss": [nan, nan, 2.0],
+                           "test/epoch_uf1": [nan, nan, nan], "test/epoch_uar": []}}
+  c = report_figures.curve(history, "test/epoch_loss")
+  assert c.epochs.tolist() == [3] and c.mean.tolist() == [1.5] and c.runs == 2
+  assert (c.low.tolist(), c.high.tolist()) == ([1.0], [2.0])
+  assert report_figures.curve(history, "train/epoch_loss").mean.tolist() == [2.5, 1.5, 1.0]
+  assert report_figures.curve(history, "test/epoch_uf1") is None
+  assert report_figures.curve(history, "val/epoch_loss") is None
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # numpy's 'Mean of empty slice', matplotlib's empty legend
+    for names in (None, report_figures.KERAS_CURVES):  # history.png, keras_curves.png
+      path = report_figures.plot_curves(history, tmp_path / "curves.png", names)
+      assert path.stat().st_size > 1000
 
 
 def test_sections_say_why_figures_are_missing(tmp_path):

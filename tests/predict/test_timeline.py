@@ -96,6 +96,7 @@ def long_recording(request, tmp_path_factory):
   return planted, frames, fps, crops
 
 
+@pytest.mark.slow
 def test_spotter_finds_planted_micro_expressions_and_sets_the_macro_apart(long_recording,
                                                                           tmp_path):
   planted, _, fps, crops = long_recording

@@ -49,9 +49,9 @@ def fake_arrays(num_subjects: int = 5, clips_per_subject: int = 9, size: int = 8
 
 def tiny_config(**train) -> ml_collections.ConfigDict:
   """A full engine config for the tiny model on `fake_arrays` (3 classes, LOSO, 1 seed)."""
-  from configs import base  # pylint: disable=g-import-not-at-top
+  from configs import common  # pylint: disable=g-import-not-at-top
 
-  config = base.get_config(base.parse_arg("classes=3"))
+  config = common.casme2_config(classes="3", synthetic=False)
   config.model.name = TINY_MODEL
   config.dataset.image_size = 8
   t = config.train

@@ -67,6 +67,7 @@ def test_fake_small_budget_gives_chunks_of_three(chunked_run):
   assert results["metrics"]["accuracy"]["mean"] > 0.6  # 3 classes: chance 1/3
 
 
+@pytest.mark.slow
 def test_test_subjects_evaluated_only_when_due(chunked_run):
   results, _ = chunked_run
   history = results["history"]["seed0/s00"]

@@ -32,6 +32,7 @@ def baseline(tmp_path_factory):
   return config, engine.train_and_evaluate(config, fake_arrays(), workdir), workdir
 
 
+@pytest.mark.slow
 def test_learns_and_writes_outputs(baseline):
   config, results, workdir = baseline
   # 3 balanced classes: chance is 1/3.
@@ -50,6 +51,7 @@ def test_learns_and_writes_outputs(baseline):
   assert (workdir / "final/variables.msgpack").stat().st_size > 100
 
 
+@pytest.mark.slow
 def test_sequential_equals_fold_parallel(baseline, tmp_path):
   config, results, _ = baseline
   seq = tiny_config(fold_parallel=False)
@@ -59,6 +61,7 @@ def test_sequential_equals_fold_parallel(baseline, tmp_path):
     np.testing.assert_allclose(a[fold], b[fold], atol=2e-4)
 
 
+@pytest.mark.slow
 def test_resume_after_stop_gives_identical_metrics(baseline, tmp_path):
   config, results, _ = baseline
   stopped = engine.train_and_evaluate(tiny_config(stop_after_epochs=2), fake_arrays(), tmp_path)
@@ -71,6 +74,7 @@ def test_resume_after_stop_gives_identical_metrics(baseline, tmp_path):
     np.testing.assert_array_equal(a[fold], b[fold])
 
 
+@pytest.mark.slow
 def test_nan_loss_names_fold_and_step(baseline, tmp_path):
   arrays = fake_arrays()
   sel = arrays["subject"] == "s02"
@@ -79,6 +83,7 @@ def test_nan_loss_names_fold_and_step(baseline, tmp_path):
     engine.train_and_evaluate(tiny_config(), arrays, tmp_path)
 
 
+@pytest.mark.slow
 def test_test_labels_never_influence_their_fold(tmp_path):
   """Validation-based selection: permuting the test subject's labels changes nothing in its fold."""
   config = tiny_config(selection="val", epochs=5)
@@ -113,6 +118,7 @@ _MULTI_DEVICE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_multi_device_fold_and_data_sharding_matches_single_device(baseline, tmp_path):
   """8 CPU devices: 5 folds padded to 8 on a fold=4 x data=2 mesh; same predictions."""
   _, results, _ = baseline
@@ -142,6 +148,7 @@ def test_fold_parallel_values_and_chunks():
   assert [len(c) for c in chunking.split(list(range(6)), 1)] == [1] * 6
 
 
+@pytest.mark.slow
 def test_composite_reports_and_prints_each_dataset(tmp_path, caplog):
   arrays = fake_arrays()
   arrays["dataset"] = np.where(np.isin(arrays["subject"], ["s00", "s01", "s02"]), "casme2", "samm")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from microexp.train import engine
 
 from . import tiny_config
 
 
+@pytest.mark.slow
 def test_loso_on_synthetic_casme2_learns(tmp_path):
   config = tiny_config(epochs=15, batch_size=16, learning_rate=0.1, tensorboard=False)
   config.dataset.synthetic = True

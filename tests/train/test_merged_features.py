@@ -16,6 +16,7 @@ from microexp.train import protocols
 from microexp.train import search as search_lib
 from microexp.train import steps as steps_lib
 from microexp.train import tta as tta_lib
+from microexp.train.tasks import action_units
 
 from . import fake_arrays, tiny_config
 
@@ -77,7 +78,7 @@ def test_flip_tta_of_the_au_task_averages_sigmoids_and_eval_returns_their_logit(
       return logits_fn(v)
 
   out = steps_lib.eval_one({}, jnp.array([[0, 1]]), {"inputs": x}, model=Model(),
-                           tta_flip_h=True, task="au")
+                           tta_flip_h=True, task=action_units.ActionUnits())
   np.testing.assert_allclose(sig(out), expected, rtol=1e-4)
 
 

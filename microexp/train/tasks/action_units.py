@@ -13,24 +13,85 @@ Clips of a dataset that codes no AU (`au_coded` False, e.g. SMIC in a composite)
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
+from microexp.train import inputs as inputs_lib
 from microexp.train import workdir as workdir_lib
 from microexp.train import metrics as metrics_lib
 from microexp.train import selection as selection_lib
+from microexp.train import tta as tta_lib
+from microexp.train.tasks import TASKS
 
-TASKS = ("emotion", "au")
 THRESHOLD = 0.5
 
 
-def task_of(train_config) -> str:
-  """`config.train.task` ('emotion' when absent), checked."""
-  task = str(train_config.get("task", "emotion") or "emotion")
-  if task not in TASKS:
-    raise ValueError(f"config.train.task must be one of {TASKS}, got {task!r}.")
-  return task
+@TASKS.register("au")
+@dataclasses.dataclass(frozen=True)
+class ActionUnits:
+  """K sigmoid outputs, one per AU with >= `min_count` positive clips (module docstring)."""
+
+  min_count: int = 1  # config.train.au_min_count
+  pos_weight: bool = False  # config.train.au_pos_weight
+  name: str = "au"
+  output_unit: str = "AUs"
+  device_keys: tuple[str, ...] = ("labels", "au_targets")
+  train_side: bool = False  # no class confusion to report
+  final_models: bool = False  # predict reads emotion models
+  search_and_ensembles: bool = False
+
+  @classmethod
+  def from_config(cls, train_config) -> "ActionUnits":
+    return cls(min_count=int(train_config.get("au_min_count", 1)),
+               pos_weight=bool(train_config.get("au_pos_weight", False)))
+
+  def check_config(self, config) -> None:
+    if inputs_lib.parse_class_balanced(config.train.class_balanced) == "per_dataset":
+      raise ValueError("config.train.task='au' weights each AU's positives by "
+                       "config.train.au_pos_weight; class_balanced='per_dataset' balances emotion "
+                       "classes and does not apply to it: set class_balanced=False.")
+
+  def prepare(self, arrays, config):
+    del config
+    return prepare_au(arrays, self.min_count)
+
+  def loss_weight_fn(self, data):
+    """Per fold, the AUs' positive weights [K]: one row for every dataset (jobs.layout)."""
+    return lambda train_mask: pos_weights(data["au_targets"][train_mask], self.pos_weight)
+
+  def targets(self, data, idx, spec):
+    del spec
+    return data["au_targets"][idx]  # multi-hot [B, K]
+
+  def loss(self, logits, targets, weights):
+    return sigmoid_bce(logits, targets, weights)
+
+  def correct(self, logits, data, idx):
+    return correct_au(logits, data["au_targets"][idx])
+
+  def tta_logits(self, logits_fn, x, is_flow):
+    """The logit of the mean sigmoid, so a sigmoid of the result is the TTA probability."""
+    p = jnp.clip(tta_lib.flip_tta(logits_fn, x, is_flow=is_flow, multi_label=True),
+                 1e-7, 1 - 1e-7)
+    return jnp.log(p) - jnp.log1p(-p)
+
+  def evaluate(self, logits, val_idx, test_idx, data, **kwargs):
+    return evaluate_au(logits, val_idx, test_idx, data["au_targets"], **kwargs)
+
+  def aggregate(self, job_results, data, output_names, seeds, fold_names):
+    return aggregate_au(job_results, data, output_names, seeds, fold_names)
+
+  def write_outputs(self, workdir, results):
+    write_outputs(workdir, results)
+
+  def log_summary(self, results, workdir):
+    for line in log_lines(results):
+      logging.info("%s", line)
+    logging.info("Done in %.1f s. Outputs in %s.", results["wall_time_s"], workdir)
 
 
 # --- data -------------------------------------------------------------------------------------
