@@ -29,63 +29,103 @@ def _flip(x, axis: int, flip, sign_channel: int | None):
   return jnp.where(flip, flipped, x)
 
 
-def _crop(key, x, pad: int, is_flow: bool):
-  """Random crop of the input size out of a `pad`-padded copy (flow pads with 0 = no motion)."""
+def _crop(shift, x, pad: int, is_flow: bool):
+  """The crop of the input size at offset `shift` [2] (dy, dx in 0 .. 2 * pad) out of a
+  `pad`-padded copy (flow pads with 0 = no motion)."""
   h_axis = x.ndim - 3
   widths = [(0, 0)] * x.ndim
   widths[h_axis] = widths[h_axis + 1] = (pad, pad)
   padded = jnp.pad(x, widths, mode="constant" if is_flow else "edge")
-  dy, dx = jax.random.randint(key, (2,), 0, 2 * pad + 1)
+  dy, dx = shift[0], shift[1]
   start = [0] * x.ndim
   start[h_axis], start[h_axis + 1] = dy, dx
   return jax.lax.dynamic_slice(padded, start, x.shape)
 
 
-def _rotate(key, x, max_degrees: float, is_flow: bool):
-  """Rotation by an angle in [-max, max] about the centre, bilinear, zeros outside."""
-  angle = jnp.deg2rad(jax.random.uniform(key, (), minval=-max_degrees, maxval=max_degrees))
+def _rotation_sampler(angle, h: int, w: int):
+  """Bilinear rotation by `angle` (radians) about the centre of an h x w map, zeros outside, as
+  (indices [4, H*W] into the 1-pixel zero-padded map flattened, weights [4, H*W]): output pixel
+  p samples the input at R^-1 p (x = column, y = row). Equals `map_coordinates(order=1,
+  mode='constant')`: a corner outside the map lands on the zero border."""
   c, s = jnp.cos(angle), jnp.sin(angle)
-  h, w = x.shape[-3], x.shape[-2]
   yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
                         indexing="ij")
   cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-  # Output pixel p samples the input at R^-1 p (coordinates x = column, y = row).
-  src_x = c * (xx - cx) + s * (yy - cy) + cx
-  src_y = -s * (xx - cx) + c * (yy - cy) + cy
+  src_x = (c * (xx - cx) + s * (yy - cy) + cx).reshape(-1)
+  src_y = (-s * (xx - cx) + c * (yy - cy) + cy).reshape(-1)
+  y0, x0 = jnp.floor(src_y), jnp.floor(src_x)
+  fy, fx = src_y - y0, src_x - x0
+  # Padded coordinates: -1 and h (resp. w) are the zero border; farther corners clip onto it.
+  iy0 = jnp.clip(y0 + 1, 0, h + 1).astype(jnp.int32)
+  iy1 = jnp.clip(y0 + 2, 0, h + 1).astype(jnp.int32)
+  ix0 = jnp.clip(x0 + 1, 0, w + 1).astype(jnp.int32)
+  ix1 = jnp.clip(x0 + 2, 0, w + 1).astype(jnp.int32)
+  wp = w + 2
+  idx = jnp.stack([iy0 * wp + ix0, iy0 * wp + ix1, iy1 * wp + ix0, iy1 * wp + ix1])
+  wts = jnp.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
+  return idx, wts
 
-  def plane(p):  # [H, W] -> [H, W]
-    return jax.scipy.ndimage.map_coordinates(p, [src_y, src_x], order=1, mode="constant")
 
-  lead = x.shape[:-3]
-  flat = jnp.moveaxis(x.reshape((-1,) + x.shape[-3:]), -1, 1)  # [L, C, H, W]
-  out = jax.vmap(jax.vmap(plane))(flat)
-  out = jnp.moveaxis(out, 1, -1).reshape(lead + x.shape[-3:])
-  if is_flow and x.shape[-1] >= 2:
+def _rotate(angle, x, is_flow: bool):
+  """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
+  outside; flow vectors (u, v) are rotated with it. One gather of C-vectors (T*C for clips)."""
+  h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
+  planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
+  padded = jnp.pad(planes, ((1, 1), (1, 1), (0, 0))).reshape((h + 2) * (w + 2), -1)
+  idx, wts = _rotation_sampler(angle, h, w)
+  out = jnp.einsum("kp,kpc->pc", wts, padded[idx])  # [H*W, T*C]
+  out = out.reshape(h, w, -1)
+  if x.ndim == 4:
+    out = jnp.moveaxis(out.reshape(h, w, x.shape[0], ch), 2, 0)
+  if is_flow and ch >= 2:
+    c, s = jnp.cos(angle), jnp.sin(angle)
     u, v = out[..., 0], out[..., 1]
     out = out.at[..., 0].set(c * u - s * v).at[..., 1].set(s * u + c * v)
   return out
 
 
-def augment_one(key, x, augment_config, *, is_flow: bool):
-  """x: [H, W, C] or [T, H, W, C] -> same shape, randomly transformed."""
-  k_fh, k_fv, k_crop, k_rot = jax.random.split(key, 4)
+# Columns of the per-sample uniform draw (`draw`).
+_U_FLIP_H, _U_FLIP_V, _U_ANGLE, _U_DY, _U_DX = range(5)
+
+
+def draw(key, batch: int, augment_config) -> dict:
+  """The random transform of each of `batch` samples, from ONE uniform draw [batch, 5]:
+  flip_h, flip_v [B] bool (p = 1/2), angle [B] radians (uniform in +-rotation degrees), shift
+  [B, 2] int32 (uniform in 0 .. 2 * crop: the crop's offset into the padded copy)."""
+  u = jax.random.uniform(key, (batch, 5))
+  max_deg = float(augment_config.get("rotation", 0.0) or 0.0)
+  pad = int(augment_config.get("crop", 0) or 0)
+  shift = jnp.minimum(jnp.floor(u[:, _U_DY:_U_DX + 1] * (2 * pad + 1)), 2 * pad)
+  return {"flip_h": u[:, _U_FLIP_H] < 0.5, "flip_v": u[:, _U_FLIP_V] < 0.5,
+          "angle": jnp.deg2rad((2.0 * u[:, _U_ANGLE] - 1.0) * max_deg),
+          "shift": shift.astype(jnp.int32)}
+
+
+def apply_one(params, x, augment_config, *, is_flow: bool):
+  """x: [H, W, C] or [T, H, W, C] -> same shape, transformed by one sample's `draw` params."""
   h_axis = x.ndim - 3
   signed = is_flow and augment_config.get("flow_aware", True)
   if augment_config.get("flip_h", False):
-    x = _flip(x, h_axis + 1, jax.random.bernoulli(k_fh), 0 if signed else None)
+    x = _flip(x, h_axis + 1, params["flip_h"], 0 if signed else None)
   if augment_config.get("flip_v", False):
-    x = _flip(x, h_axis, jax.random.bernoulli(k_fv), 1 if signed else None)
+    x = _flip(x, h_axis, params["flip_v"], 1 if signed else None)
   if augment_config.get("rotation", 0.0):
-    x = _rotate(k_rot, x, float(augment_config["rotation"]), is_flow)
+    x = _rotate(params["angle"], x, is_flow)
   if augment_config.get("crop", 0):
-    x = _crop(k_crop, x, int(augment_config["crop"]), is_flow)
+    x = _crop(params["shift"], x, int(augment_config["crop"]), is_flow)
   return x
+
+
+def augment_one(key, x, augment_config, *, is_flow: bool):
+  """x: [H, W, C] or [T, H, W, C] -> same shape, randomly transformed."""
+  params = jax.tree.map(lambda a: a[0], draw(key, 1, augment_config))
+  return apply_one(params, x, augment_config, is_flow=is_flow)
 
 
 def augment(key, x, augment_config, *, is_flow: bool):
   """x: [B, ...] -> [B, ...], an independent transform per sample."""
-  keys = jax.random.split(key, x.shape[0])
-  return jax.vmap(lambda k, xi: augment_one(k, xi, augment_config, is_flow=is_flow))(keys, x)
+  params = draw(key, x.shape[0], augment_config)
+  return jax.vmap(lambda p, xi: apply_one(p, xi, augment_config, is_flow=is_flow))(params, x)
 
 
 def mixup(key, x, targets, mask, alpha: float):

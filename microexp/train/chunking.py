@@ -2,7 +2,8 @@
 
 - `config.train.fold_parallel`: True (stacked folds under vmap), False (one job at a time) or
   'auto': measured at start-up by the engine (one warm-up and one timed epoch of one job, and of
-  a probe of 2 jobs per device stacked; per job-epoch), the faster mode wins; the decision is
+  a probe of 2 jobs per device stacked; per job-epoch), fold-parallel unless clearly slower
+  (`prefer_parallel`); the decision is
   logged and kept in the workdir (`checkpoints/chunking.json`), so a restarted run keeps its
   chunks.
 - `config.train.fold_chunk`: jobs per fold-parallel chunk; 0 = as many as fit in device memory.
@@ -27,6 +28,16 @@ from microexp.train import parallel
 from microexp.train import steps as steps_lib
 
 SAFETY = 0.8  # use at most this fraction of the memory budget (XLA's estimate is not exact)
+# 'auto' keeps fold-parallel unless its probe is more than this much slower per job-epoch: the
+# probe times bare epoch calls, not the per-call host work (dispatch, the loop's bookkeeping) that a
+# chunk of F stacked jobs pays once for F, and on one CPU stacked jobs run a fold at a time
+# (steps.fold_group), so within the timing noise of a shared machine the two tie.
+PARALLEL_TOLERANCE = 1.1
+
+
+def prefer_parallel(seconds_sequential: float, seconds_parallel: float) -> bool:
+  """'auto': fold-parallel unless its probe is clearly slower per job-epoch."""
+  return seconds_parallel <= PARALLEL_TOLERANCE * seconds_sequential
 
 
 def parse_fold_parallel(value) -> bool | None:

@@ -47,11 +47,11 @@ def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[lis
     probe = min(size, 2 * jax.device_count())
     seq = loop.seconds_per_job_epoch(ctx, jobs[:1], steps_per_epoch)
     par = loop.seconds_per_job_epoch(ctx, jobs[:probe], steps_per_epoch)
-    decision.update(fold_parallel=par < seq, seconds_per_job_epoch={
+    decision.update(fold_parallel=chunking.prefer_parallel(seq, par), seconds_per_job_epoch={
         "sequential": seq, "fold_parallel": par, "probe_jobs": probe})
     logging.info("fold_parallel='auto' on %s: %.4f s per job-epoch sequential, %.4f s "
                  "fold-parallel (%d jobs stacked): %s.", jax.default_backend(), seq, par, probe,
-                 f"fold-parallel, chunks of {size}" if par < seq else "sequential")
+                 f"fold-parallel, chunks of {size}" if decision["fold_parallel"] else "sequential")
   ctx.ckpt_root.mkdir(parents=True, exist_ok=True)
   workdir_lib.write_json_atomic(path, decision)
   return chunking.split(jobs, size if decision["fold_parallel"] else 1)

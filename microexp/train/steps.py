@@ -60,6 +60,8 @@ class StepSpec:
   is_flow: bool  # the inputs are optical flow (augmentation moves the vectors)
   tta_flip_h: bool = False  # evaluation averages the input and its (flow-aware) mirror
   task: tasks_lib.Task = emotions.Emotions()  # targets, loss, TTA (tasks/base.py)
+  # Stacked folds on one device: 0 = per backend (`fold_group`), else folds vmapped together.
+  fold_group: int = 0
 
   @classmethod
   def from_config(cls, config, *, steps_per_epoch: int, num_classes: int) -> "StepSpec":
@@ -70,7 +72,7 @@ class StepSpec:
                num_classes=num_classes,
                is_flow=config.dataset.representation in workdir_lib.FLOW_REPRESENTATIONS,
                tta_flip_h=bool((tc.get("tta") or {}).get("flip_h", False)),
-               task=tasks_lib.from_config(tc))
+               task=tasks_lib.from_config(tc), fold_group=int(tc.get("fold_group", 0) or 0))
 
 
 def device_data(data: dict, task: tasks_lib.Task) -> dict:
@@ -176,6 +178,36 @@ class Steps(NamedTuple):
   evaluate: Callable
 
 
+def fold_group(spec: StepSpec, mesh) -> int | None:
+  """How many stacked folds one compiled call vmaps together; None = all of them.
+
+  Several devices: all (vmapped, sharded over 'fold'). One GPU/TPU: all (one small model leaves
+  the device idle). One CPU: one at a time (`lax.map` over the folds inside the call): a vmapped
+  small network's every op then streams all folds' activations through the caches, a fold at a
+  time keeps them resident, and the call still runs every fold's epoch in one dispatch.
+  `config.train.fold_group` > 0 sets it.
+  """
+  if spec.fold_group > 0:
+    return spec.fold_group
+  if mesh.devices.size > 1 or mesh.devices.flat[0].platform != "cpu":
+    return None
+  return 1
+
+
+def _stacked(fn, group: int | None, num_mapped: int):
+  """fn(*mapped, *shared) over the leading fold axis of its first `num_mapped` arguments:
+  vmapped (sharded over 'fold') when `group` is None, else lax.map in groups of `group`."""
+  if group is None:
+    in_axes = (0,) * num_mapped + (None,) * 8
+    return lambda *args: jax.vmap(fn, in_axes=in_axes[:len(args)], spmd_axis_name="fold")(*args)
+
+  def mapped(*args):
+    shared = args[num_mapped:]
+    return jax.lax.map(lambda xs: fn(*xs, *shared), tuple(args[:num_mapped]),
+                       batch_size=None if group == 1 else group)
+  return mapped
+
+
 @functools.lru_cache(maxsize=32)
 def make_steps(model, spec: StepSpec, mesh) -> Steps:
   """Jitted fold-stacked functions sharded over `mesh` ('fold', 'data'); cached per argument."""
@@ -186,12 +218,12 @@ def make_steps(model, spec: StepSpec, mesh) -> Steps:
                               data_sharding=data_sharding)
   epoch_fn = functools.partial(train_epoch_one, step_fn=step_fn,
                                steps_per_epoch=spec.steps_per_epoch)
-  train_epoch = jax.jit(jax.vmap(epoch_fn, in_axes=(0, 0, None, None), spmd_axis_name="fold"),
-                        out_shardings=fold, donate_argnums=(0,))
-  evaluate = jax.jit(jax.vmap(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
+  group = fold_group(spec, mesh)
+  train_epoch = jax.jit(_stacked(epoch_fn, group, 2), out_shardings=fold,
+                        donate_argnums=(0,))
+  evaluate = jax.jit(_stacked(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
                                                 is_flow=spec.is_flow, task=spec.task),
-                              in_axes=(0, 0, None),
-                              spmd_axis_name="fold"), out_shardings=fold)
+                              group, 2), out_shardings=fold)
 
   def init_one(key, sample_x, sample_mask):
     return state_lib.create_train_state(model, jax.random.fold_in(key, STREAM_INIT), sample_x,

@@ -78,3 +78,35 @@ def test_mixup_mixes_inputs_and_targets_consistently(flow):
     assert any(np.allclose(x[i], lam * flow[i] + (1 - lam) * flow[j], atol=1e-5)
                for j in range(16) for lam in lams)
   assert not np.allclose(x, flow)
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 3), (3, 8, 6, 2)])
+def test_rotation_equals_bilinear_map_coordinates(shape):
+  # The gather-based rotation is jax.scipy's bilinear map_coordinates (zeros outside), plane by
+  # plane, with the flow vectors rotated after resampling.
+  x = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+  h, w = shape[-3], shape[-2]
+  for degrees in (-8.0, 3.5, 30.0, 170.0):
+    a = np.deg2rad(degrees)
+    c, s = np.cos(a), np.sin(a)
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
+                         indexing="ij")
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    coords = [-s * (xx - cx) + c * (yy - cy) + cy, c * (xx - cx) + s * (yy - cy) + cx]
+    planes = x.reshape((-1, h, w, shape[-1]))
+    ref = np.stack([np.stack([np.asarray(jax.scipy.ndimage.map_coordinates(
+        p[..., ch], coords, order=1, mode="constant")) for ch in range(shape[-1])], -1)
+        for p in planes]).reshape(shape)
+    u, v = ref[..., 0].copy(), ref[..., 1].copy()
+    ref[..., 0], ref[..., 1] = c * u - s * v, s * u + c * v
+    got = np.asarray(augment._rotate(np.float32(a), x, True))  # pylint: disable=protected-access
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_draw_covers_the_configured_ranges():
+  with jax.threefry_partitionable(False):
+    p = augment.draw(jax.random.PRNGKey(5), 4000, _cfg(rotation=8.0, crop=2))
+  angles = np.rad2deg(np.asarray(p["angle"]))
+  assert angles.min() >= -8.0 and angles.max() <= 8.0 and np.ptp(angles) > 15.0
+  assert set(np.unique(np.asarray(p["shift"]))) == {0, 1, 2, 3, 4}
+  assert 0.45 < np.asarray(p["flip_h"]).mean() < 0.55

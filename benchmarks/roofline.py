@@ -1,0 +1,239 @@
+"""The engine's train step of every model of the zoo against this machine's roofline.
+
+    python benchmarks/roofline.py                               # all models, 1, 8 and 68 folds
+    python benchmarks/roofline.py --models=ststnet,offapexnet --folds=1,8 --out=/tmp/roofline.md
+    python benchmarks/roofline.py --budget_s=5                   # skip fold counts that would take longer
+
+Per model, at the input size and batch of its config (`MODELS`; the full ResNet50 and the
+sequence models are capped for a 2-core CPU, the table says so):
+- XLA's cost analysis of ONE train step of one fold (`jax.jit(step).lower(...).compile()
+  .cost_analysis()`: flops, bytes accessed), the engine's own `steps.train_step_one`
+  (augmentation, model, loss, optimizer; the config's augmentation and optimizer);
+- the measured time per fold-step of the engine's epoch call (`steps.make_steps(...).train_epoch`,
+  `--steps` steps under `lax.scan`): sequential (one fold per call, as `fold_parallel=False`
+  trains) and stacked (`--folds` folds in one call, as `fold_parallel=True` trains), medians of
+  `--repeats` calls after a compile + warm-up call;
+- achieved GFLOP/s and GB/s, and the roofline bound max(flops / peak flop rate, bytes / peak
+  bandwidth) with the peaks measured in the same run (a 2048^3 float32 matmul, a 256 MiB copy),
+  and measured / bound.
+A stacked fold count whose estimated time exceeds `--budget_s` is skipped (shown as '-').
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCase:
+  """A zoo model at its config's size: config module, input shape of one clip, batch."""
+
+  config: str  # configs/<config>.py
+  shape: tuple[int, ...]  # one clip: (H, W, C) or (T, H, W, C)
+  batch: int
+  kwargs: tuple = ()  # model kwargs overriding the config's
+  note: str = ""
+
+
+MODELS = {
+    "ststnet": ModelCase("ststnet_megc", (28, 28, 3), 32),
+    "offapexnet": ModelCase("offapexnet_megc", (28, 28, 3), 32),
+    "htnet": ModelCase("htnet_megc", (28, 28, 3), 256),
+    "flow_cnn": ModelCase("flow_cnn", (112, 112, 3), 32),
+    "resnet_reduced": ModelCase("resnet_megc", (64, 64, 3), 16,
+                                kwargs=(("stage_sizes", (1, 1, 1, 1)),),
+                                note="one bottleneck per stage, 64x64 (protocol.py's CPU ResNet)"),
+    "resnet50": ModelCase("resnet_megc", (64, 64, 3), 8,
+                          note="full ResNet50 capped at 64x64, batch 8 (config: 112x112, 32)"),
+    "convlstm": ModelCase("convlstm_loso", (6, 64, 64, 3), 16),
+    "cnn_lstm": ModelCase("cnn_lstm_flow", (8, 64, 64, 3), 16,
+                          note="8 frames (config: 32)"),
+}
+
+
+def measure_peaks(repeats: int = 3, *, n: int = 2048, copy_mib: int = 256) -> dict:
+  """This machine's float32 matmul rate (n^3 under jit) and copy bandwidth (a `copy_mib` MiB
+  x + 1: read + write), best of `repeats`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  a = jnp.ones((n, n), jnp.float32)
+  mm = jax.jit(lambda x: x @ x)
+  mm(a).block_until_ready()
+  t_mm = min(_timed(lambda: mm(a).block_until_ready()) for _ in range(repeats))
+  big = jnp.ones((copy_mib * 2**18,), jnp.float32)
+  cp = jax.jit(lambda x: x + 1.0)
+  cp(big).block_until_ready()
+  t_cp = min(_timed(lambda: cp(big).block_until_ready()) for _ in range(repeats))
+  return {"flops": 2 * n**3 / t_mm, "bytes": 2 * big.nbytes / t_cp}
+
+
+def _timed(fn) -> float:
+  t0 = time.perf_counter()
+  fn()
+  return time.perf_counter() - t0
+
+
+def _setup(name: str, case: ModelCase, folds: int, steps: int, *, num_classes: int = 3):
+  """Model, StepSpec, compiled steps, placed plan/data and initial state for `folds` folds."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from microexp.models import builder  # pylint: disable=g-import-not-at-top
+  from microexp.train import parallel  # pylint: disable=g-import-not-at-top
+  from microexp.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
+
+  config = importlib.import_module(f"configs.{case.config}").get_config()
+  config.model.kwargs.update(dict(case.kwargs))
+  if "weights" in config.model.kwargs:
+    config.model.kwargs.weights = None
+  config.train.batch_size = case.batch
+  model = builder.from_config(config, num_classes, pretrained=False)
+  n = 4 * case.batch
+  rng = np.random.default_rng(0)
+  host = {"inputs": rng.normal(size=(n,) + case.shape).astype(np.float32),
+          "labels": rng.integers(0, num_classes, n).astype(np.int32)}
+  if len(case.shape) == 4:
+    host["mask"] = np.ones((n, case.shape[0]), bool)
+  mesh = parallel.make_mesh(folds)
+  length = parallel.padded_folds(folds, mesh)
+  spec = steps_lib.StepSpec.from_config(config, steps_per_epoch=steps, num_classes=num_classes)
+  st = steps_lib.make_steps(model, spec, mesh)
+  plan = parallel.put_folds({"key": np.asarray(steps_lib.fold_keys(0, range(length))),
+                             "train_mask": np.ones((length, n), bool),
+                             "n_train": np.full(length, n, np.int32),
+                             "class_weights": np.ones((length, 1, num_classes), np.float32)},
+                            mesh)
+  data = parallel.put_replicated(host, mesh)
+  state = st.init(plan["key"], host["inputs"][:1], host["mask"][:1] if "mask" in host else None)
+  return model, spec, st, plan, data, state
+
+
+def step_cost(name: str, case: ModelCase) -> dict:
+  """XLA cost analysis of one train step of one fold: {'flops', 'bytes'}."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from microexp.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
+
+  model, spec, st, plan, data, state = _setup(name, case, 1, 1)
+  one = lambda tree: jax.tree.map(lambda x: x[0], tree)
+  step = functools.partial(steps_lib.train_step_one, model=model, tx=st.tx, spec=spec)
+
+  def fn(state, plan, data):
+    order = steps_lib.epoch_order(plan["key"], plan["train_mask"], 0)
+    return step(state, plan, order, data, 0, 0)
+
+  cost = jax.jit(fn).lower(one(state), one(plan), data).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return {"flops": float(cost.get("flops", np.nan)),
+          "bytes": float(cost.get("bytes accessed", np.nan))}
+
+
+def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,
+                       repeats: int) -> float:
+  """Median seconds per fold-step of the engine's epoch call with `folds` folds stacked."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  _, _, st, plan, data, state = _setup(name, case, folds, steps)
+  state, m = st.train_epoch(state, plan, data, 0)
+  jax.block_until_ready(m)
+  times = []
+  for e in range(1, repeats + 1):
+    t0 = time.perf_counter()
+    state, m = st.train_epoch(state, plan, data, e)
+    jax.block_until_ready((state, m))
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times) / (steps * folds)
+
+
+def run(models, fold_counts, *, steps: int, repeats: int, budget_s: float, log=print,
+        peaks: dict | None = None) -> dict:
+  """Peaks (measured unless given), then per model: cost, sequential and stacked times.
+  Returns {'peaks', 'rows', 'fold_counts'}; `models` are names of MODELS or ModelCases."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  with jax.threefry_partitionable(False):
+    peaks = peaks or measure_peaks()
+    log(f"peaks: matmul {peaks['flops'] / 1e9:.1f} GFLOP/s, copy {peaks['bytes'] / 1e9:.2f} GB/s")
+    rows = []
+    for name in models:
+      name, case = (name, MODELS[name]) if isinstance(name, str) else name
+      cost = step_cost(name, case)
+      seq = time_per_fold_step(name, case, 1, steps=steps, repeats=repeats)
+      t_flop, t_mem = cost["flops"] / peaks["flops"], cost["bytes"] / peaks["bytes"]
+      row = {"model": name, "input": f"{case.batch} x {'x'.join(map(str, case.shape))}",
+             "note": case.note, **cost, "bound_s": max(t_flop, t_mem),
+             "bound": "memory" if t_mem > t_flop else "flops", "sequential_s": seq,
+             "stacked_s": {}}
+      for f in fold_counts:
+        estimate = f * seq * steps * (repeats + 2)
+        if estimate > budget_s:
+          log(f"  {name}: {f} folds skipped (~{estimate:.0f} s > --budget_s={budget_s:g})")
+          continue
+        row["stacked_s"][f] = time_per_fold_step(name, case, f, steps=steps, repeats=repeats)
+      rows.append(row)
+      log(f"  {name}: {1e3 * seq:.2f} ms per step sequential, bound {1e3 * row['bound_s']:.3f} ms "
+          f"({row['bound']}); stacked " + ", ".join(
+              f"{f}: {1e3 * t:.2f}" for f, t in row["stacked_s"].items()))
+  return {"peaks": peaks, "rows": rows, "fold_counts": list(fold_counts)}
+
+
+def format_table(result: dict) -> str:
+  """Markdown table: one row per model, stacked figures per fold count."""
+  peaks, folds = result["peaks"], result["fold_counts"]
+  head = ["model", "batch x clip", "GFLOP/step", "MB/step", "bound ms", "seq ms", "GFLOP/s",
+          "GB/s", "seq / bound"] + [f"{f} stacked ms/fold (seq/stacked)" for f in folds]
+  lines = [f"Peaks measured in this run: matmul {peaks['flops'] / 1e9:.1f} GFLOP/s, copy "
+           f"{peaks['bytes'] / 1e9:.2f} GB/s. Times per fold-step.", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in result["rows"]:
+    seq = r["sequential_s"]
+    cells = [r["model"] + (f" ({r['note']})" if r["note"] else ""), r["input"],
+             f"{r['flops'] / 1e9:.4f}", f"{r['bytes'] / 1e6:.1f}",
+             f"{1e3 * r['bound_s']:.3f} ({r['bound'][:3]})", f"{1e3 * seq:.2f}",
+             f"{r['flops'] / seq / 1e9:.2f}", f"{r['bytes'] / seq / 1e9:.2f}",
+             f"{seq / r['bound_s']:.1f}x"]
+    for f in folds:
+      t = r["stacked_s"].get(f)
+      cells.append("-" if t is None else f"{1e3 * t:.2f} ({seq / t:.2f}x)")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--models", default=",".join(MODELS), help="subset of " + ",".join(MODELS))
+  p.add_argument("--folds", default="1,8,68", help="stacked fold counts")
+  p.add_argument("--steps", type=int, default=4, help="steps per epoch call")
+  p.add_argument("--repeats", type=int, default=3, help="timed calls per figure (median)")
+  p.add_argument("--budget_s", type=float, default=30.0,
+                 help="skip a stacked fold count whose estimated time exceeds this")
+  p.add_argument("--out", default="", help="also write the table (markdown) here")
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  models = [m.strip() for m in args.models.split(",") if m.strip()]
+  unknown = [m for m in models if m not in MODELS]
+  if unknown:
+    raise SystemExit(f"--models: unknown {unknown}; choose from {','.join(MODELS)}.")
+  folds = [int(f) for f in args.folds.split(",") if f.strip()]
+  result = run(models, folds, steps=args.steps, repeats=args.repeats, budget_s=args.budget_s)
+  table = format_table(result)
+  print(table, flush=True)
+  if args.out:
+    pathlib.Path(args.out).write_text(table + "\n")
+  result["table"] = table
+  return result
+
+
+if __name__ == "__main__":
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repo, when not installed
+  main()
