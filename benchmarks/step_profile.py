@@ -222,7 +222,7 @@ def main(argv=None) -> list[tuple[str, float]]:
   if args.trace:
     with jax.threefry_partitionable(False):
       parts = trace_breakdown(_config(), {"batch_norm": True, "dropout": 0.5}, steps=args.steps)
-    print(f"| component (op time summed over XLA's threads) | ms per step | share |\n|---|---:|---:|")
+    print("| component (op time summed over XLA's threads) | ms per step | share |\n|---|---:|---:|")
     for c, ms in parts.items():
       print(f"| {c} | {ms:.2f} | {100 * ms / sum(parts.values()):.0f}% |")
     print(f"| total | {sum(parts.values()):.2f} | |")
