@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import roofline
 
 
+@pytest.mark.slow  # compiles the engine step 3 times (~20-90 s on a shared machine)
 def test_roofline_table_for_a_tiny_ststnet():
   peaks = roofline.measure_peaks(1, n=128, copy_mib=4)
   assert peaks["flops"] > 0 and peaks["bytes"] > 0
