@@ -134,12 +134,10 @@ def step_cost(name: str, case: ModelCase) -> dict:
           "bytes": float(cost.get("bytes accessed", np.nan))}
 
 
-def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,
-                       repeats: int) -> float:
-  """Median seconds per fold-step of the engine's epoch call with `folds` folds stacked."""
+def median_fold_step_s(st, state, plan, data, *, steps: int, folds: int, repeats: int) -> float:
+  """Median seconds per fold-step of `repeats` epoch calls of `st` after one compile + warm-up."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  _, _, st, plan, data, state = _setup(name, case, folds, steps)
   state, m = st.train_epoch(state, plan, data, 0)
   jax.block_until_ready(m)
   times = []
@@ -149,6 +147,13 @@ def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,
     jax.block_until_ready((state, m))
     times.append(time.perf_counter() - t0)
   return statistics.median(times) / (steps * folds)
+
+
+def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,
+                       repeats: int) -> float:
+  """Median seconds per fold-step of the engine's epoch call with `folds` folds stacked."""
+  _, _, st, plan, data, state = _setup(name, case, folds, steps)
+  return median_fold_step_s(st, state, plan, data, steps=steps, folds=folds, repeats=repeats)
 
 
 def run(models, fold_counts, *, steps: int, repeats: int, budget_s: float, log=print,

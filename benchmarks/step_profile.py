@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import numpy as np
@@ -62,15 +60,10 @@ def time_step(config, model_kwargs: dict, *, folds: int, steps: int, repeats: in
                              "class_weights": np.ones((length, 3, 3), np.float32)}, mesh)
   data = parallel.put_replicated(data_host, mesh)
   state = st.init(plan["key"], data_host["inputs"][:1], None)
-  state, m = st.train_epoch(state, plan, data, 0)  # compile + warm-up
-  jax.block_until_ready(m)
-  times = []
-  for e in range(1, repeats + 1):
-    t0 = time.perf_counter()
-    state, m = st.train_epoch(state, plan, data, e)
-    jax.block_until_ready((state, m))
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times) / (steps * folds)
+  from benchmarks import roofline  # pylint: disable=g-import-not-at-top
+
+  return roofline.median_fold_step_s(st, state, plan, data, steps=steps, folds=folds,
+                                     repeats=repeats)
 
 
 def _category(chain) -> str:
