@@ -107,7 +107,7 @@ def save_final_spotter(config, videos, workdir: Path) -> dict | None:
   workdir_lib.save_final(out, spotter_train_config(config), KINDS, final, epochs,
                          np.shape(videos[0]["features"])[1:])
   spec = workdir_lib.read_json(out / "final" / "model.json")
-  spec["spotting"] = {**spotting.spot_options(config.get("spot")), "task": "spot",
+  spec["spotting"] = {**spotting.spot_options(config.get("spot")), "task": spotting.Spotting.name,
                       "k": {f"{float(v['fps']):g}": int(v["k"]) for v in videos}}
   workdir_lib.write_json_atomic(out / "final" / "model.json", spec)
   return {"seeds": seeds, "epochs": epochs, "path": str(out / "final")}
