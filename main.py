@@ -69,17 +69,14 @@ def main(argv):
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
 
-  task = FLAGS.config.train.get("task", "emotion")
-  if task in ("spot", "str"):  # long videos (docs/spotting.md)
-    from microexp.predict import timeline  # pylint: disable=g-import-not-at-top
-    from microexp.train import spot_protocol, str_protocol  # pylint: disable=g-import-not-at-top
-
-    (spot_protocol if task == "spot" else str_protocol).run(FLAGS.config, FLAGS.workdir)
-    timeline.protocol_timelines(FLAGS.workdir)
-    return
   from microexp.train import engine  # pylint: disable=g-import-not-at-top
+  from microexp.train import tasks  # pylint: disable=g-import-not-at-top
 
-  engine.run(FLAGS.config, FLAGS.workdir)
+  results = engine.run(FLAGS.config, FLAGS.workdir)
+  if results is not None and tasks.from_config(FLAGS.config.train).timelines:
+    from microexp.predict import timeline  # pylint: disable=g-import-not-at-top
+
+    timeline.protocol_timelines(FLAGS.workdir)  # long videos (docs/spotting.md)
 
 
 if __name__ == "__main__":

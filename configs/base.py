@@ -189,6 +189,19 @@ def train() -> ml_collections.ConfigDict:
   return t
 
 
+def train_fields(fields, **overrides) -> ml_collections.ConfigDict:
+  """Only `fields` of the training defaults (`train()`), in that order, `overrides` set on them:
+  for a method that reads a few of the fields (the long-video protocols)."""
+  defaults, out = train(), ml_collections.ConfigDict()
+  unknown = sorted(set(overrides) - set(fields))
+  if unknown:
+    raise ValueError(f"configs/base.py train_fields: overrides {unknown} are not among the fields "
+                     f"{list(fields)}.")
+  for field in fields:
+    out[field] = overrides[field] if field in overrides else defaults[field]
+  return out
+
+
 def config(ds: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A whole config: `ds`, an empty model, the shared training defaults."""
   return ml_collections.ConfigDict({"dataset": ds, "model": model(), "train": train()})

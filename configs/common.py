@@ -276,6 +276,14 @@ def composite_config(*, classes: str, synthetic: bool, members=COMPOSITE_MEMBERS
   return shallow_flow_training(config, synthetic=synthetic)
 
 
+_SPOTTING_TRAIN_FIELDS = (
+    "task", "protocol", "selection", "select_metric", "epochs", "batch_size", "eval_batch_size",
+    "eval_every", "optimizer", "momentum", "learning_rate", "weight_decay", "warmup_epochs",
+    "schedule", "grad_clip", "label_smoothing", "class_balanced", "augment", "tta", "freeze",
+    "seeds", "final_seeds", "fold_parallel", "fold_chunk", "memory_budget_gb",
+    "checkpoint_every_s", "tensorboard")
+
+
 def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDict:
   """The learned spotter (microexp/models/spotter.py) trained LOSO on a long-video dataset
   (`config.train.task='spot'`, microexp/train/spot_protocol.py, docs/spotting.md).
@@ -307,35 +315,16 @@ def spotting_config(arg: str | None, *, dataset: str) -> ml_collections.ConfigDi
   config.spot = ml_collections.ConfigDict({"threshold": 0.5, "max_duration": 0.5,
                                           "max_macro_duration": 4.0, "negative_stride": 1,
                                           "heuristic": False})
-  config.train = t = ml_collections.ConfigDict()
-  t.task = "spot"
-  t.protocol = "loso"
-  t.selection = "last"
-  t.select_metric = "loss"  # read by the loop's monitoring only: nothing is selected
-  t.epochs = 20
-  t.batch_size = 64
-  t.eval_batch_size = 256
-  t.eval_every = 0
-  t.optimizer = "adamw"
-  t.momentum = 0.9
-  t.learning_rate = 1e-3
-  t.weight_decay = 1e-4
-  t.warmup_epochs = 1.0
-  t.schedule = "warmup_cosine"
-  t.grad_clip = 1.0
-  t.label_smoothing = 0.0
-  t.class_balanced = False
-  t.augment = ml_collections.ConfigDict({"flip_h": True, "flip_v": False, "crop": 0,
-                                         "rotation": 0.0, "mixup": 0.0})
-  t.tta = ml_collections.ConfigDict({"flip_h": False})
-  t.freeze = ()
-  t.seeds = (0,)
-  t.final_seeds = (0,)
-  t.fold_parallel = ml_collections.FieldReference("auto", field_type=object)
-  t.fold_chunk = 0
-  t.memory_budget_gb = 0.0
-  t.checkpoint_every_s = 120.0
-  t.tensorboard = False
+  # The shared training defaults (configs/base.py:train) the protocol reads, and its own values.
+  config.train = t = base.train_fields(
+      _SPOTTING_TRAIN_FIELDS, task="spot",
+      select_metric="loss",  # read by the loop's monitoring only: nothing is selected
+      epochs=20, batch_size=64, eval_batch_size=256, warmup_epochs=1.0, label_smoothing=0.0,
+      class_balanced=False,
+      augment=ml_collections.ConfigDict({"flip_h": True, "flip_v": False, "crop": 0,
+                                         "rotation": 0.0, "mixup": 0.0}),
+      seeds=(0,), final_seeds=(0,),
+      fold_parallel=ml_collections.FieldReference("auto", field_type=object), tensorboard=False)
   if opts.synthetic:
     ds.synthetic_kwargs = ml_collections.ConfigDict({
         "num_subjects": 4, "videos_per_subject": 2, "duration": 30.0})

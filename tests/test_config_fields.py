@@ -41,7 +41,23 @@ SYNTHETIC_WRITERS = {"casme2": synthetic.write_synthetic_casme2,
 
 def _names_used(path: pathlib.Path, skip: tuple[str, ...] = ()) -> set[str]:
   """String constants, attribute and keyword names in a module, outside assignments to `skip`."""
-  tree = ast.parse(path.read_text())
+  return _names_in(ast.parse(path.read_text()), skip)
+
+
+# Readers of microexp/loaders/__init__.py that read config.dataset fields for the loader calling them.
+_SHARED_READERS = ("flow_settings", "required_manual_dir")
+
+
+def _shared_reads(path: pathlib.Path) -> set[str]:
+  """The names used by the shared readers (`_SHARED_READERS`) that the module at `path` calls."""
+  called = {getattr(n.func, "id", None) or getattr(n.func, "attr", None)
+            for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)}
+  return set().union(*(_names_in(ast.parse(inspect.getsource(getattr(loaders, reader))))
+                       for reader in _SHARED_READERS if reader in called))
+
+
+def _names_in(tree: ast.AST, skip: tuple[str, ...] = ()) -> set[str]:
+  """String constants, attribute and keyword names in `tree`, outside assignments to `skip`."""
   skipped = set()
   for node in ast.walk(tree):
     if isinstance(node, ast.Assign) and any(getattr(t, "id", None) in skip for t in node.targets):
@@ -74,9 +90,10 @@ def _engine_names() -> frozenset[str]:
                                   "smic", "composite"])
 def test_each_loader_reads_the_fields_it_lists(name):
   path = pathlib.Path(inspect.getfile(loaders.get(name)))
-  used = _names_used(path, skip=("FIELDS", "_RELEASE"))
+  used = _names_used(path, skip=("FIELDS", "_RELEASE")) | _shared_reads(path)
   if name in ("casme3", "dfme", "samm", "smic"):  # the shared apex-flow loader reads the rest
-    used |= _names_used(pathlib.Path(inspect.getfile(apex_flow)), skip=("FIELDS",))
+    shared = pathlib.Path(inspect.getfile(apex_flow))
+    used |= _names_used(shared, skip=("FIELDS",)) | _shared_reads(shared)
   assert set(_loader_fields(name)) - used == set()
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-import os
 import pathlib
 from typing import Any, Iterator
 
@@ -29,6 +28,7 @@ from microexp.vision import align
 from microexp.vision import face as face_lib
 from microexp.vision import flow
 from microexp.data import casme2
+from tfds_casme2 import builder_base
 
 
 @dataclasses.dataclass(eq=False)
@@ -155,14 +155,7 @@ def found_report(methods: dict[tuple[str, str], int], asked: str) -> str:
   return f"alignment {asked!r}: " + ", ".join(parts)
 
 
-def _png(image: np.ndarray) -> bytes:
-  ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-  if not ok:
-    raise RuntimeError(f"PNG encoding failed for an image of shape {image.shape}.")
-  return data.tobytes()
-
-
-class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ApexFlowBuilder(builder_base.ManualBuilder, skip_registration=True):
   """Base of the apex-flow builders; a subclass sets the class attributes and `_list_clips`."""
 
   VERSION = tfds.core.Version("1.1.0")
@@ -174,16 +167,6 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   CROP_FACES = True  # frames on disk are uncropped: default alignment 'landmarks', else 'none'
   HOMEPAGE = ""
   CITATION = ""
-  MIN_CLIPS_FOR_WORKERS = 32
-
-  def __init__(self, *, workers: int | None = None, **kwargs):
-    """workers: processes for decoding and flow (None: all cores from 32 clips, else inline)."""
-    explicit_format = kwargs.get("file_format") is not None
-    super().__init__(**kwargs)
-    self._workers = workers
-    # array_record unless asked otherwise: random access without TensorFlow (tfds.data_source).
-    if not explicit_format and not self.info.splits:
-      self.info.set_file_format("array_record", override=True)
 
   @abc.abstractmethod
   def _list_clips(self, manual_dir: pathlib.Path) -> tuple[list[FlowClip], list[str]]:
@@ -200,10 +183,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         subject=tfds.features.Text(doc="The dataset's own subject id."),
         filename=tfds.features.Text(doc="Clip folder name as in the sheet."),
         clip=tfds.features.Text(doc="Clip id, unique within the subject."),
-        onset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the onset used."),
-        apex_frame=tfds.features.Scalar(np.int32, doc="Frame number of the apex used."),
-        offset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the offset used."),
-        num_frames=tfds.features.Scalar(np.int32, doc="Frames onset..offset present on disk."),
+        **builder_base.frame_features(),
         fps=tfds.features.Scalar(np.float32, doc="Frame rate of the recording."),
         action_units=tfds.features.Text(doc="The sheet's AU tokens joined by '+'."),
         emotion=tfds.features.ClassLabel(names=self.EMOTIONS),
@@ -220,10 +200,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         face_detector=tfds.features.Text(
             doc="What found the face: 'dlib-hog', 'dlib-in-haar', 'dlib-in-skin' (landmarks), "
             "'haar', 'skin', 'center' (box) or 'none' (whole frame)."),
-        flow=tfds.features.Tensor(
-            shape=(s, s, 3), dtype=np.float32,
-            doc=f"Onset->apex {cfg.flow_method} flow: u, v (px of this {s}x{s} image), "
-            f"{cfg.third_channel}."),
+        flow=builder_base.apex_flow_feature(cfg),
         onset=tfds.features.Image(shape=(s, s, 3), doc="Onset face crop, RGB."),
         apex=tfds.features.Image(shape=(s, s, 3), doc="Apex face crop, RGB."),
         **self._extra_features())
@@ -236,7 +213,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     try:
       clips, report = self._list_clips(root)
     except FileNotFoundError as e:
-      raise FileNotFoundError(f"{e}\nExpected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
+      raise self.layout_error(e) from e
     logging.info("%s at %s: %d clips kept; report:", self.DATASET_TITLE, root, len(clips))
     for line in report:
       logging.info("  %s", line)
@@ -248,10 +225,7 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     fn = functools.partial(pair_flow, alignment=asked, size=cfg.image_size,
                            method=cfg.flow_method, third_channel=cfg.third_channel,
                            **dict(cfg.flow_kwargs))
-    workers = self._workers
-    if workers is None:
-      workers = (os.cpu_count() or 1) if len(clips) >= self.MIN_CLIPS_FOR_WORKERS else 1
-    workers = max(1, min(workers, len(clips)))
+    workers = self.num_workers(len(clips))
     results = flow.map_clips(fn, ((c.onset_path, c.apex_path) for c in clips), workers=workers)
     found: dict[tuple[str, str], int] = {}
     stored = ("alignment", "alignment_angle", "alignment_centre", "face_box", "face_detector")
@@ -261,8 +235,8 @@ class ApexFlowBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       if (i + 1) % 50 == 0 or i + 1 == len(clips):
         logging.info("%s %s: %d/%d clips; %s.", self.DATASET_TITLE, cfg.name, i + 1, len(clips),
                      found_report(found, asked))
-      yield clip.key, dict(clip.meta, flow=result["flow"], onset=_png(result["onset"]),
-                           apex=_png(result["apex"]), **{k: result[k] for k in stored})
+      yield clip.key, dict(clip.meta, flow=result["flow"], onset=builder_base.png(result["onset"]),
+                           apex=builder_base.png(result["apex"]), **{k: result[k] for k in stored})
 
 
 def clip_meta(clip: casme2.Clip, *, clip_id: str, fps: float, **extra) -> dict[str, Any]:

@@ -64,6 +64,25 @@ def field(dataset_config, name: str, default: Any = None) -> Any:
   return default if value is None else value
 
 
+def required_manual_dir(dataset_config, copy: str) -> Any:
+  """`config.dataset.manual_dir`; when unset, a ValueError asking for `copy` (what to point it
+  at, e.g. 'CAS(ME)^3 copy (docs/data.md)')."""
+  value = field(dataset_config, "manual_dir")
+  if value is None:
+    raise ValueError(f"config.dataset.manual_dir is not set: point it at your {copy} or set "
+                     "config.dataset.synthetic=True.")
+  return value
+
+
+def flow_settings(dataset_config) -> dict[str, Any]:
+  """The TFDS builders' flow fields of `config.dataset` (their make_config's keyword arguments):
+  image_size, flow_method, third_channel, flow_kwargs (None when empty)."""
+  return dict(image_size=field(dataset_config, "image_size"),
+              flow_method=field(dataset_config, "flow_method"),
+              third_channel=field(dataset_config, "third_channel"),
+              flow_kwargs=dict(field(dataset_config, "flow_kwargs", {})) or None)
+
+
 def qualified_subjects(subjects, datasets) -> np.ndarray:
   """[N] subjects, [N] datasets -> [N] 'dataset/subject' (already qualified names are kept):
   the names of composites and cross-dataset protocols, where two datasets' subjects may collide."""

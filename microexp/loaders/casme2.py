@@ -28,8 +28,10 @@ from microexp.data import casme2_sheet
 from microexp.loaders import check_fields
 from microexp.loaders import prepare
 from microexp.loaders import field as _get
+from microexp.loaders import flow_settings
 from microexp.loaders import read_examples as _read_examples
 from microexp.loaders import register
+from microexp.loaders import required_manual_dir
 from microexp.loaders import resolve_data_dir
 
 SEQUENCE_MODES = ("pad", "apex_window", "ragged")
@@ -154,18 +156,12 @@ def load_casme2(dataset_config) -> dict[str, np.ndarray]:
     # Separate TFDS data_dir: a synthetic build must never be taken for the real one.
     tfds_dir = data_dir / "synthetic" / manual_dir.name.split("-")[-1]
   else:
-    manual_dir = _get(dataset_config, "manual_dir")
-    if manual_dir is None:
-      raise ValueError("config.dataset.manual_dir is not set: point it at your CASME II copy "
-                       "(coding sheet + Cropped/, see docs/tfds.md) or set "
-                       "config.dataset.synthetic=True.")
+    manual_dir = required_manual_dir(
+        dataset_config, "CASME II copy (coding sheet + Cropped/, see docs/tfds.md)")
     tfds_dir = data_dir
 
   config = cb.make_config(
-      representation, image_size=_get(dataset_config, "image_size"),
-      flow_method=_get(dataset_config, "flow_method"),
-      third_channel=_get(dataset_config, "third_channel"),
-      flow_kwargs=dict(_get(dataset_config, "flow_kwargs", {})) or None,
+      representation, **flow_settings(dataset_config),
       grayscale=_get(sequence, "grayscale") if representation == "sequences" else None)
   builder = build_casme2(manual_dir, tfds_dir, config,
                          workers=_get(dataset_config, "workers"))

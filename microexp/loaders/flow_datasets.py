@@ -29,7 +29,9 @@ from microexp.vision import flow as flow_lib
 from microexp.data import action_units as au_lib
 from microexp.loaders import check_fields
 from microexp.loaders import field
+from microexp.loaders import flow_settings
 from microexp.loaders import prepare
+from microexp.loaders import required_manual_dir
 from microexp.loaders import resolve_data_dir
 
 # The datasets this module loads (their flow: the aligned face at most `align.WORK_WIDTH` px wide,
@@ -91,16 +93,10 @@ def load(dataset_config, *, name: str, builder_cls, write_synthetic: Callable[..
     manual_dir = write_synthetic(data_dir / "manual" / f"synthetic_{name}-{digest}", **kwargs)
     tfds_dir = data_dir / "synthetic" / f"{name}-{digest}"  # never mixed with a real build
   else:
-    manual_dir = get(dataset_config, "manual_dir")
-    if manual_dir is None:
-      raise ValueError(f"config.dataset.manual_dir is not set: point it at your {title} copy "
-                       "(docs/data.md) or set config.dataset.synthetic=True.")
+    manual_dir = required_manual_dir(dataset_config, f"{title} copy (docs/data.md)")
     tfds_dir = data_dir
   config = apex_flow.make_config(
-      builder_cls, image_size=get(dataset_config, "image_size"),
-      flow_method=get(dataset_config, "flow_method"),
-      third_channel=get(dataset_config, "third_channel"),
-      flow_kwargs=dict(get(dataset_config, "flow_kwargs", {})) or None,
+      builder_cls, **flow_settings(dataset_config),
       alignment=get(dataset_config, "alignment"))
   if get(dataset_config, "alignment") is None and builder_cls.CROP_FACES:
     default = apex_flow.default_alignment(builder_cls)

@@ -37,7 +37,7 @@ from absl import logging
 
 from microexp.data import long_videos as sheets
 from microexp.data.emotions import MEGC_CLASSES, SUBSETS
-from microexp.loaders import check_fields, field, register, resolve_data_dir
+from microexp.loaders import check_fields, field, register, required_manual_dir, resolve_data_dir
 from microexp.synthetic import long_videos as synthetic
 from microexp.vision import align as align_lib
 from microexp.vision import flow as flow_lib
@@ -113,10 +113,7 @@ def _root_and_cache(dataset_config, name: str, settings: dict) -> tuple[pathlib.
     digest = _digest(kwargs)
     root = WRITERS[name](data_dir / "manual" / f"synthetic_{name}-{digest}", **kwargs)
     return root, data_dir / "synthetic" / f"{name}-{digest}" / f"spotting-{_digest(settings)}"
-  manual_dir = field(dataset_config, "manual_dir")
-  if manual_dir is None:
-    raise ValueError(f"config.dataset.manual_dir is not set: point it at your {TITLES[name]} "
-                     "copy (docs/spotting.md) or set config.dataset.synthetic=True.")
+  manual_dir = required_manual_dir(dataset_config, f"{TITLES[name]} copy (docs/spotting.md)")
   root = pathlib.Path(manual_dir).expanduser()
   if not root.is_dir():
     raise FileNotFoundError(f"{TITLES[name]} manual_dir {root} does not exist.")

@@ -25,6 +25,20 @@ SHEET_NAME = "CASME2-coding-20140508.xlsx"
 COMPLETE_MARKER = ".complete"  # written last: the tree is whole
 SYNTHETIC_STAMP = ".synthetic"  # written first: this function may delete and rewrite the tree
 
+
+
+def marker_matches(root: pathlib.Path, params: dict) -> bool:
+  """Whether `root`'s COMPLETE_MARKER records `params`: the tree they wrote is whole (every
+  synthetic writer reuses such a tree)."""
+  marker = root / COMPLETE_MARKER
+  if not marker.is_file():
+    return False
+  try:
+    return json.loads(marker.read_text()) == json.loads(json.dumps(params))
+  except json.JSONDecodeError:
+    return False
+
+
 # Default class weights: every CASME II emotion is present, and happiness / surprise / repression
 # (the 3-class subset) keep enough clips per subject for LOSO. Real CASME II is 32/25/64/27/7/2/99.
 DEFAULT_EMOTION_WEIGHTS = {
@@ -437,12 +451,8 @@ def write_synthetic_casme2(root, *, num_subjects: int = 12, clips_per_subject: i
                     emotions, Mapping) else list(emotions), intensity=list(intensity),
                 motion_scale=motion_scale, noise=noise, jpeg_quality=jpeg_quality, version=1)
   marker = root / COMPLETE_MARKER
-  if marker.is_file():
-    try:
-      if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
-        return root
-    except json.JSONDecodeError:
-      pass
+  if marker_matches(root, params):
+    return root
   if num_frames[0] < 4 or num_frames[1] < num_frames[0]:
     raise ValueError(f"num_frames {num_frames}: need 4 <= lo <= hi.")
   # Half-written or different: remove what this function writes, then write again. A non-empty

@@ -38,8 +38,8 @@ from microexp.data import long_videos as sheets
 from microexp.data.emotions import MEGC_CLASSES
 from microexp.synthetic import casme2 as synthetic
 
-COMPLETE_MARKER = ".complete"  # written last: the tree is whole
-SYNTHETIC_STAMP = ".synthetic"  # written first: this module may delete and rewrite the tree
+COMPLETE_MARKER = synthetic.COMPLETE_MARKER  # written last: the tree is whole
+SYNTHETIC_STAMP = synthetic.SYNTHETIC_STAMP  # written first: this module may rewrite the tree
 PLAN_FILE = ".plan.json"  # every planted movement, distractors included (tests, demos)
 
 # The MEGC 3 classes as local motion patterns (blobs of `synthetic.motion_field`).
@@ -205,13 +205,8 @@ def render_frames(plan: VideoPlan, frame_size: tuple[int, int] = (128, 112), *,
 def _fresh(root: pathlib.Path, params: dict, writer: str) -> bool:
   """True when `root` holds a complete tree written with `params`; otherwise clears what this
   module writes (refusing a non-empty folder it did not write) and stamps it."""
-  marker = root / COMPLETE_MARKER
-  if marker.is_file():
-    try:
-      if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
-        return True
-    except json.JSONDecodeError:
-      pass
+  if synthetic.marker_matches(root, params):
+    return True
   stamp = root / SYNTHETIC_STAMP
   if root.is_dir() and any(root.iterdir()) and not stamp.is_file():
     raise FileExistsError(f"{root} is not empty and was not written by {writer} (no "

@@ -27,7 +27,7 @@ from microexp.synthetic import casme2 as synthetic
 from microexp.synthetic import megc_hard as synthetic_hard
 from microexp.data.emotions import MEGC_CLASSES
 
-COMPLETE_MARKER = ".complete"
+COMPLETE_MARKER = synthetic.COMPLETE_MARKER
 # (width, height) of the apex face crops of the HTNet release (combined_datasets_whole/).
 FACE_CROP_SIZE = (224, 224)
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2.xlsx"
@@ -58,13 +58,9 @@ def _fresh(root: pathlib.Path, params: dict) -> bool:
   Otherwise empties `root` — only if it is absent, empty or one of ours (has a marker, possibly
   stale) — so that a user's folder is never deleted.
   """
-  marker = root / COMPLETE_MARKER
-  if marker.is_file():
-    try:
-      if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
-        return True
-    except json.JSONDecodeError:
-      pass
+  if synthetic.marker_matches(root, params):
+    return True
+  if (root / COMPLETE_MARKER).is_file():
     shutil.rmtree(root)
   elif root.is_dir() and any(root.iterdir()):
     raise FileExistsError(f"{root} is not empty and is not a synthetic dataset written here "

@@ -15,6 +15,7 @@ killed run resumes exactly. See docs/training.md.
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -155,6 +156,10 @@ def _train_and_evaluate(config, arrays, workdir, signals):
 def _check_task(task: tasks_lib.Task, config) -> None:
   """Refuses what `task` cannot serve: final models, nested selection, ensembles, its own."""
   tc = config.train
+  if task.trainer:
+    raise ValueError(f"config.train.task={task.name!r} trains on long videos through "
+                     f"{task.trainer}.run(config, workdir) (engine.run dispatches there), not on "
+                     "clip arrays.")
   if tc.get("final_seeds") and not task.final_models:
     raise ValueError(f"config.train.task={task.name!r}: final models are not written yet "
                      "(predict reads emotion models); set config.train.final_seeds=().")
@@ -176,9 +181,13 @@ def _train_jobs(ctx, jobs, *, max_train, summarize) -> tuple[list[dict], dict]:
 
 
 def run(config, workdir: str | Path) -> dict | None:
-  """Loads `config.dataset` through the dataset registry and trains (see train_and_evaluate)."""
+  """Loads `config.dataset` through the dataset registry and trains (see train_and_evaluate);
+  a task with its own trainer (tasks/base.py: the long-video tasks) runs that instead."""
   from microexp import loaders  # pylint: disable=g-import-not-at-top
 
+  task = tasks_lib.from_config(config.train)
+  if task.trainer:
+    return importlib.import_module(task.trainer).run(config, workdir)
   logging.info("Loading dataset %s (%s, synthetic=%s)...", config.dataset.name,
                config.dataset.representation, config.dataset.get("synthetic", False))
   arrays = loaders.load(config.dataset)

@@ -59,7 +59,7 @@ def video_key(video: dict) -> str:
 
 
 def frame_data(videos: Sequence[dict], *, negative_stride: int = 1) -> dict[str, np.ndarray]:
-  """Every video's rows as engine data: inputs [N, S, S, 3], au_targets [N, 2], subject, clip
+  """Every video's rows as engine data: inputs [N, S, S, 3], spot_targets [N, 2], subject, clip
   ('subject/video:frame'), dataset, labels (zeros); video_index, row [N] map rows back.
 
   negative_stride: keep every n-th row whose targets are all 0 (the rest of the rows, the
@@ -84,7 +84,7 @@ def frame_data(videos: Sequence[dict], *, negative_stride: int = 1) -> dict[str,
     video_index.append(np.full(len(rows), i, np.int32))
     row.append(rows.astype(np.int32))
   n = sum(len(t) for t in targets)
-  return {"inputs": np.concatenate(inputs), "au_targets": np.concatenate(targets),
+  return {"inputs": np.concatenate(inputs), "spot_targets": np.concatenate(targets),
           "subject": np.array(subject), "clip": np.array(clip),
           "dataset": np.full(n, "long_videos"), "labels": np.zeros(n, np.int32),
           "video_index": np.concatenate(video_index), "row": np.concatenate(row)}

@@ -11,12 +11,11 @@ through the engine's chunk loop (fold_models.py), a fixed schedule, the last epo
   onset -> apex flow (`interval_flow`) of their coded intervals of `config.recognizer.kinds` that
   carry one of `config.recognizer.classes` (the MEGC 3 classes).
 Then every spotted interval of those kinds in the test subject's videos is classified on its own
-spotted onset -> apex flow, and the fold-pooled predictions are scored by
-`spotting_metrics.evaluate_str` under both definitions: 'correct' (one-to-one matching per kind,
-UAR = mean of recalls, UF1 = mean of F1s; STRS = overall spotting F1 x UF1) and 'reference' (the
-published MEGC STR scorer's definitions, so published figures compare); per seed, then mean ± std.
-Outputs: results.json, summary.md, spotting/ curves (spot_protocol.py), WORKDIR/final (the
-recogniser on every subject) and WORKDIR/spotter/final when `config.train.final_seeds`.
+spotted onset -> apex flow; the STR task (tasks/spot_then_recognize.py) scores the fold-pooled
+predictions (STRS under both definitions, correct and the published scorer's; per seed, then
+mean ± std) and writes results.json and summary.md. Also: spotting/ curves (spot_protocol.py),
+WORKDIR/final (the recogniser on every subject) and WORKDIR/spotter/final when
+`config.train.final_seeds`.
 """
 
 from __future__ import annotations
@@ -31,10 +30,9 @@ from absl import logging
 
 from microexp.models import builder
 from microexp.train import fold_models
-from microexp.train import metrics as metrics_lib
 from microexp.train import spot_labels
 from microexp.train import spot_protocol
-from microexp.train import spotting_metrics
+from microexp.train import tasks as tasks_lib
 from microexp.train import workdir as workdir_lib
 
 IntervalFlow = Callable[[dict, int, int], np.ndarray]  # (video entry, onset, apex) -> [S, S, 3]
@@ -63,7 +61,7 @@ def recognizer_config(config):
   c = config.copy_and_resolve_references()
   with c.unlocked():
     c.model = ml_collections.ConfigDict({"kwargs": {}, "dtype": "float32", **opts["model"]})
-    c.train.task = "emotion"
+    c.train.task = tasks_lib.from_config(config.train).recognizer_task
     c.dataset.representation = "apex_flow"
     for key, value in opts["train"].items():
       c.train[key] = value
@@ -115,32 +113,16 @@ def classify_spotted(model, variables, decoded: dict, videos, kinds, classes,
   return out
 
 
-def score_str(decoded: dict, recognised: list[dict], videos, classes,
-              definition: str) -> spotting_metrics.STRScore:
-  """`spotting_metrics.evaluate_str` of one seed's spotted (and recognised) intervals."""
-  names = {(r["video"], tuple(r["spotted"])): r["pred"] for r in recognised}
-  spotted = {key: [spotting_metrics.Labelled(i.onset, i.offset, kind,
-                                             names.get((key, (i.onset, i.apex, i.offset)), ""))
-                   for kind in spot_labels.KINDS for i in d.spotted[kind]]
-             for key, d in decoded.items()}
-  truth = {spot_labels.video_key(v): [
-      spotting_metrics.Labelled(int(on), int(off), kind, str(emotion))
-      for (on, _, off), kind, emotion in zip(v["intervals"], v["kinds"], v["emotions"])]
-      for v in videos}
-  subjects = {spot_labels.video_key(v): str(v["subject"]) for v in videos}
-  return spotting_metrics.evaluate_str(spotted, truth, classes=classes, definition=definition,
-                                       subjects=subjects)
-
-
 def spot_then_recognize(config, videos, workdir: str | Path,
                         interval_flow: IntervalFlow) -> dict:
   """The STR protocol on loader videos; writes and returns results.json's dict."""
   t0 = time.time()
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  task = tasks_lib.from_config(config.train)
   opts = recognizer_options(config)
   classes, kinds = list(opts["classes"]), tuple(opts["kinds"])
-  spot_jobs, decoded = spot_protocol.loso_spotting(config, videos, workdir)
+  spot_jobs = spot_protocol.loso_spotting(config, videos, workdir)
   rec_config = recognizer_config(config)
   rec_data = recognizer_data(config, videos, interval_flow)
   seeds = [int(s) for s in config.train.seeds]
@@ -150,44 +132,14 @@ def spot_then_recognize(config, videos, workdir: str | Path,
   rec_model = builder.from_config(rec_config, len(classes))
   rec_jobs = fold_models.train(rec_config, rec_data, jobs, workdir / "checkpoints" / "recognizer",
                                num_classes=len(classes), name="recognizer")
-  recognised = []
-  for job, r in zip(jobs, rec_jobs):
+  for job, spot, r in zip(jobs, spot_jobs, rec_jobs):  # the same (seed, fold) jobs, in order
     test = [v for v in videos if str(v["subject"]) in job.fold.test_subjects]
-    fold_decoded = {spot_labels.video_key(v): decoded[(job.seed, spot_labels.video_key(v))]
-                    for v in test}
-    recognised += [{"seed": job.seed, **h} for h in classify_spotted(
-        rec_model, r.pop("variables"), fold_decoded, test, kinds, classes, interval_flow)]
-  per_seed = []
-  for s in seeds:
-    seed_decoded = {key: d for (seed, key), d in decoded.items() if seed == s}
-    seed_recognised = [h for h in recognised if h["seed"] == s]
-    spot = spot_protocol.score(seed_decoded, videos)
-    scores = {definition: score_str(seed_decoded, seed_recognised, videos, classes, definition)
-              for definition in spotting_metrics.DEFINITIONS}
-    per_seed.append({"seed": s, **{scope: sc.to_json() for scope, sc in spot.items()},
-                     "str": {d: sc.to_json() for d, sc in scores.items()},
-                     "recognition": {"uf1": scores["correct"].recognition.uf1,
-                                     "uar": scores["correct"].recognition.uar,
-                                     "pairs": scores["correct"].recognition.pairs},
-                     "strs": scores["correct"].strs, "strs_reference": scores["reference"].strs})
-  metrics = spot_protocol.summarise_scores(per_seed)
-  metrics["recognition"] = {m: metrics_lib.mean_std([p["recognition"][m] for p in per_seed])
-                            for m in ("uf1", "uar")}
-  metrics["strs"] = metrics_lib.mean_std([p["strs"] for p in per_seed])
-  metrics["strs_reference"] = metrics_lib.mean_std([p["strs_reference"] for p in per_seed])
-  records = spot_protocol.video_records(decoded, videos)
-  for rec_ in records:  # each spotted interval's recognised class
-    rec_["recognised"] = [{k: h[k] for k in ("kind", "spotted", "pred", "probs")}
-                          for h in recognised
-                          if h["seed"] == rec_["seed"] and h["video"] == rec_["video"]]
-  results = {"task": "str", "config": workdir_lib.config_dict(config), "seeds": seeds,
-             "class_names": classes, "recognised_kinds": list(kinds),
-             "folds": sorted({r["fold"] for r in spot_jobs}), "metrics": metrics,
-             "per_seed": per_seed, "videos": records,
-             "history": {f"seed{r['seed']}/{r['fold']}": r["history"] for r in spot_jobs}}
-  spot_protocol.add_heuristic(results, config, videos)
-  spot_protocol.write_curves(workdir, decoded)
-  final = spot_protocol.save_final_spotter(config, videos, workdir)
+    spot["recognised"] = classify_spotted(rec_model, r.pop("variables"), spot["decoded"], test,
+                                          kinds, classes, interval_flow)
+  results = {"task": task.name, "config": workdir_lib.config_dict(config),
+             **task.aggregate(spot_jobs, {"videos": videos, "recognised_kinds": kinds}, classes,
+                              seeds, sorted({r["fold"] for r in spot_jobs}))}
+  final = spot_protocol.add_spotter_outputs(results, config, videos, workdir, spot_jobs)
   if final:
     final_seeds = [int(s) for s in config.train.final_seeds]
     rec_final = fold_models.train(rec_config, rec_data,
@@ -196,40 +148,8 @@ def spot_then_recognize(config, videos, workdir: str | Path,
                                   num_classes=len(classes), name="recognizer_final")
     workdir_lib.save_final(workdir, rec_config, classes, rec_final, int(rec_config.train.epochs),
                            rec_data["inputs"].shape[1:])
-    results["final"] = {**final, "recognizer": str(workdir / "final")}
-  results["wall_time_s"] = time.time() - t0
-  workdir_lib.write_json_atomic(workdir / "results.json", results)
-  (workdir / "summary.md").write_text(summary_markdown(results))
-  for line in summary_markdown(results).splitlines()[:10]:
-    logging.info("%s", line)
-  return results
-
-
-def summary_markdown(results: dict) -> str:
-  """summary.md of an STR run."""
-  cfg, m = results["config"], results["metrics"]
-  lines = [f"# Spot-then-recognize: {cfg['model']['name']} + "
-           f"{cfg['recognizer']['model']['name']} on {cfg['dataset']['name']}", "",
-           f"LOSO over {len(results['folds'])} subjects, seeds {results['seeds']}, fixed "
-           f"schedules (last epoch), synthetic: {cfg['dataset'].get('synthetic', False)}; "
-           f"recognised: {results['recognised_kinds']} intervals, classes "
-           f"{results['class_names']}.", "",
-           f"**STRS {m['strs']['mean']:.4f} ± {m['strs']['std']:.4f}** (overall spotting F1 x "
-           "recognition UF1, one-to-one matching); the published MEGC scorer's definitions: "
-           f"STRS {m['strs_reference']['mean']:.4f} ± {m['strs_reference']['std']:.4f}", "",
-           "Recognition over the true-positive intervals: UF1 "
-           f"{m['recognition']['uf1']['mean']:.3f} ± {m['recognition']['uf1']['std']:.3f}, UAR "
-           f"{m['recognition']['uar']['mean']:.3f} ± {m['recognition']['uar']['std']:.3f}", ""]
-  lines += spot_protocol.spotting_table(m)
-  lines += spot_protocol.heuristic_line(results)
-  lines += ["", "| seed | TP pairs recognised | UF1 | UAR | STRS | STRS (reference) |",
-            "|---|---|---|---|---|---|"]
-  for p in results["per_seed"]:
-    r = p["recognition"]
-    lines.append(f"| {p['seed']} | {r['pairs']} | {r['uf1']:.3f} | {r['uar']:.3f} | "
-                 f"{p['strs']:.4f} | {p['strs_reference']:.4f} |")
-  lines += ["", f"Wall time: {results.get('wall_time_s', float('nan')):.1f} s", ""]
-  return "\n".join(lines)
+    results["final"]["recognizer"] = str(workdir / "final")
+  return spot_protocol.write_results(task, results, workdir, t0)
 
 
 def run(config, workdir: str | Path) -> dict:

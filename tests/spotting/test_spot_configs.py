@@ -14,6 +14,7 @@ from microexp.loaders import long_videos
 from microexp.models import builder
 from microexp.train import spot_protocol
 from microexp.train import str_protocol
+from microexp.train.tasks import spotting
 
 NAMES = {"spot_casme2lv": "casme2_lv", "spot_sammlv": "samm_lv", "str_megc": "samm_lv"}
 
@@ -41,7 +42,7 @@ def test_config_builds_for_its_loader(name, arg):
   assert config.train.task == ("str" if name == "str_megc" else "spot")
   assert config.train.selection == "last" and config.train.fold_parallel == "auto"
   loaders.check_fields(config.dataset, NAMES[name], long_videos.FIELDS)  # nothing unread
-  spot_protocol.spot_config(config.spot)  # known fields only
+  spotting.spot_options(config.spot)  # known fields only
   assert _logits(spot_protocol.spotter_train_config(config), 2) == (2, 2)
   if name == "str_megc":
     rec = str_protocol.recognizer_config(config)
@@ -58,4 +59,4 @@ def test_spotting_configs_refuse_other_args(arg):
 
 def test_unknown_spot_field_is_refused():
   with pytest.raises(ValueError, match="unknown fields"):
-    spot_protocol.spot_config({"treshold": 0.4})
+    spotting.spot_options({"treshold": 0.4})

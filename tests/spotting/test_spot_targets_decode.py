@@ -37,7 +37,7 @@ def test_frame_data_keeps_every_expression_row_and_thins_the_rest():
   videos = fake_long_videos.make_videos(num_subjects=2, videos_per_subject=1, num_frames=200)
   full = spot_labels.frame_data(videos)
   thin = spot_labels.frame_data(videos, negative_stride=5)
-  inside = lambda d: int((d["au_targets"].max(1) > 0).sum())
+  inside = lambda d: int((d["spot_targets"].max(1) > 0).sum())
   assert inside(full) == inside(thin) > 0
   assert len(thin["inputs"]) < 0.5 * len(full["inputs"])
   assert set(thin["subject"]) == {"s00", "s01"}

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import pathlib
 from typing import Any, Iterator
 
 from absl import logging
-import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -22,6 +20,7 @@ from microexp.vision import flow
 from microexp.data import casme2
 from microexp.data import casme2_sheet
 from microexp.data.emotions import CASME2_EMOTIONS
+from tfds_casme2 import builder_base
 
 REPRESENTATIONS = ("apex_flow", "sequences", "flow_sequences")
 
@@ -154,22 +153,12 @@ def _builder_configs() -> list[Casme2Config]:
   return list(_REGISTERED.values())
 
 
-def _png(image: np.ndarray) -> bytes:
-  """uint8 [H, W, C] RGB or gray -> PNG bytes (OpenCV: fast, and needs no TensorFlow)."""
-  if image.shape[-1] == 3:
-    image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-  ok, data = cv2.imencode(".png", image)
-  if not ok:
-    raise RuntimeError(f"PNG encoding failed for an image of shape {image.shape}.")
-  return data.tobytes()
-
-
 def _read_gray(paths) -> np.ndarray:
   """Frames at their size on disk as uint8 [T, H, W] luminance."""
   return casme2.read_frames(paths, grayscale=True)[..., 0]
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder_base.ManualBuilder):
   """DatasetBuilder for CASME II."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -188,17 +177,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   (or, in Python, microexp.loaders.casme2.build_casme2(...); see docs/tfds.md).
   """
   BUILDER_CONFIGS = _builder_configs()
-  MIN_CLIPS_FOR_WORKERS = 32
-
-  def __init__(self, *, workers: int | None = None, **kwargs):
-    """workers: processes for decoding and flow; 1 runs inline. None: os.cpu_count(), but inline
-    below `MIN_CLIPS_FOR_WORKERS` clips (starting processes costs ~1 s)."""
-    explicit_format = kwargs.get("file_format") is not None
-    super().__init__(**kwargs)
-    self._workers = workers
-    # array_record unless asked otherwise: random access without TensorFlow (tfds.data_source).
-    if not explicit_format and not self.info.splits:
-      self.info.set_file_format("array_record", override=True)
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
@@ -206,19 +184,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     features = dict(
         subject=tfds.features.Text(doc="'sub01'.."),
         filename=tfds.features.Text(doc="Clip folder name as in the sheet, e.g. 'EP02_01f'."),
-        onset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the onset used."),
-        apex_frame=tfds.features.Scalar(np.int32, doc="Frame number of the apex used."),
-        offset_frame=tfds.features.Scalar(np.int32, doc="Frame number of the offset used."),
-        num_frames=tfds.features.Scalar(np.int32, doc="Frames onset..offset present on disk."),
+        **builder_base.frame_features(),
         action_units=tfds.features.Text(doc="As in the sheet, '+'-separated: '4+L10', '?'."),
         emotion=tfds.features.ClassLabel(names=CASME2_EMOTIONS),
     )
     third = cfg.third_channel
     if cfg.representation == "apex_flow":
       features.update(
-          flow=tfds.features.Tensor(
-              shape=(s, s, 3), dtype=np.float32,
-              doc=f"Onset->apex {cfg.flow_method} flow: u, v (px of this {s}x{s} image), {third}."),
+          flow=builder_base.apex_flow_feature(cfg),
           onset=tfds.features.Image(shape=(s, s, 3), doc="Onset frame, RGB."),
           apex=tfds.features.Image(shape=(s, s, 3), doc="Apex frame, RGB."),
       )
@@ -247,7 +220,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     try:
       casme2_sheet.find_coding_sheet(pathlib.Path(root))
     except FileNotFoundError as e:
-      raise FileNotFoundError(f"{e}\nExpected layout:\n{self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
+      raise self.layout_error(e) from e
     clips, report = casme2.list_clips(pathlib.Path(root), layout=self.builder_config.layout)
     logging.info("CASME II at %s: %d clips kept; %d sheet/disk fixes or drops:", root, len(clips),
                  len(report))
@@ -273,10 +246,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       fn = functools.partial(casme2.read_frames, size=(s, s), grayscale=cfg.grayscale)
       items = ((c.frame_paths,) for c in clips)
 
-    workers = self._workers
-    if workers is None:
-      workers = (os.cpu_count() or 1) if len(clips) >= self.MIN_CLIPS_FOR_WORKERS else 1
-    workers = max(1, min(workers, len(clips)))
+    workers = self.num_workers(len(clips))
     logging.info("Building CASME II %s from %d clips with %d worker process(es).", cfg.name,
                  len(clips), workers)
     results = flow.map_clips(fn, items, workers=workers)
@@ -290,12 +260,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if cfg.representation == "apex_flow":
         images = casme2.read_frames(
             [clip.frame_paths[clip.onset_index], clip.frame_paths[clip.apex_index]], size=(s, s))
-        example.update(flow=result, onset=_png(images[0]), apex=_png(images[1]))
+        example.update(flow=result, onset=builder_base.png(images[0]), apex=builder_base.png(images[1]))
       else:
         example.update(onset_index=clip.onset_index, apex_index=clip.apex_index,
                        offset_index=clip.offset_index)
         if cfg.representation == "sequences":
-          example["frames"] = [_png(frame) for frame in result]
+          example["frames"] = [builder_base.png(frame) for frame in result]
         else:
           example["flow"] = result
       if (i + 1) % 25 == 0 or i + 1 == len(clips):

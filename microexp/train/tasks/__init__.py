@@ -12,12 +12,14 @@ from microexp.registry import Registry
 from microexp.train.tasks.base import Task
 
 TASKS = Registry("task", modules=("microexp.train.tasks.emotions",
-                                  "microexp.train.tasks.action_units"))
+                                  "microexp.train.tasks.action_units",
+                                  "microexp.train.tasks.spotting",
+                                  "microexp.train.tasks.spot_then_recognize"))
 DEFAULT = "emotion"
 
 
 def get(name: str):
-  """The Task class registered as `name` ('emotion', 'au', or 'module:name')."""
+  """The Task class registered as `name` ('emotion', 'au', 'spot', 'str', or 'module:name')."""
   return TASKS.get(name)
 
 

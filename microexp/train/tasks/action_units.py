@@ -42,6 +42,8 @@ class ActionUnits:
   device_keys: tuple[str, ...] = ("labels", "au_targets")
   train_side: bool = False  # no class confusion to report
   final_models: bool = False  # predict reads emotion models
+  trainer: str | None = None  # engine.train_and_evaluate trains it
+  timelines: bool = False
   search_and_ensembles: bool = False
 
   @classmethod

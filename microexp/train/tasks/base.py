@@ -27,6 +27,12 @@ host, after each evaluation and at the end
   final_models                    whether the final all-subject models (predict's) are written
   search_and_ensembles            whether nested selection and ensembles may train it
   output_unit                     what the K outputs are, for the log ('classes', 'AUs')
+  trainer                         None (engine.train_and_evaluate trains it on the loader's
+                                  arrays) or the module whose run(config, workdir) does (the
+                                  long-video tasks: spot_protocol, str_protocol); engine.run
+                                  dispatches on it
+  timelines                       whether results.json's test videos get timeline pictures
+                                  (main.py, predict.timeline.protocol_timelines)
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class Task(Protocol):
   train_side: bool
   final_models: bool
   search_and_ensembles: bool
+  trainer: str | None
+  timelines: bool
 
   @classmethod
   def from_config(cls, train_config) -> "Task": ...

@@ -39,6 +39,8 @@ class Emotions:
   device_keys: tuple[str, ...] = ("labels",)
   train_side: bool = True
   final_models: bool = True
+  trainer: str | None = None  # engine.train_and_evaluate trains it
+  timelines: bool = False
   search_and_ensembles: bool = True
 
   @classmethod
