@@ -15,6 +15,7 @@ The difference between rows is what a component costs. ms per step = per fold-st
 --folds > 1 the folds are stacked and the figure is divided by the fold count.
 
     python benchmarks/step_profile.py --trace           # per-op profile of the full step instead
+    python benchmarks/step_profile.py --trace --top=30  # and its 30 costliest XLA ops
 
 `--trace`: a `jax.profiler` trace of a few epochs of the full step; every XLA op's time (summed
 over XLA's threads) is attributed to the Python source of its HLO ops (the compiled module's stack
@@ -92,8 +93,10 @@ def _category(chain) -> str:
   return "other (scan carry, copies)"
 
 
-def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int = 5) -> dict:
-  """{component: ms per step} of the engine's full step, from a jax.profiler trace."""
+def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14,
+                    epochs: int = 5) -> tuple[dict, list]:
+  """({component: ms per step}, [(XLA op, component, ms per step)] costliest first) of the
+  engine's full step, from a jax.profiler trace."""
   import collections  # pylint: disable=g-import-not-at-top
   import glob  # pylint: disable=g-import-not-at-top
   import re  # pylint: disable=g-import-not-at-top
@@ -170,7 +173,7 @@ def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int 
         return c
     return "other (scan carry, copies)"
 
-  total = collections.Counter()
+  total, per_op = collections.Counter(), collections.Counter()
   for plane in space.planes:
     names = {k: v.name for k, v in plane.event_metadata.items()}
     for line in plane.lines:
@@ -181,7 +184,10 @@ def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int 
         if name.startswith(("ThunkExecutor", "end:", "while")):
           continue  # containers of the ops counted below
         total[component(name)] += ev.duration_ps / 1e9
-  return {c: ms / (steps * epochs) for c, ms in total.most_common()}
+        per_op[name] += ev.duration_ps / 1e9
+  scale = 1.0 / (steps * epochs)
+  ops = [(name, component(name), ms * scale) for name, ms in per_op.most_common()]
+  return {c: ms * scale for c, ms in total.most_common()}, ops
 
 
 def variants():
@@ -211,14 +217,20 @@ def main(argv=None) -> list[tuple[str, float]]:
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--only", default="", help="comma-separated row names (default: all)")
   p.add_argument("--trace", action="store_true", help="per-op profile of the full step")
+  p.add_argument("--top", type=int, default=0, help="--trace: also list the N costliest XLA ops")
   args = p.parse_args(argv)
   if args.trace:
     with jax.threefry_partitionable(False):
-      parts = trace_breakdown(_config(), {"batch_norm": True, "dropout": 0.5}, steps=args.steps)
+      parts, ops = trace_breakdown(_config(), {"batch_norm": True, "dropout": 0.5},
+                                   steps=args.steps)
     print("| component (op time summed over XLA's threads) | ms per step | share |\n|---|---:|---:|")
     for c, ms in parts.items():
       print(f"| {c} | {ms:.2f} | {100 * ms / sum(parts.values()):.0f}% |")
     print(f"| total | {sum(parts.values()):.2f} | |")
+    if args.top:
+      print(f"\n| XLA op ({args.top} costliest) | component | ms per step |\n|---|---|---:|")
+      for name, c, ms in ops[:args.top]:
+        print(f"| {name} | {c} | {ms:.3f} |")
     return list(parts.items())
   only = {s.strip() for s in args.only.split(",") if s.strip()}
   rows = []
