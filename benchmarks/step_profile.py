@@ -73,9 +73,9 @@ def _category(chain) -> str:
   for f, fn in chain:
     if "augment.py" in f:
       return ("mixup" if fn == "mixup" else "augmentation") + (" (rng)" if rng else "")
-    if "normalization.py" in f:
+    if "normalization.py" in f or "batch_norm.py" in f:
       return "batchnorm"
-    if "stochastic.py" in f:
+    if "stochastic.py" in f or "models/dropout.py" in f:
       return "dropout (mask rng + apply)"
     if "pooling.py" in f or fn.endswith("_pool"):
       return "pooling"

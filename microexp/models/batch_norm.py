@@ -13,6 +13,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax.linen import dtypes
 
 
@@ -50,20 +51,67 @@ class BatchNorm(nn.BatchNorm):
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
-    a = jax.lax.rsqrt(var + self.epsilon)
-    args = [x]
-    if self.use_scale:
-      scale = self.param("scale", self.scale_init, feature_shape, self.param_dtype)
-      a = a * scale
-      args.append(scale)
-    shift = -mean * a
-    if self.use_bias:
-      bias = self.param("bias", self.bias_init, feature_shape, self.param_dtype)
-      shift = shift + bias
-      args.append(bias)
-    broadcast = [x.shape[i] if i in feature_axes else 1 for i in range(x.ndim)]
-    y = x.astype(jnp.float32) * a.reshape(broadcast) + shift.reshape(broadcast)
-    return jnp.asarray(y, dtypes.canonicalize_dtype(*args, dtype=self.dtype))
+    scale = (self.param("scale", self.scale_init, feature_shape, self.param_dtype)
+             if self.use_scale else None)
+    bias = (self.param("bias", self.bias_init, feature_shape, self.param_dtype)
+            if self.use_bias else None)
+    return normalize(x, mean, var, scale, bias, feature_axes, self.epsilon, self.dtype)
+
+
+def normalize(x, mean, var, scale, bias, feature_axes, epsilon: float, dtype=None):
+  """`(x - mean) / sqrt(var + epsilon) * scale + bias` (scale, bias optional: None), as the one
+  affine map `x * a + (bias - mean * a)` per feature."""
+  a = jax.lax.rsqrt(var + epsilon)
+  args = [x]
+  if scale is not None:
+    a = a * scale
+    args.append(scale)
+  shift = -mean * a
+  if bias is not None:
+    shift = shift + bias
+    args.append(bias)
+  broadcast = [x.shape[i] if i in feature_axes else 1 for i in range(x.ndim)]
+  y = x.astype(jnp.float32) * a.reshape(broadcast) + shift.reshape(broadcast)
+  return jnp.asarray(y, dtypes.canonicalize_dtype(*args, dtype=dtype))
+
+
+class BatchNormVariables(nn.Module):
+  """The variables of `nn.BatchNorm()` on `features` channels (last axis) and nothing else:
+  params {scale, bias}, batch_stats {mean, var}. `fused_batch_norm` normalises several at once."""
+
+  features: int
+
+  def setup(self):
+    shape = (self.features,)
+    self.mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(shape, jnp.float32))
+    self.var = self.variable("batch_stats", "var", lambda: jnp.ones(shape, jnp.float32))
+    self.scale = self.param("scale", nn.initializers.ones, shape, jnp.float32)
+    self.bias = self.param("bias", nn.initializers.zeros, shape, jnp.float32)
+
+  def __call__(self):
+    return self.scale, self.bias, self.mean.value, self.var.value
+
+  def update(self, mean, var, momentum: float):
+    """The running-average update nn.BatchNorm makes in train mode (none while initialising)."""
+    if not self.is_initializing():
+      self.mean.value = momentum * self.mean.value + (1 - momentum) * mean
+      self.var.value = momentum * self.var.value + (1 - momentum) * var
+
+
+def fused_batch_norm(x, norms, *, train: bool, momentum: float, epsilon: float = 1e-5,
+                     dtype=None):
+  """`concatenate([nn.BatchNorm(momentum)(x_i) for each], -1)` where `x_i` are consecutive
+  channel blocks of `x` sized by the `norms` (BatchNormVariables, their variables updated as
+  each nn.BatchNorm's): ONE normalisation over all channels, no slices and no concatenation."""
+  scale, bias, ra_mean, ra_var = (jnp.concatenate(v) for v in zip(*(n() for n in norms)))
+  if train:
+    mean, var = moments(x, tuple(range(x.ndim - 1)))
+    bounds = np.cumsum([0] + [n.features for n in norms])
+    for n, lo, hi in zip(norms, bounds[:-1], bounds[1:]):
+      n.update(mean[lo:hi], var[lo:hi], momentum)
+  else:
+    mean, var = ra_mean, ra_var
+  return normalize(x, mean, var, scale, bias, (x.ndim - 1,), epsilon, dtype)
 
 
 def moments(x, reduction_axes, mask=None):

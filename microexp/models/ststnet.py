@@ -14,7 +14,6 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from microexp import models
 from microexp.models import batch_norm
@@ -55,11 +54,10 @@ class STSTNet(nn.Module):
              for i, f in enumerate(self.stream_features)]
     s = nn.relu(lowering.fused_conv(x, convs, "SAME", impl=self.conv_impl, dtype=self.dtype))
     if self.batch_norm:
-      bounds = np.cumsum((0,) + tuple(self.stream_features))
-      s = jnp.concatenate([
-          batch_norm.BatchNorm(use_running_average=not train, momentum=layers.BN_MOMENTUM,
-                               dtype=self.dtype, name=f"bn{i}")(s[..., lo:hi])
-          for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))], axis=-1)
+      norms = [batch_norm.BatchNormVariables(f, name=f"bn{i}")
+               for i, f in enumerate(self.stream_features)]
+      s = batch_norm.fused_batch_norm(s, norms, train=train, momentum=layers.BN_MOMENTUM,
+                                      dtype=self.dtype)
     s = lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
     s = dropout.Dropout(self.dropout, deterministic=not train)(s)
     y = lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
