@@ -117,12 +117,19 @@ def _setup(name: str, case: ModelCase, folds: int, steps: int, *, num_classes: i
 
 def step_cost(name: str, case: ModelCase) -> dict:
   """XLA cost analysis of one train step of one fold: {'flops', 'bytes'}."""
+  model, spec, st, plan, data, state = _setup(name, case, 1, 1)
+  return train_step_cost(model, spec, st.tx, state, plan, data)
+
+
+def train_step_cost(model, spec, tx, state, plan, data) -> dict:
+  """{'flops', 'bytes'} of ONE `steps.train_step_one` of the first fold of stacked `state` /
+  `plan`, jitted alone: an epoch call's own figure is no use, XLA counts the body of a while loop
+  (the scan over steps, the lax.map over stacked folds) once, not once per trip."""
   import jax  # pylint: disable=g-import-not-at-top
   from microexp.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
 
-  model, spec, st, plan, data, state = _setup(name, case, 1, 1)
   one = lambda tree: jax.tree.map(lambda x: x[0], tree)
-  step = functools.partial(steps_lib.train_step_one, model=model, tx=st.tx, spec=spec)
+  step = functools.partial(steps_lib.train_step_one, model=model, tx=tx, spec=spec)
 
   def fn(state, plan, data):
     order = steps_lib.epoch_order(plan["key"], plan["train_mask"], 0)

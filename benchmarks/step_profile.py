@@ -15,8 +15,11 @@ The difference between rows is what a component costs. ms per step = per fold-st
 --folds > 1 the folds are stacked and the figure is divided by the fold count.
 
     python benchmarks/step_profile.py --trace           # per-op profile of the full step instead
+    python benchmarks/step_profile.py --trace --top=30  # and its 30 costliest XLA ops
+    python benchmarks/step_profile.py --trace --model=offapexnet   # another roofline.py row
 
-`--trace`: a `jax.profiler` trace of a few epochs of the full step; every XLA op's time (summed
+`--trace`: a `jax.profiler` trace of a few epochs of the full step (--model: the config, input
+and batch of a benchmarks/roofline.py row; default ststnet, configs/ststnet_megc.py); every XLA op's time (summed
 over XLA's threads) is attributed to the Python source of its HLO ops (the compiled module's stack
 frames: flax BatchNorm / Dropout / pooling / linear, optax, augment.py, steps.py) and printed per
 component. Needs TensorFlow's xplane protobuf (tensorflow is in requirements-test).
@@ -72,9 +75,9 @@ def _category(chain) -> str:
   for f, fn in chain:
     if "augment.py" in f:
       return ("mixup" if fn == "mixup" else "augmentation") + (" (rng)" if rng else "")
-    if "normalization.py" in f:
+    if "normalization.py" in f or "batch_norm.py" in f:
       return "batchnorm"
-    if "stochastic.py" in f:
+    if "stochastic.py" in f or "models/dropout.py" in f:
       return "dropout (mask rng + apply)"
     if "pooling.py" in f or fn.endswith("_pool"):
       return "pooling"
@@ -92,30 +95,20 @@ def _category(chain) -> str:
   return "other (scan carry, copies)"
 
 
-def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int = 5) -> dict:
-  """{component: ms per step} of the engine's full step, from a jax.profiler trace."""
+def trace_breakdown(model_name: str = "ststnet", *, steps: int = 14,
+                    epochs: int = 5) -> tuple[dict, list]:
+  """({component: ms per step}, [(XLA op, component, ms per step)] costliest first) of the
+  engine's full step of `model_name` (a roofline.MODELS row: its config, input and batch), from a
+  jax.profiler trace."""
   import collections  # pylint: disable=g-import-not-at-top
   import glob  # pylint: disable=g-import-not-at-top
   import re  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
-  from microexp import models  # pylint: disable=g-import-not-at-top
-  from microexp.train import parallel  # pylint: disable=g-import-not-at-top
-  from microexp.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
+  from benchmarks import roofline  # pylint: disable=g-import-not-at-top
   from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
-  model = models.get("ststnet", num_classes=3, **model_kwargs)
-  n, rng = 442, np.random.default_rng(0)
-  host = {"inputs": rng.normal(size=(n, 28, 28, 3)).astype(np.float32),
-          "labels": rng.integers(0, 3, n).astype(np.int32)}
-  mesh = parallel.make_mesh(1)
-  spec = steps_lib.StepSpec.from_config(config, steps_per_epoch=steps, num_classes=3)
-  st = steps_lib.make_steps(model, spec, mesh)
-  plan = parallel.put_folds({"key": np.asarray(steps_lib.fold_keys(0, [0])),
-                             "train_mask": np.ones((1, n), bool),
-                             "n_train": np.full(1, n, np.int32),
-                             "class_weights": np.ones((1, 1, 3), np.float32)}, mesh)
-  data = parallel.put_replicated(host, mesh)
-  state = st.init(plan["key"], host["inputs"][:1], None)
+  _, _, st, plan, data, state = roofline._setup(  # pylint: disable=protected-access
+      model_name, roofline.MODELS[model_name], 1, steps)
   hlo = st.train_epoch.lower(state, plan, data, 0).compile().as_text()
   state, m = st.train_epoch(state, plan, data, 0)
   jax.block_until_ready(m)
@@ -170,7 +163,7 @@ def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int 
         return c
     return "other (scan carry, copies)"
 
-  total = collections.Counter()
+  total, per_op = collections.Counter(), collections.Counter()
   for plane in space.planes:
     names = {k: v.name for k, v in plane.event_metadata.items()}
     for line in plane.lines:
@@ -181,7 +174,10 @@ def trace_breakdown(config, model_kwargs: dict, *, steps: int = 14, epochs: int 
         if name.startswith(("ThunkExecutor", "end:", "while")):
           continue  # containers of the ops counted below
         total[component(name)] += ev.duration_ps / 1e9
-  return {c: ms / (steps * epochs) for c, ms in total.most_common()}
+        per_op[name] += ev.duration_ps / 1e9
+  scale = 1.0 / (steps * epochs)
+  ops = [(name, component(name), ms * scale) for name, ms in per_op.most_common()]
+  return {c: ms * scale for c, ms in total.most_common()}, ops
 
 
 def variants():
@@ -211,14 +207,21 @@ def main(argv=None) -> list[tuple[str, float]]:
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--only", default="", help="comma-separated row names (default: all)")
   p.add_argument("--trace", action="store_true", help="per-op profile of the full step")
+  p.add_argument("--model", default="ststnet",
+                 help="--trace: a benchmarks/roofline.py MODELS row (config, input, batch)")
+  p.add_argument("--top", type=int, default=0, help="--trace: also list the N costliest XLA ops")
   args = p.parse_args(argv)
   if args.trace:
     with jax.threefry_partitionable(False):
-      parts = trace_breakdown(_config(), {"batch_norm": True, "dropout": 0.5}, steps=args.steps)
+      parts, ops = trace_breakdown(args.model, steps=args.steps)
     print("| component (op time summed over XLA's threads) | ms per step | share |\n|---|---:|---:|")
     for c, ms in parts.items():
       print(f"| {c} | {ms:.2f} | {100 * ms / sum(parts.values()):.0f}% |")
     print(f"| total | {sum(parts.values()):.2f} | |")
+    if args.top:
+      print(f"\n| XLA op ({args.top} costliest) | component | ms per step |\n|---|---|---:|")
+      for name, c, ms in ops[:args.top]:
+        print(f"| {name} | {c} | {ms:.3f} |")
     return list(parts.items())
   only = {s.strip() for s in args.only.split(",") if s.strip()}
   rows = []

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from microexp import models
+from microexp.models import dropout
 from microexp.models import layers
 
 Dtype = Any
@@ -45,9 +46,9 @@ class FlowCNN(nn.Module):
       x = layers.ConvBlock(f, conv_impl=self.conv_impl, dtype=self.dtype)(x, train=train)
     y = jnp.mean(x, axis=(1, 2))
     if self.dense_features:
-      y = nn.Dropout(self.dropout, deterministic=not train)(y)
+      y = dropout.Dropout(self.dropout, deterministic=not train)(y)
       y = nn.relu(nn.Dense(self.dense_features, dtype=self.dtype)(y))
-    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = dropout.Dropout(self.dropout, deterministic=not train)(y)
     return nn.Dense(self.num_classes, dtype=self.dtype)(y).astype(jnp.float32)
 
 

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from microexp.models import batch_norm
 from microexp.models import lowering
 
 Dtype = Any
@@ -46,8 +47,8 @@ class ConvBlock(nn.Module):
                       dtype=self.dtype, impl=self.conv_impl)(x)
     if self.batch_norm:
       bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - 1))
-      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                       dtype=self.dtype)(x, mask=bn_mask)
+      x = batch_norm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                               dtype=self.dtype)(x, mask=bn_mask)
     x = nn.relu(x)
     if self.pool > 1:
       x = lowering.max_pool(x, (self.pool, self.pool), (self.pool, self.pool), "SAME",

@@ -196,3 +196,37 @@ def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None 
     return nn.avg_pool(x, window, strides, padding)
   return _reshape_pool(x, window, pads, 0, jnp.mean)
 
+
+
+class ConvParams(nn.Module):
+  """The parameters of `nn.Conv(features, kernel_size, use_bias)` on `in_features` channels, and
+  nothing else: 'kernel' [kh, kw, in_features, features] and 'bias' [features], with nn.Conv's
+  names, shapes, initialisers and so its init draws. `fused_conv` computes several of them as one.
+  """
+
+  features: int
+  kernel_size: tuple[int, int]
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    kernel = self.param("kernel", nn.linear.default_kernel_init,
+                        tuple(self.kernel_size) + (in_features, self.features), jnp.float32)
+    bias = (self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+            if self.use_bias else None)
+    return kernel, bias
+
+
+def fused_conv(x: jax.Array, convs: Sequence[ConvParams], padding="SAME", *, impl: str = "auto",
+               dtype=jnp.float32) -> jax.Array:
+  """The stride-1 outputs of the `convs` (same kernel size) on `x`, concatenated on channels, as
+  ONE convolution with their kernels concatenated: one set of patches and one matmul where there
+  were one per conv. Equals `concatenate([nn.Conv(...)(x) for each], -1)` with those parameters."""
+  kernels, biases = zip(*(conv(x.shape[-1]) for conv in convs))
+  kernel = jnp.concatenate(kernels, axis=-1)
+  bias = None if biases[0] is None else jnp.concatenate(biases)
+  x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
+  y = conv_general_dilated(impl)(
+      x, kernel, (1, 1), padding, lhs_dilation=(1, 1), rhs_dilation=(1, 1),
+      dimension_numbers=lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2)))
+  return y if bias is None else y + bias

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from microexp import models
+from microexp.models import dropout
 from microexp.models import layers
 from microexp.models import lowering
 
@@ -54,7 +55,7 @@ class OffApexNet(nn.Module):
     y = jnp.concatenate(streams, axis=-1)
     for i, f in enumerate(self.dense_features):
       y = nn.relu(nn.Dense(f, dtype=self.dtype, name=f"fc{i}")(y))
-    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    y = dropout.Dropout(self.dropout, deterministic=not train)(y)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="out")(y).astype(jnp.float32)
 
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from microexp import models
+from microexp.models import batch_norm
+from microexp.models import dropout
 from microexp.models import layers
 from microexp.models import lowering
 
@@ -45,17 +47,20 @@ class STSTNet(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     del mask  # images carry no time axis
     layers.check_image_inputs("ststnet", x)
-    streams = []
-    for i, f in enumerate(self.stream_features):
-      s = nn.relu(lowering.Conv(f, (3, 3), padding="SAME", dtype=self.dtype, impl=self.conv_impl,
-                                name=f"conv{i}")(x))
-      if self.batch_norm:
-        s = nn.BatchNorm(use_running_average=not train, momentum=layers.BN_MOMENTUM,
-                         dtype=self.dtype, name=f"bn{i}")(s)
-      s = lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
-      streams.append(nn.Dropout(self.dropout, deterministic=not train)(s))
-    y = lowering.avg_pool(jnp.concatenate(streams, axis=-1), (2, 2), (2, 2), "VALID",
-                          impl=self.conv_impl)
+    # The three streams are per-channel after their convs (BatchNorm, ReLU, pool and dropout act
+    # on each channel alone), so they run as one 16-channel stream: one conv with the streams'
+    # kernels concatenated (their parameters stay conv0..2, bn0..2), one pool, one dropout.
+    convs = [lowering.ConvParams(f, (3, 3), name=f"conv{i}")
+             for i, f in enumerate(self.stream_features)]
+    s = nn.relu(lowering.fused_conv(x, convs, "SAME", impl=self.conv_impl, dtype=self.dtype))
+    if self.batch_norm:
+      norms = [batch_norm.BatchNormVariables(f, name=f"bn{i}")
+               for i, f in enumerate(self.stream_features)]
+      s = batch_norm.fused_batch_norm(s, norms, train=train, momentum=layers.BN_MOMENTUM,
+                                      dtype=self.dtype)
+    s = lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
+    s = dropout.Dropout(self.dropout, deterministic=not train)(s)
+    y = lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
     y = y.reshape((y.shape[0], -1))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(y).astype(jnp.float32)
 

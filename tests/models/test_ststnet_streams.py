@@ -1,0 +1,96 @@
+"""STSTNet's three streams run as one (lowering.fused_conv, one pool and dropout): the published
+network's parameters, outputs, batch statistics and gradients, restated here with flax's layers."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from microexp import models
+from microexp.models import lowering
+
+TOL = 1e-5
+
+
+class ReferenceSTSTNet(nn.Module):
+  """Three separate streams of nn.Conv -> ReLU -> nn.BatchNorm -> nn.max_pool (ststnet.py's
+  docstring), concatenated, average-pooled, one dense layer."""
+
+  num_classes: int
+  stream_features: tuple = (3, 5, 8)
+
+  @nn.compact
+  def __call__(self, x, *, train):
+    streams = []
+    for i, f in enumerate(self.stream_features):
+      s = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(x))
+      s = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn{i}")(s)
+      streams.append(nn.max_pool(s, (3, 3), (3, 3), "SAME"))
+    y = nn.avg_pool(jnp.concatenate(streams, -1), (2, 2), (2, 2), "VALID")
+    return nn.Dense(self.num_classes, name="fc")(y.reshape((y.shape[0], -1)))
+
+
+def _x(shape=(6, 28, 28, 3), seed=0):
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def _close(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=TOL, atol=TOL)
+
+
+def _train_outputs(model, variables, x):
+  """(logits, new batch_stats, parameter gradients) of one train-mode call."""
+  r = jnp.asarray(np.random.default_rng(5).standard_normal((x.shape[0], 3)), jnp.float32)
+
+  def loss(params):
+    y, upd = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+    return jnp.sum(y * r), (y, upd["batch_stats"])
+
+  (_, (y, stats)), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+  return y, stats, grads
+
+
+@pytest.mark.parametrize("impl", ["auto", "xla"])
+def test_fused_streams_equal_the_published_network(impl):
+  ours = models.get("ststnet", num_classes=3, batch_norm=True, dropout=0.0, conv_impl=impl)
+  ref = ReferenceSTSTNet(3)
+  x = _x()
+  variables = ours.init(jax.random.key(7), x, train=False)
+  _close(variables, ref.init(jax.random.key(7), x, train=False))  # same tree, same init draws
+  _close(ours.apply(variables, x, train=False), ref.apply(variables, x, train=False))
+  _close(_train_outputs(ours, variables, x), _train_outputs(ref, variables, x))
+
+
+def test_fused_streams_equal_the_published_network_vmapped_over_folds():
+  ours = models.get("ststnet", num_classes=3, batch_norm=True, dropout=0.0)
+  ref = ReferenceSTSTNet(3)
+  xs = jnp.stack([_x(seed=s) for s in range(3)])
+  stacked = jax.vmap(lambda k, x: ours.init(k, x, train=False))(
+      jax.random.split(jax.random.key(0), 3), xs)
+  run = lambda m: jax.vmap(lambda v, x: _train_outputs(m, v, x))(stacked, xs)
+  _close(run(ours), run(ref))
+
+
+def test_fused_conv_equals_separate_convs():
+  x = _x((2, 9, 9, 4))
+
+  class Separate(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return jnp.concatenate([nn.Conv(f, (3, 3), name=f"c{i}")(x) for i, f in enumerate((2, 6))],
+                             -1)
+
+  class Fused(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return lowering.fused_conv(x, [lowering.ConvParams(f, (3, 3), name=f"c{i}")
+                                     for i, f in enumerate((2, 6))], impl="matmul")
+
+  variables = Separate().init(jax.random.key(1), x)
+  _close(Fused().init(jax.random.key(1), x), variables)
+  _close(Fused().apply(variables, x), Separate().apply(variables, x))
