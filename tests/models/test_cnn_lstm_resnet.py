@@ -74,12 +74,21 @@ def test_backbone_weights_map_into_frame_cnn():
     np.testing.assert_array_equal(a, b)  # the LSTM and head stay as initialised
 
 
-@pytest.mark.slow
+def _tiny_variables(model, rng, **backbone):
+  """Random concrete variables of the tiny CNN-LSTM and of a ResNet backbone (shapes from
+  eval_shape: nothing is run op by op)."""
+  x = jax.ShapeDtypeStruct((1, 2, 32, 32, 3), jnp.float32)
+  m = jax.ShapeDtypeStruct((1, 2), jnp.bool_)
+  variables = _concrete(jax.eval_shape(lambda x, m: model.init(jax.random.PRNGKey(0), x,
+                                                               train=False, mask=m), x, m), rng)
+  other = _concrete(jax.eval_shape(
+      lambda x: resnet.ResNetBackbone(**dict(TINY, **backbone)).init(jax.random.PRNGKey(1), x),
+      jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)), rng)
+  return variables, other
+
+
 def test_backbone_of_another_size_is_refused_listing_the_leaves():
-  model = _model(**TINY)
-  x = jnp.zeros((1, 2, 32, 32, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False, mask=jnp.ones((1, 2), bool))
-  other = resnet.ResNetBackbone(**dict(TINY, width=8)).init(jax.random.PRNGKey(1), x[:, 0])
+  variables, other = _tiny_variables(_model(**TINY), np.random.default_rng(0), width=8)
   with pytest.raises(ValueError, match="frame_cnn/backbone/conv_init/kernel"):
     cnn_lstm.map_backbone(variables, other)
 
@@ -89,7 +98,6 @@ def test_load_names_a_missing_file(tmp_path):
     cnn_lstm.load({}, tmp_path / "missing.h5")
 
 
-@pytest.mark.slow
 def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
   """`kwargs.weights` follows the ResNet50 protocol: `pretrained()` on the host, `load` pure."""
   assert builder.pretrained(_model(**TINY)) is None  # no file: from scratch
@@ -98,8 +106,6 @@ def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
   with pytest.raises(Exception, match="missing.h5"):
     builder.pretrained(missing)
   model = _model(**TINY)
-  x = jnp.zeros((1, 2, 32, 32, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False, mask=jnp.ones((1, 2), bool))
-  backbone = resnet.ResNetBackbone(**TINY).init(jax.random.PRNGKey(1), x[:, 0])
+  variables, backbone = _tiny_variables(model, np.random.default_rng(1))
   loaded = builder.load_pretrained(model, variables, backbone)
   jax.tree.map(np.testing.assert_array_equal, loaded, cnn_lstm.map_backbone(variables, backbone))
