@@ -21,10 +21,10 @@ def _model(**backbone):
                     lstm_features=(4,), dense_features=(), dropout=0.0)
 
 
-def _train_apply(model, variables, x, mask):
-  # Jitted: op-by-op, a ResNet per frame inside the LSTM loop dispatches thousands of small ops.
-  return jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))(
-      variables, x, mask)
+def _train_apply(model):
+  """Jitted (op by op, a ResNet per frame inside the LSTM loop dispatches thousands of small ops);
+  one function per model, so that a call with shapes seen before reuses its executable."""
+  return jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))
 
 
 @pytest.mark.slow
@@ -37,8 +37,9 @@ def test_batch_norm_never_sees_padded_frames():
   mask = np.array([[True, True, False, False, False]])
   variables = jax.jit(lambda x, m: model.init(jax.random.PRNGKey(0), x, train=False, mask=m))(
       jnp.asarray(padded), mask)
-  logits_padded, new_padded = _train_apply(model, variables, padded, mask)
-  logits_real, new_real = _train_apply(model, variables, real, np.ones((1, 2), bool))
+  train_apply = _train_apply(model)
+  logits_padded, new_padded = train_apply(variables, padded, mask)
+  logits_real, new_real = train_apply(variables, real, np.ones((1, 2), bool))
   # The same statistics and logits as the clip without its padding.
   # (float32 rounding of masked vs plain means over 2 frames: ~3e-5)
   np.testing.assert_allclose(logits_padded, logits_real, rtol=1e-3, atol=2e-4)
@@ -46,7 +47,7 @@ def test_batch_norm_never_sees_padded_frames():
                                                                           jax.tree.leaves(b)))
   assert gap(new_padded, new_real) < 1e-3
   # Fed as frames (mask all True), the padding moves the statistics far more.
-  _, new_unmasked = _train_apply(model, variables, padded, np.ones((1, 5), bool))
+  _, new_unmasked = train_apply(variables, padded, np.ones((1, 5), bool))
   assert gap(new_unmasked, new_real) > 0.1
 
 
