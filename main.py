@@ -58,16 +58,19 @@ config_flags.DEFINE_config_file("config", None, "Training configuration file.", 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("Too many command-line arguments.")
-  # Hide GPUs/TPUs from TensorFlow (used by TFDS and the TensorBoard writers) so that it never
-  # grabs accelerator memory that JAX needs.
+def _hide_accelerators_from_tensorflow():
+  """Hides GPUs/TPUs from TensorFlow, should anything (a TFDS code path) import it, so that it
+  never grabs accelerator memory that JAX needs. Only where JAX has an accelerator: importing
+  TensorFlow costs seconds, and nothing on the training path needs it."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   tf.config.experimental.set_visible_devices([], "GPU")
   tf.config.experimental.set_visible_devices([], "TPU")
 
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError("Too many command-line arguments.")
   import jax  # pylint: disable=g-import-not-at-top
 
   from microexp.train import compile_cache  # pylint: disable=g-import-not-at-top
@@ -76,6 +79,8 @@ def main(argv):
   logging.info("Compilation cache: %s", cache or "off")
   if FLAGS.multihost:
     jax.distributed.initialize()
+  if jax.default_backend() != "cpu":
+    _hide_accelerators_from_tensorflow()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
 
