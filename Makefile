@@ -22,13 +22,18 @@ demo: $(VENV)/.installed
 	$(PY) -m microexp.synthetic.video --synthetic=$(WORKDIR)/example_surprise.mp4 --emotion=surprise
 	$(PY) -m microexp.predict --model=$(WORKDIR) --input=$(WORKDIR)/example_surprise.mp4
 
+# Two worker processes, a test file per worker at a time (module fixtures are built once): most of
+# the suite is XLA compiling, one core per program. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 test-fast: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not slow and not benchmark" tests
+	$(PYTEST) -m "not slow and not benchmark" tests
 
 # PROTOCOL_ARGS: empty = the whole STSTNet MEGC2019 protocol (68 folds x 150 epochs, sized for a
 # GPU); on a CPU e.g. PROTOCOL_ARGS="--folds=8 --epochs=20" (docs/training.md, Benchmarks).

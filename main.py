@@ -12,6 +12,9 @@ Several hosts (one process per host, e.g. a TPU pod or a GPU cluster): pass `--m
 `jax.distributed.initialize()` (cluster auto-detection: SLURM, TPU, or the JAX_COORDINATOR_ADDRESS /
 JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables) before any JAX computation. Every process
 runs this same command; the fold mesh then spans all hosts' devices.
+
+Compiled programs are kept in XLA's persistent cache (`--compilation_cache`, default
+~/.cache/microexp/xla): a rerun, another seed or a resumed run skips their compilation.
 """
 
 from __future__ import annotations
@@ -48,24 +51,36 @@ config_flags.register_flag_parser_for_type(list, ListParser())
 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard logs and results.")
 flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (multi-host runs).")
+flags.DEFINE_string("compilation_cache", None,
+                    "Folder of XLA's persistent compilation cache ('none': off). Default: "
+                    "$MICROEXP_COMPILATION_CACHE, else ~/.cache/microexp/xla.")
 config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError("Too many command-line arguments.")
-  # Hide GPUs/TPUs from TensorFlow (used by TFDS and the TensorBoard writers) so that it never
-  # grabs accelerator memory that JAX needs.
+def _hide_accelerators_from_tensorflow():
+  """Hides GPUs/TPUs from TensorFlow, should anything (a TFDS code path) import it, so that it
+  never grabs accelerator memory that JAX needs. Only where JAX has an accelerator: importing
+  TensorFlow costs seconds, and nothing on the training path needs it."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   tf.config.experimental.set_visible_devices([], "GPU")
   tf.config.experimental.set_visible_devices([], "TPU")
 
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError("Too many command-line arguments.")
   import jax  # pylint: disable=g-import-not-at-top
 
+  from microexp.train import compile_cache  # pylint: disable=g-import-not-at-top
+
+  cache = compile_cache.enable(compile_cache.directory(FLAGS.compilation_cache))
+  logging.info("Compilation cache: %s", cache or "off")
   if FLAGS.multihost:
     jax.distributed.initialize()
+  if jax.default_backend() != "cpu":
+    _hide_accelerators_from_tensorflow()
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
 

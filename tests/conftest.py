@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
+
+from microexp.train import compile_cache
+
+_OWN_CACHE = []
+
+
+def pytest_configure(config):
+  """One XLA compilation cache for the whole session, shared with the main.py / predict
+  subprocesses some tests start (through the environment): an engine program that several tests
+  compile is compiled once. A fresh folder per session, so nothing is reused across runs."""
+  del config
+  # Several test processes (make test: pytest -n 2) must not each claim 75% of an accelerator.
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  if not os.environ.get(compile_cache.ENV):
+    os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="microexp-xla-")
+    _OWN_CACHE.append(os.environ[compile_cache.ENV])
+  compile_cache.enable(compile_cache.directory())
+
+
+def pytest_unconfigure(config):
+  del config
+  for folder in _OWN_CACHE:
+    shutil.rmtree(folder, ignore_errors=True)
 
 # Size of the shared synthetic CASME II (fast to write: ~1 s).
 SYNTHETIC_CASME2_KWARGS = dict(num_subjects=6, clips_per_subject=6, image_size=(85, 70),

@@ -22,7 +22,7 @@ THESIS = ["cnn_lstm_padded", "cnn_lstm_apex", "cnn_lstm_ragged", "cnn_lstm_flow"
           "resnet_split", "resnet_loso"]
 # 26 subjects (the 20/6 split needs sub21..sub26), one clip each, of the three classes every
 # thesis class set holds (so no subject drops out): real sizes, little memory.
-TREE = dict(num_subjects=26, clips_per_subject=1, image_size=(85, 70), num_frames=(10, 17), seed=3,
+TREE = dict(num_subjects=26, clips_per_subject=1, image_size=(85, 70), num_frames=(8, 12), seed=3,
             quirks=False, emotions=("happiness", "surprise", "repression"))
 
 

@@ -26,6 +26,7 @@ from microexp.vision import spotting
 from microexp.predict import timeline as timeline_lib
 from microexp.vision import video
 from microexp.train import workdir as workdir_lib
+from microexp.train import compile_cache
 
 # CASME II's cropped faces are ~280 x 340 (W x H); used when model.json records no crop size.
 DEFAULT_CROP_SIZE = (340, 280)
@@ -360,6 +361,7 @@ def main(argv: Sequence[str]) -> None:
   if not f.model or not f.input:
     raise app.UsageError("--model=WORKDIR and --input=VIDEO_OR_FRAME_FOLDER are required.")
   detectors = [d.strip() for d in f.detector.split(",") if d.strip()]
+  compile_cache.enable(compile_cache.directory(f.compilation_cache))
   try:
     run(f.model, f.input, out=f.out or pathlib.Path(f.model) / "predictions" /
         pathlib.Path(f.input).stem, onset=f.onset, apex=f.apex, detectors=detectors,
@@ -383,4 +385,7 @@ if __name__ == "__main__":
   flags.DEFINE_enum("timeline", "auto", ["auto", "always", "never"],
                     f"Spot and classify every candidate (timeline.json/png): 'auto' for recordings "
                     f"longer than {timeline_lib.LONG_RECORDING_S:g} s without --onset/--apex.")
+  flags.DEFINE_string("compilation_cache", None,
+                      "Folder of XLA's persistent compilation cache ('none': off). Default: "
+                      f"${compile_cache.ENV}, else {compile_cache.DEFAULT}.")
   app.run(main)

@@ -21,10 +21,10 @@ def _model(**backbone):
                     lstm_features=(4,), dense_features=(), dropout=0.0)
 
 
-def _train_apply(model, variables, x, mask):
-  # Jitted: op-by-op, a ResNet per frame inside the LSTM loop dispatches thousands of small ops.
-  return jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))(
-      variables, x, mask)
+def _train_apply(model):
+  """Jitted (op by op, a ResNet per frame inside the LSTM loop dispatches thousands of small ops);
+  one function per model, so that a call with shapes seen before reuses its executable."""
+  return jax.jit(lambda v, x, m: model.apply(v, x, train=True, mask=m, mutable=["batch_stats"]))
 
 
 @pytest.mark.slow
@@ -37,8 +37,9 @@ def test_batch_norm_never_sees_padded_frames():
   mask = np.array([[True, True, False, False, False]])
   variables = jax.jit(lambda x, m: model.init(jax.random.PRNGKey(0), x, train=False, mask=m))(
       jnp.asarray(padded), mask)
-  logits_padded, new_padded = _train_apply(model, variables, padded, mask)
-  logits_real, new_real = _train_apply(model, variables, real, np.ones((1, 2), bool))
+  train_apply = _train_apply(model)
+  logits_padded, new_padded = train_apply(variables, padded, mask)
+  logits_real, new_real = train_apply(variables, real, np.ones((1, 2), bool))
   # The same statistics and logits as the clip without its padding.
   # (float32 rounding of masked vs plain means over 2 frames: ~3e-5)
   np.testing.assert_allclose(logits_padded, logits_real, rtol=1e-3, atol=2e-4)
@@ -46,7 +47,7 @@ def test_batch_norm_never_sees_padded_frames():
                                                                           jax.tree.leaves(b)))
   assert gap(new_padded, new_real) < 1e-3
   # Fed as frames (mask all True), the padding moves the statistics far more.
-  _, new_unmasked = _train_apply(model, variables, padded, np.ones((1, 5), bool))
+  _, new_unmasked = train_apply(variables, padded, np.ones((1, 5), bool))
   assert gap(new_unmasked, new_real) > 0.1
 
 
@@ -74,12 +75,21 @@ def test_backbone_weights_map_into_frame_cnn():
     np.testing.assert_array_equal(a, b)  # the LSTM and head stay as initialised
 
 
-@pytest.mark.slow
+def _tiny_variables(model, rng, **backbone):
+  """Random concrete variables of the tiny CNN-LSTM and of a ResNet backbone (shapes from
+  eval_shape: nothing is run op by op)."""
+  x = jax.ShapeDtypeStruct((1, 2, 32, 32, 3), jnp.float32)
+  m = jax.ShapeDtypeStruct((1, 2), jnp.bool_)
+  variables = _concrete(jax.eval_shape(lambda x, m: model.init(jax.random.PRNGKey(0), x,
+                                                               train=False, mask=m), x, m), rng)
+  other = _concrete(jax.eval_shape(
+      lambda x: resnet.ResNetBackbone(**dict(TINY, **backbone)).init(jax.random.PRNGKey(1), x),
+      jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)), rng)
+  return variables, other
+
+
 def test_backbone_of_another_size_is_refused_listing_the_leaves():
-  model = _model(**TINY)
-  x = jnp.zeros((1, 2, 32, 32, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False, mask=jnp.ones((1, 2), bool))
-  other = resnet.ResNetBackbone(**dict(TINY, width=8)).init(jax.random.PRNGKey(1), x[:, 0])
+  variables, other = _tiny_variables(_model(**TINY), np.random.default_rng(0), width=8)
   with pytest.raises(ValueError, match="frame_cnn/backbone/conv_init/kernel"):
     cnn_lstm.map_backbone(variables, other)
 
@@ -89,7 +99,6 @@ def test_load_names_a_missing_file(tmp_path):
     cnn_lstm.load({}, tmp_path / "missing.h5")
 
 
-@pytest.mark.slow
 def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
   """`kwargs.weights` follows the ResNet50 protocol: `pretrained()` on the host, `load` pure."""
   assert builder.pretrained(_model(**TINY)) is None  # no file: from scratch
@@ -98,8 +107,6 @@ def test_engine_reads_the_frame_cnn_weights_through_the_builder(tmp_path):
   with pytest.raises(Exception, match="missing.h5"):
     builder.pretrained(missing)
   model = _model(**TINY)
-  x = jnp.zeros((1, 2, 32, 32, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False, mask=jnp.ones((1, 2), bool))
-  backbone = resnet.ResNetBackbone(**TINY).init(jax.random.PRNGKey(1), x[:, 0])
+  variables, backbone = _tiny_variables(model, np.random.default_rng(1))
   loaded = builder.load_pretrained(model, variables, backbone)
   jax.tree.map(np.testing.assert_array_equal, loaded, cnn_lstm.map_backbone(variables, backbone))

@@ -19,6 +19,15 @@ def _key(seed):
   return jax.random.key(seed, impl="rbg")
 
 
+def _init(model, key, x):
+  """Jitted init (op by op, each of HTNet's many small ops dispatches on its own: slow)."""
+  return jax.jit(lambda k, x: model.init(k, x, train=False))(key, x)
+
+
+def _eval(model, variables, x):
+  return jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+
+
 def _params(variables) -> int:
   return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(variables))
 
@@ -53,21 +62,20 @@ def test_logits_shape_and_dtype(dtype):
 @pytest.mark.slow
 def test_init_and_forward_are_deterministic():
   model = models.get("htnet", num_classes=3, **TINY)
-  a = model.init(_key(3), _x(), train=False)
-  b = model.init(_key(3), _x(), train=False)
+  a = _init(model, _key(3), _x())
+  b = _init(model, _key(3), _x())
   jax.tree.map(np.testing.assert_array_equal, a, b)
-  c = model.init(_key(4), _x(), train=False)
+  c = _init(model, _key(4), _x())
   assert not np.allclose(a["params"]["head"]["kernel"], c["params"]["head"]["kernel"])
-  np.testing.assert_array_equal(model.apply(a, _x(1), train=False),
-                                model.apply(b, _x(1), train=False))
+  np.testing.assert_array_equal(_eval(model, a, _x(1)), _eval(model, b, _x(1)))
 
 
 @pytest.mark.slow
 def test_each_sample_is_independent_of_the_batch():
   model = models.get("htnet", num_classes=3, **TINY)
-  variables = model.init(_key(0), _x(), train=False)
-  full = model.apply(variables, _x(2), train=False)
-  alone = model.apply(variables, _x(2)[1:2], train=False)
+  variables = _init(model, _key(0), _x())
+  full = _eval(model, variables, _x(2))
+  alone = _eval(model, variables, _x(2)[1:2])
   np.testing.assert_allclose(alone, full[1:2], rtol=1e-5, atol=1e-5)
 
 
@@ -77,10 +85,10 @@ def test_fixed_regions_crop_the_mosaic_of_the_data_layer():
   whole = _x(5)
   crop_in_model = models.get("htnet", num_classes=3, regions=centres.tolist(), **TINY)
   on_mosaic = models.get("htnet", num_classes=3, **TINY)
-  variables = on_mosaic.init(_key(0), _x(), train=False)
+  variables = _init(on_mosaic, _key(0), _x())
   mosaics = face_regions.region_mosaics(np.asarray(whole), np.repeat(centres[None], 4, 0))
-  np.testing.assert_allclose(crop_in_model.apply(variables, whole, train=False),
-                             on_mosaic.apply(variables, jnp.asarray(mosaics), train=False),
+  np.testing.assert_allclose(_eval(crop_in_model, variables, whole),
+                             _eval(on_mosaic, variables, jnp.asarray(mosaics)),
                              rtol=1e-6, atol=1e-6)
 
 
