@@ -86,9 +86,11 @@ def test_config_builds(name, arg):
   assert emotions.get_subset(config.dataset.classes).num_classes > 1
 
 
+# The real-size models (141-frame sequences, ResNet50s) take seconds each to trace: slow; their
+# synthetic variants stay in the fast suite.
 @pytest.mark.parametrize("name,arg", [
-    (c, a) for c in CONFIGS for a in ("", "synthetic" if c in MEGC + COMPOSITE
-                                      else "classes=3,synthetic")])
+    pytest.param(c, a, marks=[pytest.mark.slow] if a == "" else [])
+    for c in CONFIGS for a in ("", "synthetic" if c in MEGC + COMPOSITE else "classes=3,synthetic")])
 def test_model_gives_logits(name, arg):
   """The real and the synthetic model on the input shape of their own representation."""
   config = _get_config(name, arg)

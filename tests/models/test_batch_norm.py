@@ -26,18 +26,22 @@ def _variables(c, seed=1):
 
 
 def _run(module, variables, x, *, train, mask=None):
-  """(output, new batch_stats, grads of a loss w.r.t. (x, params))."""
+  """(output, new batch_stats, grads of a loss w.r.t. (x, params)), as one compiled program (op
+  by op, a gradient through flax's BatchNorm dispatches dozens of small programs)."""
   r = jnp.asarray(np.random.default_rng(2).standard_normal(x.shape), jnp.float32)
 
-  def loss(x, params):
-    out = module.apply({**variables, "params": params}, x, use_running_average=not train,
-                       mask=mask, mutable=["batch_stats"])
-    y, updates = out
-    return jnp.sum(jnp.tanh(y) * r), (y, updates["batch_stats"])
+  @jax.jit
+  def run(variables, x, mask):
+    def loss(x, params):
+      y, updates = module.apply({**variables, "params": params}, x, use_running_average=not train,
+                                mask=mask, mutable=["batch_stats"])
+      return jnp.sum(jnp.tanh(y) * r), (y, updates["batch_stats"])
 
-  (_, (y, stats)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-      x, variables["params"])
-  return y, stats, grads
+    (_, (y, stats)), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+        x, variables["params"])
+    return y, stats, grads
+
+  return run(variables, x, mask)
 
 
 def _close(a, b):

@@ -35,7 +35,8 @@ def test_batch_norm_never_sees_padded_frames():
   garbage = rng.uniform(-50, 50, size=(1, 3, 32, 32, 3)).astype(np.float32)
   padded = np.concatenate([real, garbage], axis=1)  # 2 real frames, 3 padded
   mask = np.array([[True, True, False, False, False]])
-  variables = jax.jit(lambda x, m: model.init(jax.random.PRNGKey(0), x, train=False, mask=m))(
+  variables = jax.jit(lambda x, m: model.init(jax.random.key(0, impl="rbg"), x, train=False,
+                                              mask=m))(
       jnp.asarray(padded), mask)
   train_apply = _train_apply(model)
   logits_padded, new_padded = train_apply(variables, padded, mask)

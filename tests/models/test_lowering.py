@@ -91,8 +91,8 @@ def test_matmul_conv_equals_flax_conv_outputs_and_gradients_vmapped_and_not(case
 def test_lowered_conv_initialises_as_flax_conv():
   x = jnp.zeros((1, 8, 8, 3))
   key = jax.random.key(0, impl="rbg")
-  _assert_trees_close(lowering.Conv(4, (3, 3), impl="matmul").init(key, x),
-                      nn.Conv(4, (3, 3)).init(key, x))
+  _assert_trees_close(jax.jit(lowering.Conv(4, (3, 3), impl="matmul").init)(key, x),
+                      jax.jit(nn.Conv(4, (3, 3)).init)(key, x))
 
 
 POOL_CASES = [  # (size, window, strides, padding)
@@ -184,7 +184,9 @@ def _flat_shapes(tree):
   return {"/".join(k): v.shape for k, v in traverse_util.flatten_dict(tree).items()}
 
 
-@pytest.mark.parametrize("case", sorted(MODELS) + sorted(TREE_ONLY))
+# The TREE_ONLY models take seconds each to trace: slow.
+@pytest.mark.parametrize("case", sorted(MODELS) + [pytest.param(c, marks=pytest.mark.slow)
+                                                   for c in sorted(TREE_ONLY)])
 def test_parameter_tree_is_the_same_for_every_impl(case):
   name, kwargs, shape = TREE_ONLY[case] if case in TREE_ONLY else (case, *MODELS[case])
   reference = _flat_shapes(_init_shapes(name, kwargs, shape, "xla"))  # nn.Conv as ever
@@ -206,8 +208,8 @@ def _random_variables(shapes, seed):
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
-# The small flow networks of the MEGC protocol run in the fast suite; the rest are slow to compile.
-_SLOW = ("htnet", "resnet50", "cnn_lstm", "convlstm")
+# STSTNet (the MEGC protocol's network) runs in the fast suite; the rest compile for seconds each.
+_SLOW = ("flow_cnn", "htnet", "offapexnet", "resnet50", "cnn_lstm", "convlstm", "spotter")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW else n

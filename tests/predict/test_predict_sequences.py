@@ -80,8 +80,8 @@ def test_predict_frames_runs_a_cnn_lstm(tmp_path):
   kwargs = dict(frame_features=(4,), lstm_features=(4,), dense_features=(4,))
   module = models.get("cnn_lstm", num_classes=3, **kwargs)
   shape = (1, 5, SIZE, SIZE, 3)
-  variables = module.init(jax.random.PRNGKey(0), jnp.zeros(shape), train=False,
-                          mask=jnp.ones(shape[:2], bool))
+  variables = jax.jit(lambda k, x, m: module.init(k, x, train=False, mask=m))(
+      jax.random.key(0, impl="rbg"), jnp.zeros(shape), jnp.ones(shape[:2], bool))
   preprocessing = {"representation": "sequences", "image_size": SIZE, "input_shape": list(shape),
                    "crop_size": [40, 32], "flow_method": "farneback",
                    "sequence": {"mode": "apex_window", "length": 5, "grayscale": False}}

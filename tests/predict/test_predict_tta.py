@@ -14,7 +14,7 @@ from microexp.train import tta
 def _final(flip_h: bool, representation: str = "apex_flow") -> predict.FinalModel:
   module = models.get("ststnet", num_classes=3)
   x = np.zeros((1, 28, 28, 3), np.float32)
-  variables = module.init(jax.random.PRNGKey(0), x, train=False)
+  variables = jax.jit(lambda k, x: module.init(k, x, train=False))(jax.random.key(0, impl="rbg"), x)
   return predict.FinalModel(
       module=module, variables=variables, class_names=("negative", "positive", "surprise"),
       preprocessing={"representation": representation},

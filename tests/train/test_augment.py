@@ -80,6 +80,12 @@ def test_mixup_mixes_inputs_and_targets_consistently(flow):
   assert not np.allclose(x, flow)
 
 
+# Each compiled once per shape (op by op, a map_coordinates per plane dispatches dozens of programs).
+_map_planes = jax.jit(jax.vmap(lambda plane, coords: jax.scipy.ndimage.map_coordinates(
+    plane, coords, order=1, mode="constant"), in_axes=(0, None)))
+_rotate_flow = jax.jit(lambda a, x: augment._rotate(a, x, True))  # pylint: disable=protected-access
+
+
 @pytest.mark.parametrize("shape", [(9, 7, 3), (3, 8, 6, 2)])
 def test_rotation_equals_bilinear_map_coordinates(shape):
   # The gather-based rotation is jax.scipy's bilinear map_coordinates (zeros outside), plane by
@@ -93,13 +99,12 @@ def test_rotation_equals_bilinear_map_coordinates(shape):
                          indexing="ij")
     cy, cx = (h - 1) / 2, (w - 1) / 2
     coords = [-s * (xx - cx) + c * (yy - cy) + cy, c * (xx - cx) + s * (yy - cy) + cx]
-    planes = x.reshape((-1, h, w, shape[-1]))
-    ref = np.stack([np.stack([np.asarray(jax.scipy.ndimage.map_coordinates(
-        p[..., ch], coords, order=1, mode="constant")) for ch in range(shape[-1])], -1)
-        for p in planes]).reshape(shape)
+    planes = np.moveaxis(x.reshape((-1, h, w, shape[-1])), -1, 1).reshape(-1, h, w)
+    ref = np.asarray(_map_planes(planes, coords)).reshape(-1, shape[-1], h, w)
+    ref = np.moveaxis(ref, 1, -1).reshape(shape).copy()
     u, v = ref[..., 0].copy(), ref[..., 1].copy()
     ref[..., 0], ref[..., 1] = c * u - s * v, s * u + c * v
-    got = np.asarray(augment._rotate(np.float32(a), x, True))  # pylint: disable=protected-access
+    got = np.asarray(_rotate_flow(np.float32(a), x))
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
