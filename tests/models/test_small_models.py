@@ -43,6 +43,12 @@ def _key(seed):
   return jax.random.key(seed, impl="rbg")
 
 
+def _apply(model, **kwargs):
+  """`model.apply(variables, x, mask=mask, **kwargs)` compiled (op by op, a recurrent model
+  dispatches hundreds of small programs)."""
+  return jax.jit(lambda variables, x, mask: model.apply(variables, x, mask=mask, **kwargs))
+
+
 def _inputs(name, key=0):
   shape = TINY[name][1]
   x = _normal(key, shape)
@@ -96,9 +102,9 @@ def test_logits_shape_and_dtypes(name, dtype):
 def test_bfloat16_forward_is_finite_and_close_to_float32(name):
   x, mask = _inputs(name)
   variables = _init(_model(name, **SMALLER.get(name, {})), x, mask)
-  f32 = _model(name, **SMALLER.get(name, {})).apply(variables, x, train=False, mask=mask)
-  bf16 = _model(name, jnp.bfloat16, **SMALLER.get(name, {})).apply(variables, x, train=False,
-                                                                   mask=mask)
+  f32 = _apply(_model(name, **SMALLER.get(name, {})), train=False)(variables, x, mask)
+  bf16 = _apply(_model(name, jnp.bfloat16, **SMALLER.get(name, {})), train=False)(variables, x,
+                                                                                  mask)
   assert np.all(np.isfinite(bf16))
   np.testing.assert_allclose(bf16, f32, atol=0.1, rtol=0.1)
 
@@ -123,13 +129,13 @@ def test_padding_never_changes_output(name):
   variables = _init(model, x, mask)
 
   for train in (True, False):  # train: dropout on, BatchNorm batch statistics
-    apply = functools.partial(model.apply, variables, train=train, rngs={"dropout": _key(3)},
-                              mutable=["batch_stats"])
-    ref, out = apply(x, mask=mask), apply(padded_x, mask=padded_mask)
+    apply = functools.partial(_apply(model, train=train, rngs={"dropout": _key(3)},
+                                     mutable=["batch_stats"]), variables)
+    ref, out = apply(x, mask), apply(padded_x, padded_mask)
     jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5), out, ref)
     assert np.all(np.isfinite(out[0]))
   # Without any padding in the batch, the short clip gets the logits it gets in the padded batch.
-  alone, _ = apply(x[:1, :2], mask=mask[:1, :2])  # eval mode
+  alone, _ = apply(x[:1, :2], mask[:1, :2])  # eval mode
   np.testing.assert_allclose(alone, out[0][:1], rtol=1e-5, atol=1e-5)
 
 
@@ -142,8 +148,8 @@ def test_scan_and_python_loop_agree(name):
   variables = _init(loop, x, mask)
   scan = _model(name, time_loop="scan", unroll=2, **SMALLER[name])
   assert (jax.tree.structure(_init(scan, x, mask)) == jax.tree.structure(variables))
-  np.testing.assert_allclose(scan.apply(variables, x, train=False, mask=mask),
-                             loop.apply(variables, x, train=False, mask=mask), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(_apply(scan, train=False)(variables, x, mask),
+                             _apply(loop, train=False)(variables, x, mask), rtol=1e-5, atol=1e-6)
 
 
 # The sequence models compile for seconds under vmap: slow; the image models stay fast.
@@ -232,9 +238,10 @@ def test_cnn_lstm_resnet50_frames():
   mask = jnp.array([[True, True, False], [True, True, True]])
   variables = _init(model, x, mask)
   assert "backbone" in variables["params"]["frame_cnn"]
-  logits = model.apply(variables, x, train=False, mask=mask)
+  apply = _apply(model, train=False)
+  logits = apply(variables, x, mask)
   assert logits.shape == (2, NUM_CLASSES)
-  padded = model.apply(variables, x.at[0, 2].set(1e3), train=False, mask=mask)
+  padded = apply(variables, x.at[0, 2].set(1e3), mask)
   np.testing.assert_allclose(padded, logits, rtol=1e-5, atol=1e-5)
 
 

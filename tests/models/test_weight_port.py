@@ -118,7 +118,8 @@ def torch_reference(tmp_path_factory):
 
 def _flax_features(variables, x, variant: str, convention: str) -> np.ndarray:
   backbone = resnet.ResNetBackbone(variant=variant)
-  return np.asarray(backbone.apply(variables, preprocessing.preprocess(x, convention), train=False))
+  apply = jax.jit(lambda v, x: backbone.apply(v, x, train=False))  # eager ResNet50: slow
+  return np.asarray(apply(variables, preprocessing.preprocess(x, convention)))
 
 
 def _assert_close(ours, reference):
