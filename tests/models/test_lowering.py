@@ -147,7 +147,7 @@ MODELS = {
     "offapexnet": (dict(dense_features=(32, 32)), (4, 28, 28, 2)),
     "flow_cnn": (dict(features=(4, 8), dense_features=8), (4, 48, 48, 3)),
     "htnet": (dict(dim=8, heads=2, block_repeats=(1, 1, 1)), (2, 28, 28, 3)),
-    "resnet50": (dict(stage_sizes=(1, 1, 1, 1), width=4), (2, 64, 64, 3)),
+    "resnet50": (dict(stage_sizes=(1, 1), width=4), (2, 32, 32, 3)),  # stem + 2 stages (2nd strided)
     "cnn_lstm": (dict(frame_features=(4, 8), lstm_features=(8,), dense_features=(8,)),
                  (2, 3, 16, 16, 1)),
     "convlstm": (dict(stem_features=(4,), lstm_features=(4, 4), dense_features=(8,)),
