@@ -79,7 +79,7 @@ def _category(chain) -> str:
       return "batchnorm"
     if "stochastic.py" in f or "models/dropout.py" in f:
       return "dropout (mask rng + apply)"
-    if "pooling.py" in f or fn.endswith("_pool"):
+    if "pooling.py" in f or fn.endswith("_pool") or fn.startswith("_pool_"):
       return "pooling"
     if "linear.py" in f or "lowering.py" in f:
       return "conv / dense"

@@ -103,15 +103,30 @@ def fused_batch_norm(x, norms, *, train: bool, momentum: float, epsilon: float =
   """`concatenate([nn.BatchNorm(momentum)(x_i) for each], -1)` where `x_i` are consecutive
   channel blocks of `x` sized by the `norms` (BatchNormVariables, their variables updated as
   each nn.BatchNorm's): ONE normalisation over all channels, no slices and no concatenation."""
-  scale, bias, ra_mean, ra_var = (jnp.concatenate(v) for v in zip(*(n() for n in norms)))
-  if train:
-    mean, var = moments(x, tuple(range(x.ndim - 1)))
-    bounds = np.cumsum([0] + [n.features for n in norms])
-    for n, lo, hi in zip(norms, bounds[:-1], bounds[1:]):
-      n.update(mean[lo:hi], var[lo:hi], momentum)
-  else:
-    mean, var = ra_mean, ra_var
+  scale, bias, mean, var = _fused_statistics(x, norms, train=train, momentum=momentum)
   return normalize(x, mean, var, scale, bias, (x.ndim - 1,), epsilon, dtype)
+
+
+def fused_affine(x, norms, *, train: bool, momentum: float, epsilon: float = 1e-5):
+  """(a, shift) float32 [C] with `fused_batch_norm(x, norms, ...) == x * a + shift` (statistics
+  from `x`, variables updated alike), for applying the map to something else: STSTNet applies it
+  after its max-pool, which commutes with it channel by channel (see models/ststnet.py)."""
+  scale, bias, mean, var = _fused_statistics(x, norms, train=train, momentum=momentum)
+  a = jax.lax.rsqrt(var + epsilon) * scale
+  return a, bias - mean * a
+
+
+def _fused_statistics(x, norms, *, train: bool, momentum: float):
+  """(scale, bias, mean, var) [C] of the `norms` over `x`'s channels: batch moments of `x` in
+  train mode (each norm's running averages updated with its block), else the running ones."""
+  scale, bias, ra_mean, ra_var = (jnp.concatenate(v) for v in zip(*(n() for n in norms)))
+  if not train:
+    return scale, bias, ra_mean, ra_var
+  mean, var = moments(x, tuple(range(x.ndim - 1)))
+  bounds = np.cumsum([0] + [n.features for n in norms])
+  for n, lo, hi in zip(norms, bounds[:-1], bounds[1:]):
+    n.update(mean[lo:hi], var[lo:hi], momentum)
+  return scale, bias, mean, var
 
 
 def moments(x, reduction_axes, mask=None):

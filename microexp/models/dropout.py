@@ -1,30 +1,50 @@
 """Dropout drawing its mask from as few random bits as give the keep probability exactly.
 
 flax's `nn.Dropout` draws a 32-bit uniform per element (one threefry block per element). A keep
-probability `p` that is a multiple of 1/256 (rate 0.5, 0.25, 0.75, ...) is exactly
-`P(b < 256 p)` for a uniform 8-bit `b`: a quarter of the random words. Multiples of 1/65536 use
-16 bits; any other rate flax's 32-bit draw. Same key, rng collection and scaling as nn.Dropout;
-the mask is a deterministic function of the key, so reruns and resumed runs repeat it.
+probability `p` that is a multiple of 2^-b for b in 1, 2, 4, 8, 16 is exactly `P(f < 2^b p)` for
+a uniform b-bit field `f`: each random 32-bit word gives 32 / b elements their fields (rate 0.5:
+one bit each, 32 masks per word), the fields of consecutive elements in row-major order, so the
+mask is a broadcast and a bitcast of the words (no transpose). Any other rate: flax's 32-bit
+draw. Same key, rng collection and scaling as nn.Dropout; the mask is a deterministic function
+of the key, so reruns and resumed runs repeat it.
+
+Random stream: until 2026-12 exact rates drew 8- or 16-bit fields with `jax.random.bits(key,
+shape, uint8 / uint16)`; the packed words give other (equally distributed) masks for the same
+key, so runs from before then do not repeat their dropout masks bit for bit.
 """
 
 from __future__ import annotations
+
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-_NARROW_BITS = (8, 16)
+_FIELD_BITS = (1, 2, 4, 8, 16)
+
+
+def field_bits(keep: float) -> int | None:
+  """The narrowest b of _FIELD_BITS with `keep * 2^b` an integer in (0, 2^b), else None."""
+  for bits in _FIELD_BITS:
+    threshold = keep * (1 << bits)
+    if threshold == int(threshold) and 0 < threshold < (1 << bits):
+      return bits
+  return None
 
 
 def keep_mask(key, keep: float, shape) -> jax.Array:
   """Bool `shape`: True with probability `keep` per element, from the narrowest exact draw."""
-  for bits in _NARROW_BITS:
-    threshold = keep * (1 << bits)
-    if threshold == int(threshold) and 0 < threshold < (1 << bits):
-      dtype = jnp.uint8 if bits == 8 else jnp.uint16
-      draw = jax.random.bits(key, shape, dtype)
-      return draw < jnp.asarray(int(threshold), dtype)
-  return jax.random.bernoulli(key, keep, shape)
+  bits = field_bits(keep)
+  if bits is None:
+    return jax.random.bernoulli(key, keep, shape)
+  per_word = 32 // bits
+  n = math.prod(shape)
+  words = jax.random.bits(key, (-(-n // per_word),), jnp.uint32)
+  shifts = jnp.arange(0, 32, bits, dtype=jnp.uint32)
+  fields = (words[:, None] >> shifts) & jnp.uint32((1 << bits) - 1)
+  mask = fields < jnp.uint32(int(keep * (1 << bits)))
+  return mask.reshape(-1)[:n].reshape(shape)
 
 
 class Dropout(nn.Module):

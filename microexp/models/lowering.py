@@ -21,6 +21,7 @@ Implementations (`impl`):
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -160,13 +161,52 @@ def _tiles(x_shape, window, strides, padding) -> list[tuple[int, int]] | None:
   return out
 
 
-def _reshape_pool(x, window, pads, pad_value, reduce):
+def _pool_argmax(x, window, pads):
+  """(max, index of its first occurrence in row-major window order) of each window == stride
+  tile of `x` padded by `pads` with -inf. Both are reductions: XLA:CPU keeps them small arrays
+  (an elementwise index would be fused into, and recomputed for, every gradient element)."""
+  x = _pool_tiles(x, window, pads, -jnp.inf)
+  kh, kw = window
+  best = jnp.max(x, axis=(-4, -2))
+  index_dtype = jnp.int8 if kh * kw < 128 else jnp.int32
+  k = _pool_window_index(x.ndim, window, index_dtype)
+  index = jnp.min(jnp.where(x == jnp.expand_dims(best, (-4, -2)), k, kh * kw), axis=(-4, -2))
+  return best, index
+
+
+def _pool_tiles(x, window, pads, pad_value):
+  """`x [..., H, W, C]` padded by `pads` as [..., H / kh, kh, W / kw, kw, C]."""
   x = lax.pad(x, jnp.asarray(pad_value, x.dtype),
               [(0, 0, 0)] * (x.ndim - 3) + [(lo, hi, 0) for lo, hi in pads] + [(0, 0, 0)])
   *batch, h, w, c = x.shape
-  (kh, kw) = window
-  x = x.reshape(*batch, h // kh, kh, w // kw, kw, c)
-  return reduce(x, axis=(-4, -2))
+  kh, kw = window
+  return x.reshape(*batch, h // kh, kh, w // kw, kw, c)
+
+
+def _pool_window_index(ndim: int, window, dtype):
+  """The row-major window position k = i * kw + j, shaped to broadcast against `_pool_tiles`."""
+  shape = (1,) * (ndim - 5) + (1, window[0], 1, window[1], 1)
+  return (lax.broadcasted_iota(dtype, shape, ndim - 4) * window[1]
+          + lax.broadcasted_iota(dtype, shape, ndim - 2))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _reshape_max_pool(x, window, pads):
+  """The max of each window == stride tile. Its derivative is the tangent at the window's first
+  max (the library's select_and_scatter rule; jnp.max's would share it among ties), kept as an
+  index from the forward pass: the gradient is one select, not jnp.max's equality mask and tie
+  count (the costliest op of STSTNet's step on CPU)."""
+  return jnp.max(_pool_tiles(x, window, pads, -jnp.inf), axis=(-4, -2))
+
+
+@_reshape_max_pool.defjvp
+def _reshape_max_pool_jvp(window, pads, primals, tangents):
+  (x,), (t,) = primals, tangents
+  best, index = _pool_argmax(x, window, pads)
+  t = _pool_tiles(t, window, pads, 0)
+  k = _pool_window_index(t.ndim, window, index.dtype)
+  picked = jnp.where(jnp.expand_dims(index, (-4, -2)) == k, t, jnp.zeros((), t.dtype))
+  return best, jnp.sum(picked, axis=(-4, -2))
 
 
 def _use_reshape(impl: str, auto: bool = True) -> bool:
@@ -177,12 +217,13 @@ def _use_reshape(impl: str, auto: bool = True) -> bool:
 def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
              padding="VALID", *, impl: str = "auto") -> jax.Array:
   """`nn.max_pool(x, window, strides, padding)` for `x: [..., H, W, C]`; a reshape + max where
-  the window equals the stride ('matmul', and 'auto' on CPU)."""
+  the window equals the stride ('matmul', and 'auto' on CPU), its gradient the library's (to the
+  first max of each window)."""
   window, strides = tuple(window), tuple(strides or (1,) * len(window))
   pads = _tiles(x.shape, window, strides, padding) if len(window) == 2 else None
   if pads is None or not _use_reshape(impl):
     return nn.max_pool(x, window, strides, padding)
-  return _reshape_pool(x, window, pads, -jnp.inf, jnp.max)
+  return _reshape_max_pool(x, window, tuple(pads))
 
 
 def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
@@ -194,7 +235,7 @@ def avg_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None 
   pads = _tiles(x.shape, window, strides, padding) if len(window) == 2 else None
   if pads is None or not _use_reshape(impl, AUTO_RESHAPE_AVG_POOL):
     return nn.avg_pool(x, window, strides, padding)
-  return _reshape_pool(x, window, pads, 0, jnp.mean)
+  return jnp.mean(_pool_tiles(x, window, pads, 0), axis=(-4, -2))
 
 
 

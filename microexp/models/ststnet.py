@@ -53,12 +53,21 @@ class STSTNet(nn.Module):
     convs = [lowering.ConvParams(f, (3, 3), name=f"conv{i}")
              for i, f in enumerate(self.stream_features)]
     s = nn.relu(lowering.fused_conv(x, convs, "SAME", impl=self.conv_impl, dtype=self.dtype))
+    pool = lambda s: lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
     if self.batch_norm:
       norms = [batch_norm.BatchNormVariables(f, name=f"bn{i}")
                for i, f in enumerate(self.stream_features)]
-      s = batch_norm.fused_batch_norm(s, norms, train=train, momentum=layers.BN_MOMENTUM,
-                                      dtype=self.dtype)
-    s = lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
+      # BatchNorm is `s * a + shift` per channel (statistics from the whole map), and
+      # max_pool(s * a + shift) = |a| * max_pool(sign(a) * s) + shift: the map is applied
+      # after the pool, to 9x fewer elements, with the same values and gradients (the pooled
+      # element is the same; for a == 0 exactly, the gradient to `scale` goes to the first
+      # max of s rather than to the first element of the window).
+      a, shift = batch_norm.fused_affine(s, norms, train=train, momentum=layers.BN_MOMENTUM)
+      sign = jnp.where(a < 0, -1.0, 1.0)
+      s = pool(s * sign.astype(s.dtype))
+      s = (s.astype(jnp.float32) * (a * sign) + shift).astype(self.dtype)
+    else:
+      s = pool(s)
     s = dropout.Dropout(self.dropout, deterministic=not train)(s)
     y = lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
     y = y.reshape((y.shape[0], -1))

@@ -44,36 +44,41 @@ def _crop(shift, x, pad: int, is_flow: bool):
 
 def _rotation_sampler(angle, h: int, w: int):
   """Bilinear rotation by `angle` (radians) about the centre of an h x w map, zeros outside, as
-  (indices [4, H*W] into the 1-pixel zero-padded map flattened, weights [4, H*W]): output pixel
-  p samples the input at R^-1 p (x = column, y = row). Equals `map_coordinates(order=1,
-  mode='constant')`: a corner outside the map lands on the zero border."""
+  (starts [H*W, 2] int32: the top-left corner of each output pixel's 2x2 source patch in the map
+  zero-padded by 2 pixels, weights [4, H*W] of its corners in row-major order): output pixel p
+  samples the input at R^-1 p (x = column, y = row). Equals `map_coordinates(order=1,
+  mode='constant')`: a patch reaching outside the map reads the zero border."""
   c, s = jnp.cos(angle), jnp.sin(angle)
-  yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                        indexing="ij")
   cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-  src_x = (c * (xx - cx) + s * (yy - cy) + cx).reshape(-1)
-  src_y = (-s * (xx - cx) + c * (yy - cy) + cy).reshape(-1)
+  gx = jnp.arange(w, dtype=jnp.float32) - cx
+  gy = jnp.arange(h, dtype=jnp.float32) - cy
+  # Row and column terms [H, 1] + [1, W]: per pixel one add, not the products and sin / cos.
+  src_x = ((c * gx)[None, :] + (s * gy)[:, None] + cx).reshape(-1)
+  src_y = ((-s * gx)[None, :] + (c * gy)[:, None] + cy).reshape(-1)
   y0, x0 = jnp.floor(src_y), jnp.floor(src_x)
   fy, fx = src_y - y0, src_x - x0
-  # Padded coordinates: -1 and h (resp. w) are the zero border; farther corners clip onto it.
-  iy0 = jnp.clip(y0 + 1, 0, h + 1).astype(jnp.int32)
-  iy1 = jnp.clip(y0 + 2, 0, h + 1).astype(jnp.int32)
-  ix0 = jnp.clip(x0 + 1, 0, w + 1).astype(jnp.int32)
-  ix1 = jnp.clip(x0 + 2, 0, w + 1).astype(jnp.int32)
-  wp = w + 2
-  idx = jnp.stack([iy0 * wp + ix0, iy0 * wp + ix1, iy1 * wp + ix0, iy1 * wp + ix1])
+  # Padded coordinates: rows -2, -1 and h, h + 1 (columns alike) are the zero border; a patch
+  # farther out is clipped onto it, where both its rows (columns) are zeros.
+  starts = jnp.stack([jnp.clip(y0 + 2, 0, h + 2), jnp.clip(x0 + 2, 0, w + 2)], -1)
   wts = jnp.stack([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
-  return idx, wts
+  return starts.astype(jnp.int32), wts
 
 
 def _rotate(angle, x, is_flow: bool):
   """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
-  outside; flow vectors (u, v) are rotated with it. One gather of C-vectors (T*C for clips)."""
+  outside; flow vectors (u, v) are rotated with it. One gather of 2x2 patches of C-vectors (T*C
+  for clips), their corners weighted elementwise."""
   h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
   planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
-  padded = jnp.pad(planes, ((1, 1), (1, 1), (0, 0))).reshape((h + 2) * (w + 2), -1)
-  idx, wts = _rotation_sampler(angle, h, w)
-  out = jnp.einsum("kp,kpc->pc", wts, padded[idx])  # [H*W, T*C]
+  padded = jnp.pad(planes, ((2, 2), (2, 2), (0, 0)))
+  starts, wts = _rotation_sampler(angle, h, w)
+  dims = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2, 3), collapsed_slice_dims=(),
+                                        start_index_map=(0, 1))
+  patches = jax.lax.gather(padded, starts, dims, (2, 2, padded.shape[-1]),
+                           mode="promise_in_bounds")  # [H*W, 2, 2, T*C]
+  wts = wts[..., None]
+  out = (wts[0] * patches[:, 0, 0] + wts[1] * patches[:, 0, 1] + wts[2] * patches[:, 1, 0]
+         + wts[3] * patches[:, 1, 1])
   out = out.reshape(h, w, -1)
   if x.ndim == 4:
     out = jnp.moveaxis(out.reshape(h, w, x.shape[0], ch), 2, 0)

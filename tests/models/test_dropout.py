@@ -23,14 +23,44 @@ def test_keep_fraction_and_scaling_match_the_rate(rate):
   np.testing.assert_allclose(np.asarray(y)[kept], 1.0 / (1.0 - rate), rtol=1e-6)
 
 
-@pytest.mark.parametrize("keep, bits", [(0.5, 8), (0.75, 8), (1 / 1024, 16), (0.3, 32)])
+@pytest.mark.parametrize("keep, bits", [(0.5, 1), (0.75, 2), (0.3125, 4), (3 / 256, 8),
+                                        (1 / 1024, 16), (0.3, None)])
 def test_narrowest_exact_draw_is_used(keep, bits, monkeypatch):
+  assert dropout.field_bits(keep) == bits
   seen = []
   real_bits = jax.random.bits
-  monkeypatch.setattr(jax.random, "bits",
-                      lambda key, shape, dtype: seen.append(dtype) or real_bits(key, shape, dtype))
-  dropout.keep_mask(jax.random.key(0), keep, (4, 4))
-  assert seen == ([jnp.uint8] if bits == 8 else [jnp.uint16] if bits == 16 else [])
+  monkeypatch.setattr(jax.random, "bits", lambda key, shape, dtype: seen.append((shape, dtype))
+                      or real_bits(key, shape, dtype))
+  dropout.keep_mask(jax.random.key(0), keep, (8, 10, 16))
+  # One 32-bit word per 32 / bits elements (rounded up), or flax's draw.
+  assert seen == ([] if bits is None else [((-(-1280 * bits // 32),), jnp.uint32)])
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.75, 0.3125])
+def test_packed_fields_are_each_element_s_own_bits(keep):
+  """Element i reads bits [b * (i mod 32/b), ...) of word i // (32/b): the masks of an array are
+  the row-major prefix of a longer array's (odd sizes included), and each field value occurs."""
+  key = jax.random.key(4)
+  small = dropout.keep_mask(key, keep, (7, 5))
+  large = dropout.keep_mask(key, keep, (700,))
+  np.testing.assert_array_equal(np.asarray(small).reshape(-1), np.asarray(large)[:35])
+  bits = dropout.field_bits(keep)
+  words = np.asarray(jax.random.bits(key, (-(-700 * bits // 32),), jnp.uint32))
+  fields = (words[:, None] >> np.arange(0, 32, bits, dtype=np.uint32)) & ((1 << bits) - 1)
+  want = fields.reshape(-1)[:700] < keep * (1 << bits)
+  np.testing.assert_array_equal(np.asarray(large), want)
+
+
+def test_masks_are_independent_across_elements_and_folds():
+  """Neighbouring elements (same word) and vmapped folds (own keys) draw independently: pair
+  frequencies of rate 0.5 masks near 1/4."""
+  keys = jax.random.split(jax.random.key(9), 4)
+  masks = np.asarray(jax.vmap(lambda k: dropout.keep_mask(k, 0.5, (64, 10, 10, 16)))(keys))
+  assert not np.array_equal(masks[0], masks[1])
+  flat = masks.reshape(4, -1)
+  for a, b in ((flat[:, :-1], flat[:, 1:]), (flat[0], flat[1])):
+    both = np.mean(a & b)
+    assert abs(both - 0.25) < 4 * np.sqrt(0.25 * 0.75 / a.size)
 
 
 def test_same_key_same_mask_and_other_keys_differ():

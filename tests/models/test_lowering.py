@@ -123,6 +123,39 @@ def test_reshape_pools_equal_flax_pools_outputs_and_gradients(kind, size, window
                       _both_ways(lambda _, x: value_and_grad(reference, x))(jnp.zeros(FOLDS), x))
 
 
+@pytest.mark.parametrize("size,window,strides,padding", POOL_CASES[:5])
+def test_reshape_max_pool_gives_ties_the_library_gradient(size, window, strides, padding):
+  """Ties (relu'd zeros, repeated integers): the gradient goes to each window's first max, as
+  nn.max_pool's, vmapped and not; forward mode is its transpose (the library's own forward mode
+  may pick another tied element in padded windows)."""
+  rng = np.random.default_rng(sum(size))
+  x = jnp.maximum(0.0, jnp.asarray(rng.integers(-3, 3, (FOLDS, 2, *size, 3)), jnp.float32))
+  t = _normal(rng, x.shape)
+
+  def derivatives(pool, x, t):
+    f = lambda x: pool(x, window, strides, padding)
+    y = f(x)
+    w = jnp.cos(jnp.arange(y.size, dtype=jnp.float32).reshape(y.shape))
+    grad = jax.grad(lambda x: jnp.sum(w * f(x)))(x)
+    return y, grad, (jnp.sum(w * jax.jvp(f, (x,), (t,))[1]), jnp.sum(grad * t))
+
+  lowered = functools.partial(lowering.max_pool, impl="matmul")
+  ours = _both_ways(lambda t, x: derivatives(lowered, x, t))(t, x)
+  reference = _both_ways(lambda t, x: derivatives(nn.max_pool, x, t))(t, x)
+  for (y, grad, (jvp_w, t_grad)), (y_ref, grad_ref, _) in zip(ours, reference):
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(y_ref))
+    np.testing.assert_array_equal(np.asarray(grad), np.asarray(grad_ref))
+    np.testing.assert_allclose(np.asarray(jvp_w), np.asarray(t_grad), rtol=1e-5, atol=1e-5)
+
+
+def test_reshape_max_pool_propagates_nan_and_infinities():
+  x = np.zeros((1, 4, 4, 2), np.float32)
+  x[0, 1, 1, 0], x[0, 3, 2, 0], x[0, 0, 3, 1], x[0, 2, 2, 1] = np.nan, -np.inf, np.inf, np.nan
+  x[0, 2:, :2, 1] = -np.inf
+  ours = lowering.max_pool(jnp.asarray(x), (2, 2), (2, 2), impl="matmul")
+  np.testing.assert_array_equal(np.asarray(ours), np.asarray(nn.max_pool(x, (2, 2), (2, 2))))
+
+
 def test_auto_keeps_the_library_off_cpu_and_for_large_maps(monkeypatch):
   small = ((32, 28, 28, 3), (3, 3, 3, 16), (1, 1), "SAME", None)
   large_map = ((32, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)

@@ -92,6 +92,46 @@ def test_fused_streams_equal_the_published_network_vmapped_over_folds():
   _close(run(ours), run(ref))
 
 
+def _random_variables(variables, seed):
+  """`variables` with random parameters and running statistics: BatchNorm scales of both signs
+  (and one exactly 0), so the pool after the affine map takes minima too."""
+  rng = np.random.default_rng(seed)
+  out = jax.tree.map(lambda v: jnp.asarray(rng.standard_normal(v.shape), jnp.float32),
+                     variables)
+  for i in range(3):
+    stats = out["batch_stats"][f"bn{i}"]
+    stats["var"] = 0.5 + jnp.abs(stats["var"])
+  out["params"]["bn1"]["scale"] = out["params"]["bn1"]["scale"].at[0].set(-2.0).at[1].set(0.0)
+  return out
+
+
+@pytest.mark.parametrize("impl", ["matmul", "xla"])
+def test_batch_norm_after_the_pool_equals_the_published_order(impl):
+  """STSTNet applies BatchNorm's affine map after the max-pool: outputs, updated statistics and
+  gradients of the reference's BN -> pool, with random parameters (scales < 0 pool minima),
+  train and eval, one fold and vmapped over stacked folds."""
+  ours = models.get("ststnet", num_classes=3, batch_norm=True, dropout=0.0, conv_impl=impl)
+  ref = ReferenceSTSTNet(3)
+  xs = jnp.stack([_x((4, 28, 28, 3), seed=s) for s in range(2)])
+  shapes = ours.init(jax.random.key(0), xs[0], train=False)
+  stacked = jax.tree.map(lambda *v: jnp.stack(v), *[_random_variables(shapes, s) for s in (1, 2)])
+
+  def outputs(model, variables, x):
+    return _train_outputs(model, variables, x), model.apply(variables, x, train=False)
+
+  def both(model):
+    one = lambda v, x: outputs(model, v, x)
+    return jax.jit(lambda v, x: (one(jax.tree.map(lambda a: a[0], v), x[0]),
+                                 jax.vmap(one)(v, x)))(stacked, xs)
+
+  out, want = both(ours), both(ref)
+  # The scale that is exactly 0 gets its gradient from another element of tied windows.
+  for o in (out, want):
+    for grads in (o[0][0][2], o[1][0][2]):
+      grads["bn1"]["scale"] = grads["bn1"]["scale"].at[..., 1].set(0.0)
+  _close(out, want)
+
+
 def test_fused_conv_equals_separate_convs():
   x = _x((2, 9, 9, 4))
 
