@@ -134,7 +134,8 @@ def _untrained_final(workdir, class_names=("happiness", "surprise", "repression"
   (workdir / "final").mkdir(parents=True)
   (workdir / "final" / "model.json").write_text(json.dumps({"preprocessing": preprocessing}))
   module = models.get("ststnet", num_classes=len(class_names), dtype=jnp.float32)
-  variables = module.init(jax.random.key(0), jnp.zeros((1, 28, 28, 3)), train=False)
+  variables = jax.jit(lambda k, x: module.init(k, x, train=False))(jax.random.key(0, impl="rbg"),
+                                                                    jnp.zeros((1, 28, 28, 3)))
   return predict.FinalModel(module, variables, class_names, preprocessing,
                             {"model": {"name": "ststnet"}}, workdir / "final")
 
