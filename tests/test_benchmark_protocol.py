@@ -20,6 +20,7 @@ def test_fewer_subjects_keeps_every_clip_and_the_fold_count():
     protocol.fewer_subjects(protocol.MEGC_SHAPE, 69)
 
 
+@pytest.mark.slow  # 442 synthetic flows: ~2 s
 def test_megc_shaped_arrays():
   arrays = protocol.synthetic_flows(protocol.MEGC_SHAPE, 28)
   assert arrays["inputs"].shape == (442, 28, 28, 3)

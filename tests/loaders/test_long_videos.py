@@ -2,6 +2,7 @@
 (docs/ARCHITECTURE.md, "Long videos")."""
 
 import dataclasses
+import shutil
 
 import ml_collections
 import numpy as np
@@ -162,8 +163,14 @@ def test_workers_compute_the_same_features(tmp_path):
     np.testing.assert_array_equal(a["features"], b["features"])
 
 
-def test_repeated_frame_numbers_are_an_error(tmp_path):
-  root = synthetic.write_synthetic_samm_lv(tmp_path / "copy", **SAMM_KW)
+@pytest.fixture(scope="module")
+def samm_copy(tmp_path_factory):
+  """A synthetic SAMM-LV user copy (written once; read-only: tests copy it before changing it)."""
+  return synthetic.write_synthetic_samm_lv(tmp_path_factory.mktemp("samm_lv") / "copy", **SAMM_KW)
+
+
+def test_repeated_frame_numbers_are_an_error(samm_copy, tmp_path):
+  root = shutil.copytree(samm_copy, tmp_path / "copy")
   folder = root / "SAMM_longvideos" / "006_1"
   (folder / "006_1_0001 (1).jpg").write_bytes((folder / "006_1_0001.jpg").read_bytes())
   with pytest.raises(Exception, match=r"006_1: frame numbers \[1\]"):
@@ -171,8 +178,8 @@ def test_repeated_frame_numbers_are_an_error(tmp_path):
                                                 manual_dir=str(root))))
 
 
-def test_intervals_outside_the_frames_are_left_out(tmp_path):
-  root = synthetic.write_synthetic_samm_lv(tmp_path / "copy", **SAMM_KW)
+def test_intervals_outside_the_frames_are_left_out(samm_copy, tmp_path):
+  root = shutil.copytree(samm_copy, tmp_path / "copy")
   inside = sheets.LabelledInterval("samm_long", "006", "006_1", 10, 20, 30, "micro", "", "positive")
   outside = dataclasses.replace(inside, onset=390, apex=395, offset=420)  # the video has 400
   sheets.write_samm_long_sheet(root / sheets.SAMM_LONG_SHEET, [inside, outside])

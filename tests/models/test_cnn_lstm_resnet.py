@@ -56,6 +56,7 @@ def _concrete(tree, rng):
   return jax.tree.map(lambda s: rng.normal(size=s.shape).astype(s.dtype), tree)
 
 
+@pytest.mark.slow  # traces the full ResNet50 twice: ~2 s
 def test_backbone_weights_map_into_frame_cnn():
   model = _model(variant="keras")  # the full ResNet50
   x = jax.ShapeDtypeStruct((1, 2, 64, 64, 3), jnp.float32)

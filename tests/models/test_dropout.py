@@ -11,7 +11,9 @@ import pytest
 from microexp.models import dropout
 
 
-@pytest.mark.parametrize("rate", [0.5, 0.25, 0.3])
+# Rate 0.5 (the MEGC networks') in the fast suite; each other rate compiles its own draw: slow.
+@pytest.mark.parametrize("rate", [0.5, pytest.param(0.25, marks=pytest.mark.slow),
+                                  pytest.param(0.3, marks=pytest.mark.slow)])
 def test_keep_fraction_and_scaling_match_the_rate(rate):
   x = jnp.ones((64, 32, 32))
   y = dropout.Dropout(rate).apply({}, x, deterministic=False,
@@ -36,7 +38,8 @@ def test_narrowest_exact_draw_is_used(keep, bits, monkeypatch):
   assert seen == ([] if bits is None else [((-(-1280 * bits // 32),), jnp.uint32)])
 
 
-@pytest.mark.parametrize("keep", [0.5, 0.75, 0.3125])
+@pytest.mark.parametrize("keep", [0.5, pytest.param(0.75, marks=pytest.mark.slow),
+                                  pytest.param(0.3125, marks=pytest.mark.slow)])
 def test_packed_fields_are_each_element_s_own_bits(keep):
   """Element i reads bits [b * (i mod 32/b), ...) of word i // (32/b): the masks of an array are
   the row-major prefix of a longer array's (odd sizes included), and each field value occurs."""

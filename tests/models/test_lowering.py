@@ -71,7 +71,14 @@ def _both_ways(fn):
                                     jax.vmap(fn)(params, x)))
 
 
-@pytest.mark.parametrize("case", _conv_cases(6), ids=lambda c: (
+def _fast_first(cases, n):
+  """`cases` with all but the first `n` marked slow (each compiles its own programs, ~1 s)."""
+  return [c if i < n else pytest.param(*(c if isinstance(c, tuple) else (c,)),
+                                       marks=pytest.mark.slow)
+          for i, c in enumerate(cases)]
+
+
+@pytest.mark.parametrize("case", _fast_first(_conv_cases(6), 3), ids=lambda c: (
     f"{c['size']}-k{c['kernel_size']}-s{c['strides']}-d{c['kernel_dilation']}-{c['padding']}"))
 def test_matmul_conv_equals_flax_conv_outputs_and_gradients_vmapped_and_not(case):
   case = dict(case)
@@ -105,8 +112,9 @@ POOL_CASES = [  # (size, window, strides, padding)
 ]
 
 
+# STSTNet's two pools in the fast suite, the other shapes slow.
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("size,window,strides,padding", POOL_CASES)
+@pytest.mark.parametrize("size,window,strides,padding", _fast_first(POOL_CASES, 2))
 def test_reshape_pools_equal_flax_pools_outputs_and_gradients(kind, size, window, strides,
                                                               padding):
   reference = {"max": nn.max_pool, "avg": nn.avg_pool}[kind]
@@ -123,7 +131,7 @@ def test_reshape_pools_equal_flax_pools_outputs_and_gradients(kind, size, window
                       _both_ways(lambda _, x: value_and_grad(reference, x))(jnp.zeros(FOLDS), x))
 
 
-@pytest.mark.parametrize("size,window,strides,padding", POOL_CASES[:5])
+@pytest.mark.parametrize("size,window,strides,padding", _fast_first(POOL_CASES[:5], 2))
 def test_reshape_max_pool_gives_ties_the_library_gradient(size, window, strides, padding):
   """Ties (relu'd zeros, repeated integers): the gradient goes to each window's first max, as
   nn.max_pool's, vmapped and not; forward mode is its transpose (the library's own forward mode
@@ -269,6 +277,9 @@ def test_every_model_gives_the_same_logits_and_gradients_with_either_impl(name):
   _assert_trees_close(run("matmul", variables), run("xla", variables), rtol=MODEL_RTOL)
 
 
+# Slow: tests/models/test_ststnet_streams.py's BN-after-pool test runs the matmul STSTNet vmapped
+# over stacked folds against flax's layers in the fast suite.
+@pytest.mark.slow
 def test_stacked_folds_of_ststnet_equal_between_impls():
   kwargs, shape = MODELS["ststnet"]
   rng = np.random.default_rng(3)
@@ -293,6 +304,7 @@ def test_stacked_folds_of_ststnet_equal_between_impls():
   _assert_trees_close(run("matmul"), run("xla"), rtol=MODEL_RTOL)
 
 
+@pytest.mark.slow  # a recurrent cell with gradients: ~1.5 s to compile
 def test_lowered_convlstm_cell_equals_flax_cell_outputs_and_gradients():
   from microexp.models import layers  # pylint: disable=g-import-not-at-top
 

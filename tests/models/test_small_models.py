@@ -152,9 +152,9 @@ def test_scan_and_python_loop_agree(name):
                              _apply(loop, train=False)(variables, x, mask), rtol=1e-5, atol=1e-6)
 
 
-# The sequence models compile for seconds under vmap: slow; the image models stay fast.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SEQUENCE_MODELS
-                                  else n for n in sorted(TINY)])
+# STSTNet in the fast suite; the others compile for seconds under vmap: slow.
+@pytest.mark.parametrize("name", [n if n == "ststnet" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in sorted(TINY)])
 def test_jit_vmap_over_stacked_folds(name):
   model = _model(name)
   x, mask = _inputs(name)
