@@ -81,34 +81,6 @@ def test_mixup_mixes_inputs_and_targets_consistently(flow):
   assert not np.allclose(x, flow)
 
 
-# Each compiled once per shape (op by op, a map_coordinates per plane dispatches dozens of programs).
-_map_planes = jax.jit(jax.vmap(lambda plane, coords: jax.scipy.ndimage.map_coordinates(
-    plane, coords, order=1, mode="constant"), in_axes=(0, None)))
-_rotate_flow = jax.jit(lambda a, x: augment._rotate(a, x, True))  # pylint: disable=protected-access
-
-
-@pytest.mark.parametrize("shape", [(9, 7, 3), (3, 8, 6, 2)])
-def test_rotation_equals_bilinear_map_coordinates(shape):
-  # The gather-based rotation is jax.scipy's bilinear map_coordinates (zeros outside), plane by
-  # plane, with the flow vectors rotated after resampling.
-  x = np.random.default_rng(4).normal(size=shape).astype(np.float32)
-  h, w = shape[-3], shape[-2]
-  for degrees in (-8.0, 3.5, 30.0, 170.0):
-    a = np.deg2rad(degrees)
-    c, s = np.cos(a), np.sin(a)
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
-                         indexing="ij")
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    coords = [-s * (xx - cx) + c * (yy - cy) + cy, c * (xx - cx) + s * (yy - cy) + cx]
-    planes = np.moveaxis(x.reshape((-1, h, w, shape[-1])), -1, 1).reshape(-1, h, w)
-    ref = np.asarray(_map_planes(planes, coords)).reshape(-1, shape[-1], h, w)
-    ref = np.moveaxis(ref, 1, -1).reshape(shape).copy()
-    u, v = ref[..., 0].copy(), ref[..., 1].copy()
-    ref[..., 0], ref[..., 1] = c * u - s * v, s * u + c * v
-    got = np.asarray(_rotate_flow(np.float32(a), x))
-    np.testing.assert_allclose(got, ref, atol=1e-5)
-
-
 def _map_coordinates_rotation(angle, x):
   """x [H, W, C] rotated by jax.scipy's bilinear map_coordinates (zeros outside), flow vectors
   rotated after resampling: the reference of `augment._rotate`, differentiable."""
@@ -123,6 +95,23 @@ def _map_coordinates_rotation(angle, x):
                    for ch in range(x.shape[-1])], -1)
   u, v = out[..., 0], out[..., 1]
   return out.at[..., 0].set(c * u - s * v).at[..., 1].set(s * u + c * v)
+
+
+# One clip's frames share one angle: the reference is the image reference mapped over frames.
+_reference_rotation = {3: jax.jit(_map_coordinates_rotation),
+                       4: jax.jit(jax.vmap(_map_coordinates_rotation, in_axes=(None, 0)))}
+_rotate_flow = jax.jit(lambda a, x: augment._rotate(a, x, True))  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("shape", [(9, 7, 3), (3, 8, 6, 2)])
+def test_rotation_equals_bilinear_map_coordinates(shape):
+  # The gather-based rotation is jax.scipy's bilinear map_coordinates (zeros outside), plane by
+  # plane, with the flow vectors rotated after resampling.
+  x = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+  for degrees in (-8.0, 3.5, 30.0, 170.0):
+    a = np.float32(np.deg2rad(degrees))
+    np.testing.assert_allclose(np.asarray(_rotate_flow(a, x)),
+                               np.asarray(_reference_rotation[x.ndim](a, x)), atol=1e-5)
 
 
 def test_batched_rotation_equals_map_coordinates_outputs_and_gradients():
