@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _flip(x, axis: int, flip, sign_channel: int | None):
@@ -42,19 +43,26 @@ def _crop(shift, x, pad: int, is_flow: bool):
   return jax.lax.dynamic_slice(padded, start, x.shape)
 
 
-def _rotation_sampler(angle, h: int, w: int):
-  """Bilinear rotation by `angle` (radians) about the centre of an h x w map, zeros outside, as
-  (starts [H*W, 2] int32: the top-left corner of each output pixel's 2x2 source patch in the map
-  zero-padded by 2 pixels, weights [4, H*W] of its corners in row-major order): output pixel p
-  samples the input at R^-1 p (x = column, y = row). Equals `map_coordinates(order=1,
-  mode='constant')`: a patch reaching outside the map reads the zero border."""
+def _source_coords(angle, h: int, w: int):
+  """(src_y, src_x) [H, W]: where output pixel (row, column) samples the input when the map is
+  rotated by `angle` (radians) about its centre: R^-1 p (x = column, y = row)."""
   c, s = jnp.cos(angle), jnp.sin(angle)
   cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
   gx = jnp.arange(w, dtype=jnp.float32) - cx
   gy = jnp.arange(h, dtype=jnp.float32) - cy
   # Row and column terms [H, 1] + [1, W]: per pixel one add, not the products and sin / cos.
-  src_x = ((c * gx)[None, :] + (s * gy)[:, None] + cx).reshape(-1)
-  src_y = ((-s * gx)[None, :] + (c * gy)[:, None] + cy).reshape(-1)
+  src_x = (c * gx)[None, :] + (s * gy)[:, None] + cx
+  src_y = (-s * gx)[None, :] + (c * gy)[:, None] + cy
+  return src_y, src_x
+
+
+def _rotation_sampler(angle, h: int, w: int):
+  """Bilinear rotation by `angle` (radians) about the centre of an h x w map, zeros outside, as
+  (starts [H*W, 2] int32: the top-left corner of each output pixel's 2x2 source patch in the map
+  zero-padded by 2 pixels, weights [4, H*W] of its corners in row-major order). Equals
+  `map_coordinates(order=1, mode='constant')`: a patch reaching outside the map reads the zero
+  border."""
+  src_y, src_x = (a.reshape(-1) for a in _source_coords(angle, h, w))
   y0, x0 = jnp.floor(src_y), jnp.floor(src_x)
   fy, fx = src_y - y0, src_x - x0
   # Padded coordinates: rows -2, -1 and h, h + 1 (columns alike) are the zero border; a patch
@@ -64,28 +72,83 @@ def _rotation_sampler(angle, h: int, w: int):
   return starts.astype(jnp.int32), wts
 
 
-def _rotate(angle, x, is_flow: bool):
-  """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
-  outside; flow vectors (u, v) are rotated with it. One gather of 2x2 patches of C-vectors (T*C
-  for clips), their corners weighted elementwise."""
-  h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
-  planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
+# The shifted-sum rotation (`_shifted_sum_resample`) costs (2 * reach + 1)^2 multiply-adds per
+# element; on CPU it beats the gather up to reach 3 (49 shifts: 28x28 maps rotated by <= 8 deg,
+# 0.47 against 0.65-0.72 ms per batch of 32 x 28x28x3 with 68 folds stacked, equal for one fold;
+# docs/training.md, "Fourth pass"). Farther reaches, and every other backend, gather.
+SHIFTED_SUM_MAX_REACH = 3
+
+
+def rotation_reach(h: int, w: int, max_degrees: float) -> int:
+  """A whole number of pixels per axis past which no bilinear corner of a rotation by at most
+  `max_degrees` about the centre of an h x w map lies: floor of the largest |source - output|
+  offset, plus one (float32 coordinates then stay inside it)."""
+  t = np.deg2rad(min(abs(float(max_degrees)), 90.0))
+  cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+  bound = max((1 - np.cos(t)) * cy + np.sin(t) * cx, (1 - np.cos(t)) * cx + np.sin(t) * cy)
+  return int(np.floor(bound)) + 1
+
+
+def _gather_resample(angle, planes):
+  """planes [H, W, P] resampled bilinearly at `_source_coords`, zeros outside: one gather of
+  2x2 patches of P-vectors, their corners weighted elementwise."""
+  h, w = planes.shape[0], planes.shape[1]
   padded = jnp.pad(planes, ((2, 2), (2, 2), (0, 0)))
   starts, wts = _rotation_sampler(angle, h, w)
   dims = jax.lax.GatherDimensionNumbers(offset_dims=(1, 2, 3), collapsed_slice_dims=(),
                                         start_index_map=(0, 1))
   patches = jax.lax.gather(padded, starts, dims, (2, 2, padded.shape[-1]),
-                           mode="promise_in_bounds")  # [H*W, 2, 2, T*C]
+                           mode="promise_in_bounds")  # [H*W, 2, 2, P]
   wts = wts[..., None]
   out = (wts[0] * patches[:, 0, 0] + wts[1] * patches[:, 0, 1] + wts[2] * patches[:, 1, 0]
          + wts[3] * patches[:, 1, 1])
-  out = out.reshape(h, w, -1)
+  return out.reshape(planes.shape)
+
+
+def _shifted_sum_resample(angle, planes, reach: int):
+  """`_gather_resample` without a gather, for rotations that move no pixel farther than `reach`:
+  the sum over integer offsets (dy, dx) in [-reach, reach]^2 of the map shifted by them, weighted
+  per pixel by the bilinear (tent) weights max(0, 1 - |src - p - d|) per axis, which are zero but
+  for the (up to) 4 corners of each pixel's source patch. Elementwise work XLA fuses."""
+  h, w = planes.shape[0], planes.shape[1]
+  src_y, src_x = _source_coords(angle, h, w)
+  off_y = src_y - jnp.arange(h, dtype=jnp.float32)[:, None]  # [H, W]
+  off_x = src_x - jnp.arange(w, dtype=jnp.float32)[None, :]
+  tent = lambda off, d: jnp.maximum(1.0 - jnp.abs(off - d), 0.0)[..., None]
+  r = reach
+  padded = jnp.pad(planes, ((r, r), (r, r), (0, 0)))
+  wx = [tent(off_x, dx) for dx in range(-r, r + 1)]
+  out = jnp.zeros_like(planes)
+  for dy in range(-r, r + 1):
+    row = sum(wx[dx + r] * padded[r + dy:r + dy + h, r + dx:r + dx + w]
+              for dx in range(-r, r + 1))
+    out = out + tent(off_y, dy) * row
+  return out
+
+
+def _rotate(angle, x, is_flow: bool, max_degrees: float | None = None):
+  """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
+  outside; flow vectors (u, v) are rotated with it. `max_degrees` (static): a bound on |angle|
+  that lets small rotations on CPU run as a shifted sum (`SHIFTED_SUM_MAX_REACH`) instead of a
+  gather; both equal `map_coordinates(order=1, mode='constant')`."""
+  h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
+  if is_flow and ch >= 2:
+    # The vectors turn with the map. Resampling is linear and the same for every channel, so
+    # they are turned first, on the input: the resampled map is then the result (an update of
+    # two channels after it would keep XLA from fusing the shifted sum).
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    u, v = x[..., :1], x[..., 1:2]
+    x = jnp.concatenate([c * u - s * v, s * u + c * v, x[..., 2:]], axis=-1)
+  planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
+  reach = None if max_degrees is None else rotation_reach(h, w, max_degrees)
+  if reach is not None and reach <= SHIFTED_SUM_MAX_REACH and jax.default_backend() == "cpu":
+    # Materialised once: fused into its consumers (the crop, mixup, a conv's patches) the
+    # shifted sum would be recomputed by each of them.
+    out = jax.lax.optimization_barrier(_shifted_sum_resample(angle, planes, reach))
+  else:
+    out = _gather_resample(angle, planes)
   if x.ndim == 4:
     out = jnp.moveaxis(out.reshape(h, w, x.shape[0], ch), 2, 0)
-  if is_flow and ch >= 2:
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    u, v = out[..., 0], out[..., 1]
-    out = out.at[..., 0].set(c * u - s * v).at[..., 1].set(s * u + c * v)
   return out
 
 
@@ -115,7 +178,7 @@ def apply_one(params, x, augment_config, *, is_flow: bool):
   if augment_config.get("flip_v", False):
     x = _flip(x, h_axis, params["flip_v"], 1 if signed else None)
   if augment_config.get("rotation", 0.0):
-    x = _rotate(params["angle"], x, is_flow)
+    x = _rotate(params["angle"], x, is_flow, max_degrees=float(augment_config["rotation"]))
   if augment_config.get("crop", 0):
     x = _crop(params["shift"], x, int(augment_config["crop"]), is_flow)
   return x

@@ -132,6 +132,50 @@ def test_batched_rotation_equals_map_coordinates_outputs_and_gradients():
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,max_degrees", [
+    ((28, 28, 3), 8.0),
+    pytest.param((4, 12, 10, 2), 15.0, marks=pytest.mark.slow),  # clips: the same code, T*C planes
+])
+def test_shifted_sum_rotation_equals_map_coordinates_outputs_and_gradients(shape, max_degrees):
+  """The gather-free rotation (small reach, CPU) equals map_coordinates per sample, vmapped and
+  not, outputs and input gradients, for angles up to its bound (both signs, 0, the bound)."""
+  h, w = shape[-3], shape[-2]
+  reach = augment.rotation_reach(h, w, max_degrees)
+  assert reach <= augment.SHIFTED_SUM_MAX_REACH  # the cases exercise the shifted sum
+  rng = np.random.default_rng(11)
+  x = jnp.asarray(rng.normal(size=(5, *shape)), jnp.float32)
+  r = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+  angles = jnp.deg2rad(jnp.asarray([-max_degrees, -0.3 * max_degrees, 0.0, 0.71 * max_degrees,
+                                    max_degrees], jnp.float32))
+  reference = jax.vmap(_reference_rotation[len(shape)])
+
+  def value_and_grad(f):
+    return f(angles, x), jax.grad(lambda x: jnp.sum(r * f(angles, x)))(x)
+
+  shifted = jax.vmap(lambda a, x: augment._rotate(a, x, True, max_degrees))  # pylint: disable=protected-access
+  got = jax.jit(lambda: value_and_grad(shifted))()
+  want = jax.jit(lambda: value_and_grad(reference))()
+  for g, w_ in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w_), atol=1e-5)
+  one = jax.jit(lambda a, x: augment._rotate(a, x, True, max_degrees))(angles[0], x[0])  # pylint: disable=protected-access
+  np.testing.assert_allclose(np.asarray(one), np.asarray(want[0][0]), atol=1e-5)
+
+
+def test_rotation_reach_bounds_every_bilinear_corner():
+  # Every corner a rotation within the bound samples lies within `rotation_reach` of its pixel,
+  # and the reach picks the implementation: 28x28 at 8 deg is a shifted sum, 224x224 a gather.
+  for h, w, deg in ((28, 28, 8.0), (9, 17, 30.0), (64, 48, 3.0)):
+    reach = augment.rotation_reach(h, w, deg)
+    for a in np.deg2rad(np.linspace(-deg, deg, 11)).astype(np.float32):
+      sy, sx = augment._source_coords(a, h, w)  # pylint: disable=protected-access
+      off_y = np.asarray(sy) - np.arange(h)[:, None]
+      off_x = np.asarray(sx) - np.arange(w)[None, :]
+      assert np.floor(off_y).min() >= -reach and np.floor(off_y).max() + 1 <= reach
+      assert np.floor(off_x).min() >= -reach and np.floor(off_x).max() + 1 <= reach
+  assert augment.rotation_reach(28, 28, 8.0) <= augment.SHIFTED_SUM_MAX_REACH
+  assert augment.rotation_reach(224, 224, 8.0) > augment.SHIFTED_SUM_MAX_REACH
+
+
 def test_draw_covers_the_configured_ranges():
   with jax.threefry_partitionable(False):
     p = augment.draw(jax.random.PRNGKey(5), 4000, _cfg(rotation=8.0, crop=2))
