@@ -83,9 +83,12 @@ def rotation_reach(h: int, w: int, max_degrees: float) -> int:
   """A whole number of pixels per axis past which no bilinear corner of a rotation by at most
   `max_degrees` about the centre of an h x w map lies: floor of the largest |source - output|
   offset, plus one (float32 coordinates then stay inside it)."""
-  t = np.deg2rad(min(abs(float(max_degrees)), 90.0))
+  t = np.deg2rad(abs(float(max_degrees)))
   cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-  bound = max((1 - np.cos(t)) * cy + np.sin(t) * cx, (1 - np.cos(t)) * cx + np.sin(t) * cy)
+  if t <= np.pi / 2:  # per axis |(cos t - 1) g_y -+ sin t g_x|, both terms growing with t
+    bound = max((1 - np.cos(t)) * cy + np.sin(t) * cx, (1 - np.cos(t)) * cx + np.sin(t) * cy)
+  else:  # |R p - p| <= 2 |p|
+    bound = 2.0 * np.hypot(cy, cx)
   return int(np.floor(bound)) + 1
 
 

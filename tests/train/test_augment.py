@@ -164,7 +164,7 @@ def test_shifted_sum_rotation_equals_map_coordinates_outputs_and_gradients(shape
 def test_rotation_reach_bounds_every_bilinear_corner():
   # Every corner a rotation within the bound samples lies within `rotation_reach` of its pixel,
   # and the reach picks the implementation: 28x28 at 8 deg is a shifted sum, 224x224 a gather.
-  for h, w, deg in ((28, 28, 8.0), (9, 17, 30.0), (64, 48, 3.0)):
+  for h, w, deg in ((28, 28, 8.0), (9, 17, 30.0), (64, 48, 3.0), (5, 11, 180.0)):
     reach = augment.rotation_reach(h, w, deg)
     for a in np.deg2rad(np.linspace(-deg, deg, 11)).astype(np.float32):
       sy, sx = augment._source_coords(a, h, w)  # pylint: disable=protected-access
