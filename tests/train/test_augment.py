@@ -152,12 +152,12 @@ def test_shifted_sum_rotation_equals_map_coordinates_outputs_and_gradients(shape
   def value_and_grad(f):
     return f(angles, x), jax.grad(lambda x: jnp.sum(r * f(angles, x)))(x)
 
-  shifted = jax.vmap(lambda a, x: augment._rotate(a, x, True, max_degrees))  # pylint: disable=protected-access
-  got = jax.jit(lambda: value_and_grad(shifted))()
+  rotate = lambda a, x: augment._rotate(a, x, True, max_degrees)  # pylint: disable=protected-access
+  got = jax.jit(lambda: value_and_grad(jax.vmap(rotate)))()
   want = jax.jit(lambda: value_and_grad(reference))()
   for g, w_ in zip(got, want):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w_), atol=1e-5)
-  one = jax.jit(lambda a, x: augment._rotate(a, x, True, max_degrees))(angles[0], x[0])  # pylint: disable=protected-access
+  one = jax.jit(rotate)(angles[0], x[0])
   np.testing.assert_allclose(np.asarray(one), np.asarray(want[0][0]), atol=1e-5)
 
 
