@@ -274,7 +274,8 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
     train_side = not keep_variables and c.spec.task.train_side
   train_idx = train_eval.train_indices(lay)
   train_blocks = None if not train_side else train_eval.blocks(
-      train_idx, lay.length, int(tc.eval_batch_size), c.mesh)
+      train_idx, lay.length, int(tc.eval_batch_size), c.mesh,
+      eval_shape=None if lay.eval_idx is None else lay.eval_idx.shape[1:])
   host = HostState.empty(epochs, lay, ctx.num_classes)
   ckpt = checkpoint_lib.ChunkCheckpointer(chunk_dir,
                                           every_s=float(tc.get("checkpoint_every_s", 120.0)))

@@ -51,16 +51,37 @@ def train_indices(layout: jobs_lib.ChunkLayout) -> list[np.ndarray]:
   return [np.flatnonzero(m) for m in layout.plan["train_mask"][:len(layout.jobs)]]
 
 
-def blocks(train_idx: list[np.ndarray], length: int, batch: int, mesh):
-  """Device index blocks [L, nb, Be] of each fold's training clips (steps.evaluate's input)."""
-  no_test = [np.zeros(0, np.int64)] * len(train_idx)
-  idx, _ = jobs_lib._eval_blocks(train_idx, no_test, length, batch)  # pylint: disable=protected-access
-  return None if idx is None else parallel.put_folds(idx, mesh)
+def blocks(train_idx: list[np.ndarray], length: int, batch: int, mesh,
+           eval_shape: tuple[int, int] | None = None) -> list | None:
+  """Device index blocks of each fold's training clips, as pieces [L, nb, Be] for `predict`
+  (None: no fold has any).
+
+  `eval_shape`: the (nb, Be) of the chunk's test-side blocks. The pieces then have that shape, so
+  `steps.evaluate` runs the program already compiled for the test side (one eval program per
+  chunk, not two: ~1 s of XLA:CPU compilation for a small model); else one piece of blocks of
+  `batch` clips.
+  """
+  m = max(len(r) for r in train_idx)
+  if m == 0:
+    return None
+  if eval_shape is None:
+    be = min(batch, m)
+    eval_shape = (-(-m // be), be)
+  nb, be = eval_shape
+  per_piece = nb * be
+  idx = np.zeros((len(train_idx), -(-m // per_piece) * per_piece), np.int32)
+  for f, r in enumerate(train_idx):
+    idx[f, :len(r)] = r
+  idx = parallel.pad_folds(idx, length).reshape(length, -1, nb, be)
+  return [parallel.put_folds(idx[:, i], mesh) for i in range(idx.shape[1])]
 
 
-def predict(steps, state, idx_blocks, device_data):
-  """Eval-mode class indices [L, nb * Be] of every fold's model on its training blocks (device)."""
-  return jnp.argmax(steps.evaluate(state.variables(), idx_blocks, device_data), axis=-1)
+def predict(steps, state, pieces: list, device_data):
+  """Eval-mode class indices [L, M] of every fold's model on its training blocks (device); the
+  first n_train_f of fold f are its clips in `train_indices` order."""
+  variables = state.variables()
+  return jnp.concatenate([jnp.argmax(steps.evaluate(variables, piece, device_data), axis=-1)
+                          for piece in pieces], axis=1)
 
 
 def update(current: TrainSide, best_epoch: np.ndarray, epoch: int, preds, train_idx,

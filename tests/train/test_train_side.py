@@ -18,6 +18,7 @@ from microexp.train import inputs as inputs_lib
 from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import metrics as metrics_lib
+from microexp.train import parallel
 from microexp.train import progress as progress_lib
 from microexp.train import train_eval
 from microexp.train import writers as writers_lib
@@ -78,14 +79,33 @@ def test_train_side_equals_a_manual_eval_of_the_final_variables(tmp_path):
                      pretrained=builder.pretrained(model))
   tr = fold.masks(data["subject"])[0]
   steps_per_epoch = -(-int(tr.sum()) // config.train.batch_size)
-  [r] = loop.train_chunk(ctx, "one", [jobs_lib.Job(0, 2, fold)], epochs=3,
-                         steps_per_epoch=steps_per_epoch, keep_variables=True, train_side=True)
+  jobs = [jobs_lib.Job(0, 2, fold)]
+  chunk = loop.prepare_chunk(ctx, jobs, steps_per_epoch)
+  [r] = loop.train_chunk(ctx, "one", jobs, epochs=3, steps_per_epoch=steps_per_epoch,
+                         keep_variables=True, train_side=True)
+  # The training side ran in the test side's block shape: one compiled eval program, not two.
+  assert chunk.steps.evaluate._cache_size() == 1  # pylint: disable=protected-access
   logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(r["variables"], data["inputs"][tr])
   expected = metrics_lib.confusion_matrix(data["labels"][tr], np.asarray(logits).argmax(-1), k)
   np.testing.assert_array_equal(np.array(r["train_side"]["confusion"]), expected)
   assert r["train_side"]["epoch"] == 3 and r["train_side"]["n_train"] == int(tr.sum())
   # ... and differs from the training steps' running accuracy (augmented, weights moving).
   assert np.isfinite(r["history"]["train/epoch_categorical_accuracy"][-1])
+
+
+def test_blocks_in_the_eval_shape_cover_every_training_clip_once_in_order():
+  train_idx = [np.arange(0, 23), np.arange(40, 45), np.zeros(0, np.int64)]
+  mesh = parallel.make_mesh(len(train_idx))
+  length = parallel.padded_folds(len(train_idx), mesh)
+  for eval_shape in ((1, 4), (2, 3), (3, 8), (1, 64)):
+    pieces = train_eval.blocks(train_idx, length, 256, mesh, eval_shape=eval_shape)
+    assert {p.shape for p in pieces} == {(length,) + eval_shape}
+    flat = np.concatenate([np.asarray(p).reshape(length, -1) for p in pieces], axis=1)
+    for f, idx in enumerate(train_idx):
+      np.testing.assert_array_equal(flat[f, :len(idx)], idx)
+  [whole] = train_eval.blocks(train_idx, length, 8, mesh)  # no eval shape: blocks of the batch
+  assert whole.shape == (length, 3, 8)
+  assert train_eval.blocks([np.zeros(0, np.int64)] * 2, 2, 8, parallel.make_mesh(2)) is None
 
 
 def test_aggregate_pools_folds_and_seeds():
