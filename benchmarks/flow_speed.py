@@ -1,10 +1,14 @@
-"""Prints optical-flow cost per clip for each method, and the time of a full apex_flow build.
+"""Prints optical-flow cost per clip for each method, the per-frame-pair thread speed-up, and the
+time of a full apex_flow build.
 
-  python benchmarks/flow_speed.py [--frames=280x340] [--clips=3] [--workers=N]
+  python benchmarks/flow_speed.py [--frames=280x340] [--clips=3] [--workers=N] [--repeats=5]
 
 Flow is timed on synthetic clips at the size of CASME II's cropped faces (one onset->apex pair and
-a whole clip against its first frame); the build is the synthetic CASME II (default generator
-settings) built into a temporary data_dir with the apex_flow config.
+a whole clip against its first frame). The thread rows time the per-pair loops that run on a
+thread per core (`flow.map_threads`: `clip_flows`, and the heuristic spotter's contrast curve at
+its 128 px work width) with 1 thread and with `flow.thread_workers()`, alternated, medians of
+--repeats. The build is the synthetic CASME II (default generator settings) built into a
+temporary data_dir with the apex_flow config.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ def main():
   parser.add_argument("--clips", type=int, default=3)
   parser.add_argument("--clip_length", type=int, default=30)
   parser.add_argument("--workers", type=int, default=os.cpu_count())
+  parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
 
   import cv2  # pylint: disable=g-import-not-at-top
@@ -59,6 +64,8 @@ def main():
     label = method + ("" if not kw else " " + ",".join(f"{k}={v}" for k, v in kw.items()))
     print(f"{label:28s} {pair:14.3f} {whole:15.2f}", flush=True)
 
+  _thread_rows(flow, clips[0], args.repeats)
+
   with tempfile.TemporaryDirectory() as data_dir:
     for workers in sorted({1, args.workers}):
       cfg = dict(name="casme2", representation="apex_flow", synthetic=True, data_dir=data_dir,
@@ -76,6 +83,32 @@ def main():
             f"apex_flow (farneback, 224) built + loaded with {workers} worker(s) in {built:.1f} s")
       import shutil  # pylint: disable=g-import-not-at-top
       shutil.rmtree(os.path.join(data_dir, "synthetic"))
+
+
+def _thread_rows(flow, clip: np.ndarray, repeats: int) -> None:
+  """clip_flows and the contrast curve with 1 thread and with thread_workers(), alternated."""
+  import statistics  # pylint: disable=g-import-not-at-top
+  from microexp.vision import spotting  # pylint: disable=g-import-not-at-top
+
+  many = flow.thread_workers()
+  faces = spotting.to_gray(clip)  # the spotter's 128 px work width
+  jobs = {"clip_flows (farneback)": lambda: flow.clip_flows(clip),
+          "contrast curve (spotting)": lambda: spotting.contrast_curve(faces, 3)}
+  print(f"{'per-pair loop':28s} {'1 thread (s)':>14s} {f'{many} threads (s)':>15s} {'ratio':>7s}")
+  default = flow.thread_workers
+  try:
+    for label, job in jobs.items():
+      times = {1: [], many: []}
+      for _ in range(repeats):
+        for n in times:
+          flow.thread_workers = lambda n=n: n
+          start = time.perf_counter()
+          job()
+          times[n].append(time.perf_counter() - start)
+      one, par = statistics.median(times[1]), statistics.median(times[many])
+      print(f"{label:28s} {one:14.3f} {par:15.3f} {one / par:6.2f}x", flush=True)
+  finally:
+    flow.thread_workers = default
 
 
 if __name__ == "__main__":

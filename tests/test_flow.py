@@ -159,3 +159,26 @@ def test_map_clips_in_order_inline_and_in_processes():
   np.testing.assert_allclose(inline[2], 0.0, atol=1e-3)  # identical frames: no motion
   with pytest.raises(ValueError, match="workers"):
     list(flow.map_clips(fn, items, workers=0))
+
+
+def test_map_threads_in_order_and_clip_flows_equal_the_serial_ones(monkeypatch):
+  frames = np.stack([_warp(_texture(6, 48), [[1, 0, 0.3 * t], [0, 1, 0.1 * t]]) for t in range(9)])
+  serial = {}
+  for workers in (1, 3):
+    monkeypatch.setattr(flow, "thread_workers", lambda w=workers: w)
+    assert flow.map_threads(lambda i: i * i, range(20)) == [i * i for i in range(20)]
+    assert flow.map_threads(len, []) == []
+    for reference in ("first", "previous"):
+      flows = flow.clip_flows(frames, reference=reference)
+      if workers == 1:
+        serial[reference] = flows
+      else:
+        np.testing.assert_array_equal(flows, serial[reference])  # bit for bit
+  np.testing.assert_array_equal(serial["first"][0], 0.0)
+  assert np.median(serial["first"][8][..., 0]) > 1.5  # frame 8 moved 2.4 px right of frame 0
+
+
+def test_map_clips_workers_run_their_flow_on_one_thread():
+  # The processes already use the cores: no flow threads inside them.
+  assert list(flow.map_clips(flow.thread_workers, [(), ()], workers=2)) == [1, 1]
+  assert flow.thread_workers() >= 1

@@ -4,8 +4,9 @@
 on the first frame (`microexp.vision.align`), shrinks the face to `work_width` px (gray) and
 computes the flow from frame t to frame t + k for every t (as the MEAN / SoftNet spotting
 baselines: k about half the mean micro-expression length in frames, `flow_step`). Only the last
-k + 1 reduced faces and one chunk of features are held: memory depends on k and `chunk`, never on
-the length of the recording. Features: float32 [S, S, 3] per frame = (u, v, magnitude | strain)
+k + 1 reduced faces and one chunk of features (and of its frame pairs, whose flows run on a thread
+per core, `flow.map_threads`) are held: memory depends on k and `chunk`, never on the length of
+the recording. Features: float32 [S, S, 3] per frame = (u, v, magnitude | strain)
 of `flow.flow_image` at side S, raw (pixels of the S image).
 
 `cache_features` writes them to `<stem>.npy` chunk by chunk under a temporary name, then renames
@@ -100,17 +101,18 @@ def stream_features(frames: Iterable[np.ndarray], k: int, *, size: int = DEFAULT
   if on_alignment is not None:
     on_alignment(found, work_size)
   window: collections.deque[np.ndarray] = collections.deque(maxlen=k + 1)
-  rows: list[np.ndarray] = []
+  pairs: list[tuple[np.ndarray, np.ndarray]] = []  # one chunk's (frame t, frame t + k)
+  features = lambda pair: pair_feature(*pair, size=size, method=method,
+                                       third_channel=third_channel)
   for frame in itertools.chain([first], frames):
     window.append(reduce_frame(frame, found, work_size))
     if len(window) == k + 1:
-      rows.append(pair_feature(window[0], window[-1], size=size, method=method,
-                               third_channel=third_channel))
-      if len(rows) == chunk:
-        yield np.stack(rows)
-        rows = []
-  if rows:
-    yield np.stack(rows)
+      pairs.append((window[0], window[-1]))
+      if len(pairs) == chunk:
+        yield np.stack(flow_lib.map_threads(features, pairs))
+        pairs = []
+  if pairs:
+    yield np.stack(flow_lib.map_threads(features, pairs))
 
 
 def _paths(stem: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from microexp.vision import face
+from microexp.vision import flow as flow_lib
 from microexp.vision import spotting
 from microexp.vision import video
 from microexp.synthetic import video as synthetic_video
@@ -102,3 +103,25 @@ def test_spot_intervals_finds_two_events():
   assert all(abs(a - b) <= 4 for a, b in zip(apexes, sorted(events))), apexes
   assert all(i.onset < i.apex < i.offset for i in intervals)
   assert curve.max() > level > 0
+
+
+def test_face_motions_on_threads_equal_the_serial_values(monkeypatch):
+  """`face_motions` on a thread per core gives face_motion's values bit for bit, in order, and
+  so do the curves built on it (spot, contrast_curve, event_extent)."""
+  rng = np.random.default_rng(3)
+  from microexp.synthetic import casme2 as synthetic  # pylint: disable=g-import-not-at-top
+  frames = synthetic.render_clip(synthetic.make_face(rng, (80, 64)), "surprise", 40, 20, 2.0, rng)
+  gray = spotting.to_gray(frames, None)
+  pairs = [(0, t) for t in range(1, 40)] + [(t, t - 1) for t in range(39, 0, -3)]
+  serial = np.array([spotting.face_motion(gray[a], gray[b]) for a, b in pairs])
+  outputs = {}
+  for workers in (1, 3):
+    monkeypatch.setattr(flow_lib, "thread_workers", lambda w=workers: w)
+    np.testing.assert_array_equal(spotting.face_motions(gray, pairs), serial)
+    found = spotting.spot(gray)
+    outputs[workers] = (found.onset, found.apex, found.motion, found.frame_motion,
+                        spotting.contrast_curve(gray, 4), spotting.event_extent(gray, 20, 2))
+  for one, three in zip(outputs[1], outputs[3]):
+    np.testing.assert_array_equal(one, three)
+  assert outputs[1][1] > outputs[1][0]  # the apex follows the onset
+  assert spotting.face_motions(gray, []).shape == (0,)
