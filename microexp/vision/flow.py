@@ -252,8 +252,8 @@ def map_threads(fn: Callable[[Any], Any], items: Iterable[Any]) -> list:
   """`[fn(item) for item in items]`, in order, on `thread_workers()` threads.
 
   For per-frame-pair flow work: OpenCV's flow releases the GIL, so pairs run side by side
-  (Farneback at 64-128 px on 2 cores: ~1.5x one thread); the values are the serial ones. Runs
-  inline on one core or for fewer than two items per thread.
+  (Farneback on 2 cores: 1.6-1.9x one thread, benchmarks/flow_speed.py); the values are the serial
+  ones. Runs inline on one core or for fewer than two items per thread.
   """
   items, workers = list(items), thread_workers()
   if workers == 1 or len(items) < 2 * workers:
