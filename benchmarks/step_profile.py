@@ -4,7 +4,8 @@ at a time (an ablation profile), on the configs/ststnet_megc.py recipe.
     python benchmarks/step_profile.py                  # STSTNet, batch 32, 28x28x3, 14 steps
     python benchmarks/step_profile.py --folds=8 --repeats=7
 
-Rows (each its own compiled `steps.train_epoch`, timed side by side, medians of --repeats epochs):
+Rows (each its own compiled `steps.train_epoch`, all compiled first, then their epochs alternated,
+medians of --repeats epochs):
   full            the recipe as shipped (flip_h, crop 2, rotation 8, mixup 0.2; BN + dropout;
                   AdamW with warmup-cosine; class-balanced label-smoothed CE)
   -rotation       without the rotation
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import statistics
 import sys
+import time
 
 import jax
 import numpy as np
@@ -40,9 +43,8 @@ def _config():
   return ststnet_megc.get_config()
 
 
-def time_step(config, model_kwargs: dict, *, folds: int, steps: int, repeats: int,
-              n: int = 442) -> float:
-  """Median seconds per fold-step of the engine's epoch step for `config` on random flow."""
+def setup_step(config, model_kwargs: dict, *, folds: int, steps: int, n: int = 442) -> list:
+  """[steps, state, plan, data] of the engine's epoch step for `config` on random flow."""
   from microexp import models  # pylint: disable=g-import-not-at-top
   from microexp.train import parallel  # pylint: disable=g-import-not-at-top
   from microexp.train import steps as steps_lib  # pylint: disable=g-import-not-at-top
@@ -62,11 +64,30 @@ def time_step(config, model_kwargs: dict, *, folds: int, steps: int, repeats: in
                              "n_train": np.full(length, int(0.98 * n), np.int32),
                              "class_weights": np.ones((length, 3, 3), np.float32)}, mesh)
   data = parallel.put_replicated(data_host, mesh)
-  state = st.init(plan["key"], data_host["inputs"][:1], None)
-  from benchmarks import roofline  # pylint: disable=g-import-not-at-top
+  return [st, st.init(plan["key"], data_host["inputs"][:1], None), plan, data]
 
-  return roofline.median_fold_step_s(st, state, plan, data, steps=steps, folds=folds,
-                                     repeats=repeats)
+
+def interleaved_fold_step_s(setups: dict, *, steps: int, folds: int, repeats: int) -> dict:
+  """{row: median seconds per fold-step} of `setups` ({row: setup_step(...)}), each compiled and
+  warmed up first, then their epochs alternated (the order reversed every other round), so that
+  a drift of the machine's speed hits every row alike."""
+  epoch = 0
+  for setup in setups.values():
+    st, state, plan, data = setup
+    state, m = st.train_epoch(state, plan, data, epoch)
+    jax.block_until_ready(m)
+    setup[1] = state
+  times = {name: [] for name in setups}
+  for r in range(repeats):
+    epoch += 1
+    for name in (list(setups) if r % 2 == 0 else list(setups)[::-1]):
+      st, state, plan, data = setups[name]
+      start = time.perf_counter()
+      state, m = st.train_epoch(state, plan, data, epoch)
+      jax.block_until_ready((state, m))
+      times[name].append(time.perf_counter() - start)
+      setups[name][1] = state
+  return {name: statistics.median(t) / (steps * folds) for name, t in times.items()}
 
 
 def _category(chain) -> str:
@@ -224,14 +245,14 @@ def main(argv=None) -> list[tuple[str, float]]:
         print(f"| {name} | {c} | {ms:.3f} |")
     return list(parts.items())
   only = {s.strip() for s in args.only.split(",") if s.strip()}
-  rows = []
   with jax.threefry_partitionable(False):
-    for name, config, kwargs in variants():
-      if only and name not in only:
-        continue
-      dt = time_step(config, kwargs, folds=args.folds, steps=args.steps, repeats=args.repeats)
-      rows.append((name, dt))
-      print(f"  {name:22s} {1e3 * dt:8.2f} ms per fold-step", flush=True)
+    setups = {name: setup_step(config, kwargs, folds=args.folds, steps=args.steps)
+              for name, config, kwargs in variants() if not only or name in only}
+    times = interleaved_fold_step_s(setups, steps=args.steps, folds=args.folds,
+                                    repeats=args.repeats)
+  rows = list(times.items())
+  for name, dt in rows:
+    print(f"  {name:22s} {1e3 * dt:8.2f} ms per fold-step", flush=True)
   print(f"| step ({args.folds} fold(s), {args.steps} steps/epoch, batch 32, 28x28x3) | ms |")
   print("|---|---:|")
   for name, dt in rows:
