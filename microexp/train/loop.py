@@ -273,9 +273,13 @@ def train_chunk(ctx: Context, name: str, jobs: list[jobs_lib.Job], *, epochs: in
   if train_side is None:
     train_side = not keep_variables and c.spec.task.train_side
   train_idx = train_eval.train_indices(lay)
+  # Under 'last' the training side runs once per chunk: in the test side's block shape (no second
+  # eval program to compile). Under 'val' it runs at every evaluated epoch, where many pieces of a
+  # small test block would cost more than that compilation saves.
+  reuse_eval = lay.eval_idx is not None and tc.selection != "val"
   train_blocks = None if not train_side else train_eval.blocks(
       train_idx, lay.length, int(tc.eval_batch_size), c.mesh,
-      eval_shape=None if lay.eval_idx is None else lay.eval_idx.shape[1:])
+      eval_shape=lay.eval_idx.shape[1:] if reuse_eval else None)
   host = HostState.empty(epochs, lay, ctx.num_classes)
   ckpt = checkpoint_lib.ChunkCheckpointer(chunk_dir,
                                           every_s=float(tc.get("checkpoint_every_s", 120.0)))

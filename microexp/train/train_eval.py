@@ -58,8 +58,9 @@ def blocks(train_idx: list[np.ndarray], length: int, batch: int, mesh,
 
   `eval_shape`: the (nb, Be) of the chunk's test-side blocks. The pieces then have that shape, so
   `steps.evaluate` runs the program already compiled for the test side (one eval program per
-  chunk, not two: ~1 s of XLA:CPU compilation for a small model); else one piece of blocks of
-  `batch` clips.
+  chunk, not two: ~1 s of XLA:CPU compilation for a small model), at the price of one call per
+  piece (many for a small test block: the engine passes it only when the training side runs
+  once per chunk, selection 'last'); else one piece of blocks of `batch` clips.
   """
   m = max(len(r) for r in train_idx)
   if m == 0:
