@@ -143,17 +143,33 @@ def train_step_cost(model, spec, tx, state, plan, data) -> dict:
 
 def median_fold_step_s(st, state, plan, data, *, steps: int, folds: int, repeats: int) -> float:
   """Median seconds per fold-step of `repeats` epoch calls of `st` after one compile + warm-up."""
+  return interleaved_fold_step_s({"": [st, state, plan, data]}, steps=steps, folds=folds,
+                                 repeats=repeats)[""]
+
+
+def interleaved_fold_step_s(setups: dict, *, steps: int, folds: int, repeats: int) -> dict:
+  """{row: median seconds per fold-step} of `setups` ({row: [steps, state, plan, data]}), each
+  compiled and warmed up first, then their epochs alternated (the order reversed every other
+  round), so that a drift of the machine's speed hits every row alike."""
   import jax  # pylint: disable=g-import-not-at-top
 
-  state, m = st.train_epoch(state, plan, data, 0)
-  jax.block_until_ready(m)
-  times = []
-  for e in range(1, repeats + 1):
-    t0 = time.perf_counter()
-    state, m = st.train_epoch(state, plan, data, e)
-    jax.block_until_ready((state, m))
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times) / (steps * folds)
+  epoch = 0
+  for setup in setups.values():
+    st, state, plan, data = setup
+    state, m = st.train_epoch(state, plan, data, epoch)
+    jax.block_until_ready(m)
+    setup[1] = state
+  times = {name: [] for name in setups}
+  for r in range(repeats):
+    epoch += 1
+    for name in (list(setups) if r % 2 == 0 else list(setups)[::-1]):
+      st, state, plan, data = setups[name]
+      start = time.perf_counter()
+      state, m = st.train_epoch(state, plan, data, epoch)
+      jax.block_until_ready((state, m))
+      times[name].append(time.perf_counter() - start)
+      setups[name][1] = state
+  return {name: statistics.median(t) / (steps * folds) for name, t in times.items()}
 
 
 def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,

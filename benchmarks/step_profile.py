@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import numpy as np
@@ -65,29 +63,6 @@ def setup_step(config, model_kwargs: dict, *, folds: int, steps: int, n: int = 4
                              "class_weights": np.ones((length, 3, 3), np.float32)}, mesh)
   data = parallel.put_replicated(data_host, mesh)
   return [st, st.init(plan["key"], data_host["inputs"][:1], None), plan, data]
-
-
-def interleaved_fold_step_s(setups: dict, *, steps: int, folds: int, repeats: int) -> dict:
-  """{row: median seconds per fold-step} of `setups` ({row: setup_step(...)}), each compiled and
-  warmed up first, then their epochs alternated (the order reversed every other round), so that
-  a drift of the machine's speed hits every row alike."""
-  epoch = 0
-  for setup in setups.values():
-    st, state, plan, data = setup
-    state, m = st.train_epoch(state, plan, data, epoch)
-    jax.block_until_ready(m)
-    setup[1] = state
-  times = {name: [] for name in setups}
-  for r in range(repeats):
-    epoch += 1
-    for name in (list(setups) if r % 2 == 0 else list(setups)[::-1]):
-      st, state, plan, data = setups[name]
-      start = time.perf_counter()
-      state, m = st.train_epoch(state, plan, data, epoch)
-      jax.block_until_ready((state, m))
-      times[name].append(time.perf_counter() - start)
-      setups[name][1] = state
-  return {name: statistics.median(t) / (steps * folds) for name, t in times.items()}
 
 
 def _category(chain) -> str:
@@ -248,8 +223,10 @@ def main(argv=None) -> list[tuple[str, float]]:
   with jax.threefry_partitionable(False):
     setups = {name: setup_step(config, kwargs, folds=args.folds, steps=args.steps)
               for name, config, kwargs in variants() if not only or name in only}
-    times = interleaved_fold_step_s(setups, steps=args.steps, folds=args.folds,
-                                    repeats=args.repeats)
+    from benchmarks import roofline  # pylint: disable=g-import-not-at-top
+
+    times = roofline.interleaved_fold_step_s(setups, steps=args.steps, folds=args.folds,
+                                             repeats=args.repeats)
   rows = list(times.items())
   for name, dt in rows:
     print(f"  {name:22s} {1e3 * dt:8.2f} ms per fold-step", flush=True)

@@ -7,6 +7,7 @@ import math
 import jax
 import pytest
 
+from benchmarks import roofline
 from benchmarks import step_profile
 
 
@@ -18,7 +19,7 @@ def test_interleaved_rows_time_every_variant_after_its_warm_up():
     setups = {name: step_profile.setup_step(*rows[name], folds=2, steps=2, n=64)
               for name in ("-augment", "-augment -bn/do sgd")}
     assert all(int(s[1].step[0]) == 0 for s in setups.values())
-    times = step_profile.interleaved_fold_step_s(setups, steps=2, folds=2, repeats=3)
+    times = roofline.interleaved_fold_step_s(setups, steps=2, folds=2, repeats=3)
   assert list(times) == ["-augment", "-augment -bn/do sgd"]
   assert all(math.isfinite(t) and t > 0 for t in times.values())
   # Each row carried its state on: a warm-up and 3 timed epochs of 2 steps.
