@@ -85,13 +85,20 @@ def layout(jobs, subjects: np.ndarray, labels: np.ndarray, *, num_classes: int, 
 
 def _eval_blocks(val_idx, test_idx, length: int, batch: int):
   """Per-fold index lists -> ([L, nb, Be] int32 with val first then test, M real), or (None, 0)."""
-  rows = [np.concatenate([v, t]).astype(np.int32) for v, t in zip(val_idx, test_idx)]
+  rows = [np.concatenate([v, t]) for v, t in zip(val_idx, test_idx)]
   m = max(len(r) for r in rows)
   if m == 0:
     return None, 0
-  be = min(batch, m)
-  mp = -(-m // be) * be
-  idx = np.zeros((len(rows), mp), np.int32)
+  return index_blocks(rows, length, min(batch, m)), m
+
+
+def index_blocks(rows, length: int, block: int, group: int = 1) -> np.ndarray:
+  """Per-fold clip index rows -> int32 [length, n, block]: each row zero-filled to the same
+  multiple of `group * block` clips (so n is a multiple of `group`), the fold axis padded to
+  `length` (`parallel.pad_folds`)."""
+  per = group * block
+  m = max(len(r) for r in rows)
+  idx = np.zeros((len(rows), -(-m // per) * per), np.int32)
   for i, r in enumerate(rows):
     idx[i, :len(r)] = r
-  return parallel.pad_folds(idx, length).reshape(length, mp // be, be), m
+  return parallel.pad_folds(idx, length).reshape(length, -1, block)

@@ -69,11 +69,7 @@ def blocks(train_idx: list[np.ndarray], length: int, batch: int, mesh,
     be = min(batch, m)
     eval_shape = (-(-m // be), be)
   nb, be = eval_shape
-  per_piece = nb * be
-  idx = np.zeros((len(train_idx), -(-m // per_piece) * per_piece), np.int32)
-  for f, r in enumerate(train_idx):
-    idx[f, :len(r)] = r
-  idx = parallel.pad_folds(idx, length).reshape(length, -1, nb, be)
+  idx = jobs_lib.index_blocks(train_idx, length, be, group=nb).reshape(length, -1, nb, be)
   return [parallel.put_folds(idx[:, i], mesh) for i in range(idx.shape[1])]
 
 

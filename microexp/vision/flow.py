@@ -224,7 +224,7 @@ def clip_flows(frames: np.ndarray, *, method: str = "farneback", reference: str 
     prev = frames[0] if reference == "first" else frames[t - 1]
     return dense_flow(prev, frames[t], method, **flow_kwargs)
 
-  for t, f in zip(range(1, len(frames)), map_threads(flow, range(1, len(frames)))):
+  for t, f in enumerate(map_threads(flow, range(1, len(frames))), start=1):
     out[t] = f
   return out
 

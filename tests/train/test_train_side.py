@@ -108,6 +108,16 @@ def test_blocks_in_the_eval_shape_cover_every_training_clip_once_in_order():
   assert train_eval.blocks([np.zeros(0, np.int64)] * 2, 2, 8, parallel.make_mesh(2)) is None
 
 
+def test_index_blocks_zero_fill_rows_to_whole_groups_and_repeat_the_last_fold():
+  rows = [np.arange(5), np.arange(10, 12)]
+  idx = jobs_lib.index_blocks(rows, 3, 2, group=2)  # 5 clips -> 2 groups of 2 blocks of 2
+  assert idx.shape == (3, 4, 2) and idx.dtype == np.int32
+  np.testing.assert_array_equal(idx[0].ravel(), [0, 1, 2, 3, 4, 0, 0, 0])
+  np.testing.assert_array_equal(idx[1].ravel(), [10, 11, 0, 0, 0, 0, 0, 0])
+  np.testing.assert_array_equal(idx[2], idx[1])  # the padded fold repeats the last one
+  assert jobs_lib.index_blocks(rows, 2, 3).shape == (2, 2, 3)
+
+
 def test_aggregate_pools_folds_and_seeds():
   cm = lambda a, b: {"confusion": [[a, b], [0, 3]], "epoch": 2, "n_train": a + b + 3}
   jobs = [{"seed": s, "fold": f, "train_side": cm(*ab)}
