@@ -25,7 +25,11 @@ demo: $(VENV)/.installed
 # Two worker processes, a test file per worker at a time (module fixtures are built once): most of
 # the suite is XLA compiling, one core per program. `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+# XLA's compilation cache of the test runs, kept between them (about half the suite's time is
+# compiling; a warm cache gives the same executables, bit for bit). `TEST_XLA_CACHE=` (empty): a
+# fresh folder per run, removed after it; `none`: no cache.
+TEST_XLA_CACHE ?= $(HOME)/.cache/microexp/xla-tests
+PYTEST := MICROEXP_COMPILATION_CACHE=$(TEST_XLA_CACHE) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .

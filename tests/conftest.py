@@ -17,7 +17,8 @@ _OWN_CACHE = []
 def pytest_configure(config):
   """One XLA compilation cache for the whole session, shared with the main.py / predict
   subprocesses some tests start (through the environment): an engine program that several tests
-  compile is compiled once. A fresh folder per session, so nothing is reused across runs."""
+  compile is compiled once. $MICROEXP_COMPILATION_CACHE if set (`make test` keeps one across
+  runs: Makefile, TEST_XLA_CACHE), else a fresh folder for this session, removed after it."""
   del config
   # Several test processes (make test: pytest -n 2) must not each claim 75% of an accelerator.
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
