@@ -34,7 +34,7 @@ def _config(data_dir):
   config = importlib.import_module("configs.str_megc").get_config("synthetic")
   config.dataset.data_dir = str(data_dir)
   config.dataset.synthetic_kwargs.update({"num_subjects": 4, "videos_per_subject": 2,
-                                          "duration": 30.0})
+                                          "duration": 20.0})
   config.train.fold_parallel = False  # CPU: sequential (docs/training.md)
   return config
 
