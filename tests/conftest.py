@@ -6,6 +6,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 import pytest
 
@@ -22,9 +23,14 @@ def pytest_configure(config):
   del config
   # Several test processes (make test: pytest -n 2) must not each claim 75% of an accelerator.
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-  if not os.environ.get(compile_cache.ENV):
-    os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="microexp-xla-")
-    _OWN_CACHE.append(os.environ[compile_cache.ENV])
+  if os.environ.get(compile_cache.ENV):
+    try:
+      compile_cache.enable(compile_cache.directory())
+      return
+    except OSError as e:  # e.g. a read-only home on a CI machine: a fresh folder instead
+      warnings.warn(f"{e} Using a fresh compilation cache for this session.")
+  os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="microexp-xla-")
+  _OWN_CACHE.append(os.environ[compile_cache.ENV])
   compile_cache.enable(compile_cache.directory())
 
 
