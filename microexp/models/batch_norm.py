@@ -107,22 +107,32 @@ def fused_batch_norm(x, norms, *, train: bool, momentum: float, epsilon: float =
   return normalize(x, mean, var, scale, bias, (x.ndim - 1,), epsilon, dtype)
 
 
-def fused_affine(x, norms, *, train: bool, momentum: float, epsilon: float = 1e-5):
+def fused_affine(x, norms, *, train: bool, momentum: float, epsilon: float = 1e-5,
+                 batch_moments=None):
   """(a, shift) float32 [C] with `fused_batch_norm(x, norms, ...) == x * a + shift` (statistics
   from `x`, variables updated alike), for applying the map to something else: STSTNet applies it
-  after its max-pool, which commutes with it channel by channel (see models/ststnet.py)."""
-  scale, bias, mean, var = _fused_statistics(x, norms, train=train, momentum=momentum)
+  after its max-pool, which commutes with it channel by channel (see models/ststnet.py).
+  batch_moments: (mean, var) of `x` computed elsewhere (then `x` may be None)."""
+  scale, bias, mean, var = _fused_statistics(x, norms, train=train, momentum=momentum,
+                                             batch_moments=batch_moments)
   a = jax.lax.rsqrt(var + epsilon) * scale
   return a, bias - mean * a
 
 
-def _fused_statistics(x, norms, *, train: bool, momentum: float):
-  """(scale, bias, mean, var) [C] of the `norms` over `x`'s channels: batch moments of `x` in
-  train mode (each norm's running averages updated with its block), else the running ones."""
+def moments_from_sums(total, total_sq, count: int):
+  """`moments` (flax's one-pass mean and variance) from the sums of x and x^2 over `count` items."""
+  mean = total / count
+  return mean, jnp.maximum(0.0, total_sq / count - mean * mean)
+
+
+def _fused_statistics(x, norms, *, train: bool, momentum: float, batch_moments=None):
+  """(scale, bias, mean, var) [C] of the `norms` over `x`'s channels: batch moments of `x` (or
+  `batch_moments`) in train mode (each norm's running averages updated with its block), else the
+  running ones."""
   scale, bias, ra_mean, ra_var = (jnp.concatenate(v) for v in zip(*(n() for n in norms)))
   if not train:
     return scale, bias, ra_mean, ra_var
-  mean, var = moments(x, tuple(range(x.ndim - 1)))
+  mean, var = batch_moments or moments(x, tuple(range(x.ndim - 1)))
   bounds = np.cumsum([0] + [n.features for n in norms])
   for n, lo, hi in zip(norms, bounds[:-1], bounds[1:]):
     n.update(mean[lo:hi], var[lo:hi], momentum)

@@ -14,7 +14,11 @@ ImageNet weights load unchanged whatever the implementation. `Conv` is that nn.C
 Implementations (`impl`):
   'xla'    the library convolution / `nn.max_pool`, `nn.avg_pool`.
   'matmul' patches + matmul; reshape pools where the window equals the stride (else the library).
-  'auto'   on CPU: 'matmul' for convolutions whose patches are small and for max pools, the
+  'native' conv -> ReLU -> max-pool blocks (`conv_relu_max_pool`) as one hand-written CPU kernel
+           (microexp/kernels/conv_pool.py: the full-resolution map never stored); every other
+           layer as 'matmul'. CPU only.
+  'auto'   on CPU: the kernel for conv -> ReLU -> max-pool blocks where it built and supports the
+           layer, 'matmul' for convolutions whose patches are small and for max pools, the
            library's average pool (thresholds below, from benchmarks/conv_lowering.py); 'xla' on
            every other backend (not measured there: the library until it is).
 """
@@ -29,7 +33,9 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-IMPLS = ("auto", "xla", "matmul")
+from microexp.kernels import conv_pool
+
+IMPLS = ("auto", "xla", "matmul", "native")
 
 # 'auto' on CPU lowers a convolution to patches + matmul when it gathers no copies (1x1 kernels) or
 # its patches per example (Ho * Wo * kh * kw * cin floats) stay at or below this. Measured by
@@ -129,7 +135,8 @@ def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
             rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, **kwargs)
 
 
-_CONV_FNS = {"xla": lax.conv_general_dilated, "matmul": matmul_conv, "auto": auto_conv}
+_CONV_FNS = {"xla": lax.conv_general_dilated, "matmul": matmul_conv, "auto": auto_conv,
+             "native": matmul_conv}
 
 
 def conv_general_dilated(impl: str) -> Callable:
@@ -211,7 +218,8 @@ def _reshape_max_pool_jvp(window, pads, primals, tangents):
 
 def _use_reshape(impl: str, auto: bool = True) -> bool:
   impl = check_impl(impl)
-  return impl == "matmul" or (impl == "auto" and auto and jax.default_backend() == "cpu")
+  return impl in ("matmul", "native") or (impl == "auto" and auto
+                                           and jax.default_backend() == "cpu")
 
 
 def max_pool(x: jax.Array, window: Sequence[int], strides: Sequence[int] | None = None,
@@ -258,16 +266,50 @@ class ConvParams(nn.Module):
     return kernel, bias
 
 
+def fused_params(convs: Sequence[ConvParams], in_features: int):
+  """(kernel, bias) of the `convs` (same kernel size) concatenated on output channels (bias None
+  without biases): the parameters of one convolution computing all of them."""
+  kernels, biases = zip(*(conv(in_features) for conv in convs))
+  return (jnp.concatenate(kernels, axis=-1),
+          None if biases[0] is None else jnp.concatenate(biases))
+
+
 def fused_conv(x: jax.Array, convs: Sequence[ConvParams], padding="SAME", *, impl: str = "auto",
                dtype=jnp.float32) -> jax.Array:
   """The stride-1 outputs of the `convs` (same kernel size) on `x`, concatenated on channels, as
   ONE convolution with their kernels concatenated: one set of patches and one matmul where there
   were one per conv. Equals `concatenate([nn.Conv(...)(x) for each], -1)` with those parameters."""
-  kernels, biases = zip(*(conv(x.shape[-1]) for conv in convs))
-  kernel = jnp.concatenate(kernels, axis=-1)
-  bias = None if biases[0] is None else jnp.concatenate(biases)
+  kernel, bias = fused_params(convs, x.shape[-1])
   x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
   y = conv_general_dilated(impl)(
       x, kernel, (1, 1), padding, lhs_dilation=(1, 1), rhs_dilation=(1, 1),
       dimension_numbers=lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2)))
   return y if bias is None else y + bias
+
+
+def uses_kernel(impl: str, x_shape, kernel_shape, window, padding, dtype=jnp.float32) -> bool:
+  """Whether `conv_relu_max_pool` runs this block as the CPU kernel under `impl`: 'native' (an
+  error where it cannot), or 'auto' on CPU where the kernel built and supports the layer."""
+  impl = check_impl(impl)
+  if impl not in ("native", "auto"):
+    return False
+  window = tuple(window)
+  fits = (_tiles(tuple(x_shape[:-1]) + (kernel_shape[-1],), window, window, padding) is not None
+          and conv_pool.supports(x_shape, kernel_shape, window, jnp.dtype(dtype)))
+  if impl == "auto":
+    return fits and conv_pool.available()
+  if not fits or jax.default_backend() != "cpu":
+    raise ValueError(f"conv_impl='native': the CPU kernel does not run a {kernel_shape[0]}x"
+                     f"{kernel_shape[1]} conv with a {window} pool ({padding}) in {dtype} on "
+                     f"{jax.default_backend()}; use 'auto'.")
+  return True
+
+
+def conv_relu_max_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array | None,
+                       window: Sequence[int], padding="VALID", *, stats: bool = False):
+  """`conv_pool.Pooled` of relu(conv(x) 'SAME', stride 1) max-pooled by `window` (== stride,
+  `padding`) as the CPU kernel: call where `uses_kernel` says so. stats: the channel sums of the
+  map and of its square (BatchNorm's moments) too."""
+  window = tuple(window)
+  pads = _tiles(tuple(x.shape[:-1]) + (kernel.shape[-1],), window, window, padding)
+  return conv_pool.conv_relu_max_pool(x, kernel, bias, window, pads, stats=stats)

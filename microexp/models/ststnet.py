@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from microexp import models
 from microexp.models import batch_norm
@@ -52,26 +53,48 @@ class STSTNet(nn.Module):
     # kernels concatenated (their parameters stay conv0..2, bn0..2), one pool, one dropout.
     convs = [lowering.ConvParams(f, (3, 3), name=f"conv{i}")
              for i, f in enumerate(self.stream_features)]
-    s = nn.relu(lowering.fused_conv(x, convs, "SAME", impl=self.conv_impl, dtype=self.dtype))
-    pool = lambda s: lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
-    if self.batch_norm:
-      norms = [batch_norm.BatchNormVariables(f, name=f"bn{i}")
-               for i, f in enumerate(self.stream_features)]
-      # BatchNorm is `s * a + shift` per channel (statistics from the whole map), and
-      # max_pool(s * a + shift) = |a| * max_pool(sign(a) * s) + shift: the map is applied
-      # after the pool, to 9x fewer elements, with the same values and gradients (the pooled
-      # element is the same; for a == 0 exactly, the gradient to `scale` goes to the first
-      # max of s rather than to the first element of the window).
-      a, shift = batch_norm.fused_affine(s, norms, train=train, momentum=layers.BN_MOMENTUM)
-      sign = jnp.where(a < 0, -1.0, 1.0)
-      s = pool(s * sign.astype(s.dtype))
-      s = (s.astype(jnp.float32) * (a * sign) + shift).astype(self.dtype)
+    norms = ([batch_norm.BatchNormVariables(f, name=f"bn{i}")
+              for i, f in enumerate(self.stream_features)] if self.batch_norm else None)
+    kernel_shape = (3, 3, x.shape[-1], sum(self.stream_features))
+    if lowering.uses_kernel(self.conv_impl, x.shape, kernel_shape, (3, 3), "SAME", self.dtype):
+      s = self._kernel_stream(x, convs, norms, train)
     else:
-      s = pool(s)
+      s = self._stream(x, convs, norms, train)
     s = dropout.Dropout(self.dropout, deterministic=not train)(s)
     y = lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
     y = y.reshape((y.shape[0], -1))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(y).astype(jnp.float32)
+
+  def _stream(self, x, convs, norms, train: bool):
+    """conv -> ReLU -> (BatchNorm) -> 3x3/3 max-pool of the fused 16-channel stream."""
+    s = nn.relu(lowering.fused_conv(x, convs, "SAME", impl=self.conv_impl, dtype=self.dtype))
+    pool = lambda s: lowering.max_pool(s, (3, 3), (3, 3), "SAME", impl=self.conv_impl)
+    if norms is None:
+      return pool(s)
+    # BatchNorm is `s * a + shift` per channel (statistics from the whole map), and
+    # max_pool(s * a + shift) = |a| * max_pool(sign(a) * s) + shift: the map is applied after
+    # the pool, to 9x fewer elements, with the same values and gradients (the pooled element is
+    # the same; for a == 0 exactly, the gradient to `scale` goes to the first max of s rather
+    # than to the first element of the window).
+    a, shift = batch_norm.fused_affine(s, norms, train=train, momentum=layers.BN_MOMENTUM)
+    sign = jnp.where(a < 0, -1.0, 1.0)
+    s = pool(s * sign.astype(s.dtype))
+    return (s.astype(jnp.float32) * (a * sign) + shift).astype(self.dtype)
+
+  def _kernel_stream(self, x, convs, norms, train: bool):
+    """`_stream` as the CPU kernel (lowering.conv_relu_max_pool): the pools of the map and of its
+    negation (max_pool(-s) = -min), and its channel sums for BatchNorm's moments."""
+    kernel, bias = lowering.fused_params(convs, x.shape[-1])
+    stats = norms is not None and train
+    pooled = lowering.conv_relu_max_pool(x, kernel, bias, (3, 3), "SAME", stats=stats)
+    if norms is None:
+      return pooled.max
+    count = int(np.prod(x.shape[:-1]))  # the map's pixels: the conv keeps the input's size
+    batch_moments = (batch_norm.moments_from_sums(pooled.sum, pooled.sum_sq, count) if stats
+                     else None)
+    a, shift = batch_norm.fused_affine(None, norms, train=train, momentum=layers.BN_MOMENTUM,
+                                       batch_moments=batch_moments)
+    return jnp.where(a < 0, -pooled.min, pooled.max) * jnp.abs(a) + shift
 
 
 @models.register("ststnet")

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from microexp.kernels import rotate as rotate_kernel
+
 
 def _flip(x, axis: int, flip, sign_channel: int | None):
   flipped = jnp.flip(x, axis=axis)
@@ -129,11 +131,29 @@ def _shifted_sum_resample(angle, planes, reach: int):
   return out
 
 
+@jax.custom_vjp
+def _kernel_resample(angle, planes):
+  """`_gather_resample` as the CPU kernel (kernels/rotate.py); its gradient is the gather's."""
+  return rotate_kernel.rotate(planes, jnp.stack([jnp.cos(angle), jnp.sin(angle)]))
+
+
+def _kernel_resample_fwd(angle, planes):
+  return _kernel_resample(angle, planes), (angle, planes)
+
+
+def _kernel_resample_bwd(residuals, g):
+  return jax.vjp(_gather_resample, *residuals)[1](g)
+
+
+_kernel_resample.defvjp(_kernel_resample_fwd, _kernel_resample_bwd)
+
+
 def _rotate(angle, x, is_flow: bool, max_degrees: float | None = None):
   """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
-  outside; flow vectors (u, v) are rotated with it. `max_degrees` (static): a bound on |angle|
-  that lets small rotations on CPU run as a shifted sum (`SHIFTED_SUM_MAX_REACH`) instead of a
-  gather; both equal `map_coordinates(order=1, mode='constant')`."""
+  outside; flow vectors (u, v) are rotated with it. On CPU the CPU kernel (kernels/rotate.py)
+  where it built; else `max_degrees` (static), a bound on |angle|, lets small rotations on CPU
+  run as a shifted sum (`SHIFTED_SUM_MAX_REACH`) instead of a gather. All equal
+  `map_coordinates(order=1, mode='constant')`."""
   h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
   if is_flow and ch >= 2:
     # The vectors turn with the map. Resampling is linear and the same for every channel, so
@@ -144,7 +164,9 @@ def _rotate(angle, x, is_flow: bool, max_degrees: float | None = None):
     x = jnp.concatenate([c * u - s * v, s * u + c * v, x[..., 2:]], axis=-1)
   planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
   reach = None if max_degrees is None else rotation_reach(h, w, max_degrees)
-  if reach is not None and reach <= SHIFTED_SUM_MAX_REACH and jax.default_backend() == "cpu":
+  if planes.dtype == jnp.float32 and rotate_kernel.available():
+    out = _kernel_resample(angle, planes)
+  elif reach is not None and reach <= SHIFTED_SUM_MAX_REACH and jax.default_backend() == "cpu":
     # Materialised once: fused into its consumers (the crop, mixup, a conv's patches) the
     # shifted sum would be recomputed by each of them.
     out = jax.lax.optimization_barrier(_shifted_sum_resample(angle, planes, reach))

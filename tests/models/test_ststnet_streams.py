@@ -107,11 +107,12 @@ def _random_variables(variables, seed):
   return out
 
 
-@pytest.mark.parametrize("impl", ["matmul", pytest.param("xla", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("impl", ["matmul", "native", pytest.param("xla", marks=pytest.mark.slow)])
 def test_batch_norm_after_the_pool_equals_the_published_order(impl):
   """STSTNet applies BatchNorm's affine map after the max-pool: outputs, updated statistics and
   gradients of the reference's BN -> pool, with random parameters (scales < 0 pool minima),
-  train and eval, one fold and vmapped over stacked folds."""
+  train and eval, one fold and vmapped over stacked folds. 'native': the CPU kernel, its
+  statistics from the kernel's channel sums."""
   ours = models.get("ststnet", num_classes=3, batch_norm=True, dropout=0.0, conv_impl=impl)
   ref = ReferenceSTSTNet(3)
   xs = jnp.stack([_x((4, 28, 28, 3), seed=s) for s in range(2)])
