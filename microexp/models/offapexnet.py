@@ -48,8 +48,14 @@ class OffApexNet(nn.Module):
     for name, channel in (("u", 0), ("v", 1)):
       s = x[..., channel:channel + 1]
       for i, f in enumerate(self.conv_features):
+        conv_name = f"{name}_conv{i}"
+        if lowering.uses_kernel(self.conv_impl, s.shape, (5, 5, s.shape[-1], f), (2, 2), "SAME",
+                                self.dtype):  # the CPU kernel: nn.Conv's parameters, one call
+          kernel, bias = lowering.ConvParams(f, (5, 5), name=conv_name)(s.shape[-1])
+          s = lowering.conv_relu_max_pool(s, kernel, bias, (2, 2), "SAME").max
+          continue
         s = nn.relu(lowering.Conv(f, (5, 5), padding="SAME", dtype=self.dtype,
-                                  impl=self.conv_impl, name=f"{name}_conv{i}")(s))
+                                  impl=self.conv_impl, name=conv_name)(s))
         s = lowering.max_pool(s, (2, 2), (2, 2), "SAME", impl=self.conv_impl)
       streams.append(s.reshape((s.shape[0], -1)))
     y = jnp.concatenate(streams, axis=-1)
