@@ -102,19 +102,21 @@ void ForEachTile(const Geometry& g, const Fn& fn) {
 }
 
 // z[p][c] = bias[c] + the convolution at the tile's pixels.
-template <int CO, int PH, int PW>
+template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 inline void Convolve(const Geometry& g, const float* __restrict buffer,
                      const float* __restrict kernel, const float* __restrict bias,
                      const Tile<PH, PW>& tile,
                      float (&z)[Tile<PH, PW>::kPixels][CO > 0 ? CO : kMaxChannels]) {
   constexpr int TP = Tile<PH, PW>::kPixels;
-  const int64_t co = CO > 0 ? CO : g.co, row_taps = g.kw * g.ci, stride = g.cols() * g.ci;
+  const int64_t co = CO > 0 ? CO : g.co, stride = g.cols() * g.ci;
+  const int64_t kh = KH > 0 ? KH : g.kh, row_taps = RT > 0 ? RT : g.kw * g.ci;
 #pragma GCC unroll 16
   for (int p = 0; p < TP; ++p) {
 #pragma omp simd
     for (int64_t c = 0; c < co; ++c) z[p][c] = bias[c];
   }
-  for (int64_t i = 0; i < g.kh; ++i) {
+  for (int64_t i = 0; i < kh; ++i) {
+#pragma GCC unroll 1
     for (int64_t t = 0; t < row_taps; ++t) {
       const float* __restrict k = kernel + (i * row_taps + t) * co;
 #pragma GCC unroll 16
@@ -129,7 +131,7 @@ inline void Convolve(const Geometry& g, const float* __restrict buffer,
 
 // Forward of one example: pooled max / min of s = relu(conv), their window positions (the first
 // in row-major order, the library's rule), and the example's sums of s and s^2 per channel.
-template <int CO, int PH, int PW>
+template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ForwardExample(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
                     const float* __restrict bias, float* __restrict pmax,
                     float* __restrict pmin, int8_t* __restrict amax, int8_t* __restrict amin,
@@ -147,7 +149,7 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   for (int64_t c = 0; c < co; ++c) total[c] = total_sq[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float z[TP][CW];
-    Convolve<CO>(g, buffer.data(), kernel, bias, tile, z);
+    Convolve<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, tile, z);
     // The window's max and min over its valid pixels, then the first pixel holding each (scanned
     // last to first); positions are floats so that every select is one vector blend. Tiles of the
     // same window (run-time window sizes) meet in the outputs.
@@ -221,7 +223,7 @@ struct Cotangents {
 };
 
 // dL/dz at the tile's pixels (zero where z <= 0 or the pixel is not valid); z recomputed.
-template <int CO, int PH, int PW>
+template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 inline void TileGradient(const Geometry& g, const float* __restrict buffer,
                          const float* __restrict kernel, const float* __restrict bias,
                          const Cotangents& ct, const Tile<PH, PW>& tile,
@@ -229,7 +231,7 @@ inline void TileGradient(const Geometry& g, const float* __restrict buffer,
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co;
-  Convolve<CO>(g, buffer, kernel, bias, tile, dz);
+  Convolve<CO, PH, PW, KH, RT>(g, buffer, kernel, bias, tile, dz);
   float gx[CW], gn[CW], ix[CW], in[CW];  // positions as floats, as in the forward
   const int64_t at = tile.cell * co;
   const bool pooled = tile.cell >= 0;
@@ -254,13 +256,14 @@ inline void TileGradient(const Geometry& g, const float* __restrict buffer,
 }
 
 // Kernel and bias gradients of one example into dkernel [taps, co] and dbias [co].
-template <int CO, int PH, int PW>
+template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ParamGradExample(const Geometry& g, const float* __restrict x,
                       const float* __restrict kernel, const float* __restrict bias,
                       const Cotangents& ct, float* __restrict dkernel, float* __restrict dbias) {
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
-  const int64_t co = CO > 0 ? CO : g.co, row_taps = g.kw * g.ci, stride = g.cols() * g.ci;
+  const int64_t co = CO > 0 ? CO : g.co, stride = g.cols() * g.ci;
+  const int64_t kh = KH > 0 ? KH : g.kh, row_taps = RT > 0 ? RT : g.kw * g.ci;
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
   std::fill(dkernel, dkernel + g.taps() * co, 0.0f);
@@ -268,13 +271,14 @@ void ParamGradExample(const Geometry& g, const float* __restrict x,
   for (int64_t c = 0; c < co; ++c) db[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float dz[TP][CW];
-    TileGradient<CO>(g, buffer.data(), kernel, bias, ct, tile, dz);
+    TileGradient<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, ct, tile, dz);
 #pragma GCC unroll 16
     for (int p = 0; p < TP; ++p) {
 #pragma omp simd
       for (int64_t c = 0; c < co; ++c) db[c] += dz[p][c];
     }
-    for (int64_t i = 0; i < g.kh; ++i) {
+    for (int64_t i = 0; i < kh; ++i) {
+#pragma GCC unroll 32
       for (int64_t t = 0; t < row_taps; ++t) {
         float* __restrict k = dkernel + (i * row_taps + t) * co;
         float acc[CW];
@@ -295,7 +299,7 @@ void ParamGradExample(const Geometry& g, const float* __restrict x,
 }
 
 // Input gradient of one example into dx [h, w, ci]; kernel_t is the kernel as [co, taps].
-template <int CO, int PH, int PW>
+template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void InputGradExample(const Geometry& g, const float* __restrict x,
                       const float* __restrict kernel, const float* __restrict kernel_t,
                       const float* __restrict bias, const Cotangents& ct,
@@ -308,7 +312,7 @@ void InputGradExample(const Geometry& g, const float* __restrict x,
   FillBuffer(g, x, buffer.data());
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float dz[TP][CW];
-    TileGradient<CO>(g, buffer.data(), kernel, bias, ct, tile, dz);
+    TileGradient<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, ct, tile, dz);
     for (int p = 0; p < TP; ++p) {
       if (!tile.valid[p]) continue;
       float* __restrict tt = t.data();
@@ -371,10 +375,19 @@ ffi::Error MakeGeometry(const ffi::Buffer<ffi::F32>& x, const ffi::Buffer<ffi::F
 // a time) otherwise.
 template <typename Fn>
 void Dispatch(const Geometry& g, const Fn& fn) {
-  if (g.co == 16 && g.ph == 3 && g.pw == 3) return fn.template operator()<16, 3, 3>();
-  if (g.co == 16 && g.ph == 2 && g.pw == 2) return fn.template operator()<16, 2, 2>();
-  if (g.co == 6 && g.ph == 2 && g.pw == 2) return fn.template operator()<6, 2, 2>();
-  return fn.template operator()<0, 0, 0>();
+  const int64_t row_taps = g.kw * g.ci;
+  if (g.co == 16 && g.ph == 3 && g.pw == 3 && g.kh == 3 && row_taps == 9) {
+    return fn.template operator()<16, 3, 3, 3, 9>();  // STSTNet
+  }
+  if (g.co == 6 && g.ph == 2 && g.pw == 2 && g.kh == 5 && row_taps == 5) {
+    return fn.template operator()<6, 2, 2, 5, 5>();  // Off-ApexNet's first conv
+  }
+  if (g.co == 16 && g.ph == 2 && g.pw == 2 && g.kh == 5 && row_taps == 30) {
+    return fn.template operator()<16, 2, 2, 5, 30>();  // Off-ApexNet's second conv
+  }
+  if (g.co == 16 && g.ph == 3 && g.pw == 3) return fn.template operator()<16, 3, 3, 0, 0>();
+  if (g.co == 16 && g.ph == 2 && g.pw == 2) return fn.template operator()<16, 2, 2, 0, 0>();
+  return fn.template operator()<0, 0, 0, 0, 0>();
 }
 
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
@@ -390,10 +403,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   }
   const int64_t items = g.folds * g.batch, cells = g.ho * g.wo * g.co;
   std::vector<float> sums(items * g.co), sums_sq(items * g.co);
-  Dispatch(g, [&]<int CO, int PH, int PW>() {
+  Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
-      ForwardExample<CO, PH, PW>(
+      ForwardExample<CO, PH, PW, KH, RT>(
           g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * g.taps() * g.co,
           bias.typed_data() + f * g.co, pmax->typed_data() + i * cells,
           pmin->typed_data() + i * cells, amax->typed_data() + i * cells,
@@ -442,10 +455,10 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
   }
   const int64_t items = g.folds * g.batch, taps = g.taps();
   std::vector<float> dk(items * taps * g.co), db(items * g.co);
-  Dispatch(g, [&]<int CO, int PH, int PW>() {
+  Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
-      ParamGradExample<CO, PH, PW>(
+      ParamGradExample<CO, PH, PW, KH, RT>(
           g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * taps * g.co,
           bias.typed_data() + f * g.co,
           ExampleCotangents(g, i, amax, amin, gmax, gmin, gsum, gsum_sq),
@@ -486,10 +499,10 @@ ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
       }
     }
   }
-  Dispatch(g, [&]<int CO, int PH, int PW>() {
+  Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
-      InputGradExample<CO, PH, PW>(
+      InputGradExample<CO, PH, PW, KH, RT>(
           g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * taps * g.co,
           kernel_t.data() + f * g.co * taps, bias.typed_data() + f * g.co,
           ExampleCotangents(g, i, amax, amin, gmax, gmin, gsum, gsum_sq),
