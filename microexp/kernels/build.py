@@ -71,10 +71,17 @@ def library_path(name: str) -> pathlib.Path:
   key = hashlib.sha256("\0".join([source.read_text(), *headers, compiler, version,
                                   " ".join(FLAGS), jaxlib.__version__,
                                   _cpu_fingerprint()]).encode()).hexdigest()
-  out = cache_dir() / f"{name}-{key[:16]}.so"
+  folder = cache_dir()
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+  except OSError as e:  # e.g. a read-only home: a folder of this user's under the temp dir
+    folder = pathlib.Path(tempfile.gettempdir()) / f"microexp-kernels-{os.getuid()}"
+    logging.warning("Cannot use %s for the CPU kernels (%s); building into %s.", cache_dir(), e,
+                    folder)
+    folder.mkdir(parents=True, exist_ok=True)
+  out = folder / f"{name}-{key[:16]}.so"
   if out.exists():
     return out
-  out.parent.mkdir(parents=True, exist_ok=True)
   # Compiled beside its final name, then renamed: a killed build leaves no library that looks done.
   fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=out.parent)
   os.close(fd)

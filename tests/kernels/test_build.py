@@ -69,3 +69,13 @@ def test_the_switch_turns_the_kernels_off(monkeypatch):
 def test_the_cache_folder_defaults_to_the_home_cache(monkeypatch):
   monkeypatch.delenv(build.ENV_CACHE, raising=False)
   assert build.cache_dir() == pathlib.Path.home() / ".cache" / "microexp" / "kernels"
+
+
+def test_an_unwritable_cache_folder_falls_back_to_the_temp_dir(tmp_path, monkeypatch, caplog):
+  blocker = tmp_path / "file"
+  blocker.write_text("")  # a file where the cache folder's parent should be: mkdir fails
+  monkeypatch.setenv(build.ENV_CACHE, str(blocker / "kernels"))
+  with caplog.at_level("WARNING"):
+    path = build.library_path("rotate")
+  assert path.exists() and not str(path).startswith(str(blocker))
+  assert "Cannot use" in caplog.text
