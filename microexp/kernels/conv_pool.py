@@ -7,7 +7,8 @@
 with the library's gradients (to each window's first max / min in row-major order, ReLU's
 derivative 0 at 0). On XLA:CPU the layer's patches, full-resolution map, pool and their gradients
 are many passes over memory (docs/training.md); the kernel (conv_relu_pool.cc) computes each
-example's map a pixel at a time inside the cache and recomputes it in the backward pass. Inputs
+example one pool window at a time inside the cache, writing only the pooled maps, the sums and
+the pre-activation the backward pass reads back. Inputs
 float32, any leading (vmapped) dimensions. `reference` is the same function in pure JAX.
 """
 
@@ -69,10 +70,12 @@ def _forward(x, kernel, bias, pool, stats):
   cells = jax.ShapeDtypeStruct((*lead, b, ho, wo, co), jnp.float32)
   index = jax.ShapeDtypeStruct((*lead, b, ho, wo, co), jnp.int8)
   moments = jax.ShapeDtypeStruct((*lead, co), jnp.float32)
-  pmax, pmin, amax, amin, total, total_sq = _call(
-      "forward", (cells, cells, index, index, moments, moments), x, kernel, bias,
-      pool_h=ph, pool_w=pw, pool_top=top, pool_left=left, stats=stats)
-  return Pooled(pmax, pmin, total, total_sq), (x, kernel, bias, amax, amin)
+  pre_activation = jax.ShapeDtypeStruct((*x.shape[:-1], co), jnp.float32)
+  pmax, pmin, amax, amin, total, total_sq, z = _call(
+      "forward", (cells, cells, index, index, moments, moments, pre_activation), x, kernel,
+      bias, pool_h=ph, pool_w=pw, pool_top=top, pool_left=left, stats=stats)
+  # The backward reads z (the map before ReLU) rather than recomputing it.
+  return Pooled(pmax, pmin, total, total_sq), (x, kernel, bias, amax, amin, z)
 
 
 def _forward_rule(x, kernel, bias, pool, stats):
@@ -82,8 +85,8 @@ def _forward_rule(x, kernel, bias, pool, stats):
 def _backward_rule(pool, stats, residuals, cotangents):
   del stats
   ph, pw, top, left, _, _ = pool
-  x, kernel, bias, amax, amin = residuals
-  args = (x, kernel, bias, amax, amin, *(jnp.asarray(c, jnp.float32) for c in cotangents))
+  x, kernel, bias, amax, amin, z = residuals
+  args = (x, kernel, bias, amax, amin, z, *(jnp.asarray(c, jnp.float32) for c in cotangents))
   attrs = dict(pool_h=ph, pool_w=pw, pool_top=top, pool_left=left)
   dkernel, dbias = _call("param_grad", (jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
                                         jax.ShapeDtypeStruct(bias.shape, jnp.float32)),

@@ -1,12 +1,14 @@
 // A CPU kernel for conv (stride 1, 'same' size) -> ReLU -> max-pool (window == stride), the first
 // layer of STSTNet and both layers of Off-ApexNet, as XLA FFI custom calls.
 //
-// The full-resolution map relu(conv(x)) is never stored: each example's map is computed a pixel at
-// a time into its pool windows (with the first max's / min's window position kept) and into the
-// per-channel sums of s and s^2 that BatchNorm's statistics need; the backward recomputes each
-// pixel's pre-activation from the input. Layouts are flax's: x [F, B, H, W, Ci] (NHWC),
-// kernel [F, KH, KW, Ci, Co] (HWIO), bias [F, Co], pooled maps [F, B, Ho, Wo, Co]; F is the
-// stacked-fold axis (1 unstacked). Every sum runs in a fixed order whatever the threads: results are
+// Each example is computed inside the cache, one pool window at a time: the window's pixels are
+// convolved together (independent accumulators), reduced to the window's max and min of
+// s = relu(z) with the first position of each, and added into the per-channel sums of s and s^2
+// that BatchNorm's statistics need. No patches and no pass over the full-resolution map: the
+// pre-activation z is only written once, for the backward, which reads it back per window.
+// Layouts are flax's: x [..., B, H, W, Ci] (NHWC), kernel [..., KH, KW, Ci, Co] (HWIO), bias
+// [..., Co], pooled maps [..., B, Ho, Wo, Co], z [..., B, H, W, Co]; the leading dimensions are the
+// stacked folds (none unstacked). Every sum runs in a fixed order whatever the threads: results are
 // the same bit for bit from run to run. microexp/kernels/conv_pool.py is the JAX side.
 
 #include <algorithm>
@@ -62,6 +64,7 @@ struct Tile {
   int64_t offsets[kPixels];    // buffer offsets of each pixel's first tap
   int8_t positions[kPixels];   // the pixel's row-major position in its window
   bool valid[kPixels];         // the pixel is in the image (not pool padding, not a filler)
+  int64_t pixels[kPixels];     // y * w + x of each valid pixel (0 for the others)
 };
 
 // Calls fn(tile) for every pool window (row-major; its pixels in row-major order), then for each
@@ -81,6 +84,7 @@ void ForEachTile(const Geometry& g, const Fn& fn) {
           tile.offsets[p] = g.offset(y, x);
           tile.positions[p] = static_cast<int8_t>(k);
           tile.valid[p] = k0 + p < np && y >= 0 && y < g.h && x >= 0 && x < g.w;
+          tile.pixels[p] = tile.valid[p] ? y * g.w + x : 0;
         }
         fn(tile);
       }
@@ -95,6 +99,7 @@ void ForEachTile(const Geometry& g, const Fn& fn) {
         tile.offsets[p] = g.offset(y, x);
         tile.positions[p] = 0;
         tile.valid[p] = p == 0;
+        tile.pixels[p] = y * g.w + x;
       }
       fn(tile);
     }
@@ -135,7 +140,8 @@ template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ForwardExample(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
                     const float* __restrict bias, float* __restrict pmax,
                     float* __restrict pmin, int8_t* __restrict amax, int8_t* __restrict amin,
-                    float* __restrict sum, float* __restrict sum_sq, bool stats) {
+                    float* __restrict sum, float* __restrict sum_sq, float* __restrict zout,
+                    bool stats) {
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, cells = g.ho * g.wo * co;
@@ -150,6 +156,14 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float z[TP][CW];
     Convolve<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, tile, z);
+    // The pre-activation, kept for the backward (a store of the map instead of its recompute).
+#pragma GCC unroll 16
+    for (int p = 0; p < TP; ++p) {
+      if (!tile.valid[p]) continue;
+      float* __restrict out = zout + tile.pixels[p] * co;
+#pragma omp simd
+      for (int64_t c = 0; c < co; ++c) out[c] = z[p][c];
+    }
     // The window's max and min over its valid pixels, then the first pixel holding each (scanned
     // last to first); positions are floats so that every select is one vector blend. Tiles of the
     // same window (run-time window sizes) meet in the outputs.
@@ -212,26 +226,31 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   }
 }
 
-// The pooled outputs' and channel sums' gradients, read where the backward needs them.
+// What the backward reads of one example: the forward's pool positions and pre-activation z
+// [h, w, co], and the gradients of the pooled outputs and of the channel sums.
 struct Cotangents {
   const int8_t* amax;
   const int8_t* amin;
+  const float* z;
   const float* gmax;
   const float* gmin;
   const float* gsum;
   const float* gsum_sq;
 };
 
-// dL/dz at the tile's pixels (zero where z <= 0 or the pixel is not valid); z recomputed.
-template <int CO, int PH, int PW, int KH = 0, int RT = 0>
-inline void TileGradient(const Geometry& g, const float* __restrict buffer,
-                         const float* __restrict kernel, const float* __restrict bias,
-                         const Cotangents& ct, const Tile<PH, PW>& tile,
+// dL/dz at the tile's pixels (zero where z <= 0 or the pixel is not valid), z the forward's.
+template <int CO, int PH, int PW>
+inline void TileGradient(const Geometry& g, const Cotangents& ct, const Tile<PH, PW>& tile,
                          float (&dz)[Tile<PH, PW>::kPixels][CO > 0 ? CO : kMaxChannels]) {
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co;
-  Convolve<CO, PH, PW, KH, RT>(g, buffer, kernel, bias, tile, dz);
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) {
+    const float* __restrict z = ct.z + tile.pixels[p] * co;
+#pragma omp simd
+    for (int64_t c = 0; c < co; ++c) dz[p][c] = z[c];
+  }
   float gx[CW], gn[CW], ix[CW], in[CW];  // positions as floats, as in the forward
   const int64_t at = tile.cell * co;
   const bool pooled = tile.cell >= 0;
@@ -257,9 +276,8 @@ inline void TileGradient(const Geometry& g, const float* __restrict buffer,
 
 // Kernel and bias gradients of one example into dkernel [taps, co] and dbias [co].
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
-void ParamGradExample(const Geometry& g, const float* __restrict x,
-                      const float* __restrict kernel, const float* __restrict bias,
-                      const Cotangents& ct, float* __restrict dkernel, float* __restrict dbias) {
+void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotangents& ct,
+                      float* __restrict dkernel, float* __restrict dbias) {
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, stride = g.cols() * g.ci;
@@ -271,7 +289,7 @@ void ParamGradExample(const Geometry& g, const float* __restrict x,
   for (int64_t c = 0; c < co; ++c) db[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float dz[TP][CW];
-    TileGradient<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, ct, tile, dz);
+    TileGradient<CO, PH, PW>(g, ct, tile, dz);
 #pragma GCC unroll 16
     for (int p = 0; p < TP; ++p) {
 #pragma omp simd
@@ -300,19 +318,16 @@ void ParamGradExample(const Geometry& g, const float* __restrict x,
 
 // Input gradient of one example into dx [h, w, ci]; kernel_t is the kernel as [co, taps].
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
-void InputGradExample(const Geometry& g, const float* __restrict x,
-                      const float* __restrict kernel, const float* __restrict kernel_t,
-                      const float* __restrict bias, const Cotangents& ct,
+void InputGradExample(const Geometry& g, const float* __restrict kernel_t, const Cotangents& ct,
                       float* __restrict dx) {
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, taps = g.taps(), row_taps = g.kw * g.ci,
                 stride = g.cols() * g.ci;
-  std::vector<float> buffer(g.buffer_size()), dbuffer(g.buffer_size(), 0.0f), t(taps);
-  FillBuffer(g, x, buffer.data());
+  std::vector<float> dbuffer(g.buffer_size(), 0.0f), t(taps);
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float dz[TP][CW];
-    TileGradient<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, ct, tile, dz);
+    TileGradient<CO, PH, PW>(g, ct, tile, dz);
     for (int p = 0; p < TP; ++p) {
       if (!tile.valid[p]) continue;
       float* __restrict tt = t.data();
@@ -394,8 +409,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                    ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> pmax,
                    ffi::ResultBuffer<ffi::F32> pmin, ffi::ResultBuffer<ffi::S8> amax,
                    ffi::ResultBuffer<ffi::S8> amin, ffi::ResultBuffer<ffi::F32> sum,
-                   ffi::ResultBuffer<ffi::F32> sum_sq, int64_t ph, int64_t pw, int64_t pool_top,
-                   int64_t pool_left, bool stats) {
+                   ffi::ResultBuffer<ffi::F32> sum_sq, ffi::ResultBuffer<ffi::F32> z,
+                   int64_t ph, int64_t pw, int64_t pool_top, int64_t pool_left, bool stats) {
   Geometry g;
   if (auto e = MakeGeometry(x, kernel, pmax->dimensions(), ph, pw, pool_top, pool_left, &g);
       e.failure()) {
@@ -411,7 +426,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
           bias.typed_data() + f * g.co, pmax->typed_data() + i * cells,
           pmin->typed_data() + i * cells, amax->typed_data() + i * cells,
           amin->typed_data() + i * cells, sums.data() + i * g.co, sums_sq.data() + i * g.co,
-          stats);
+          z->typed_data() + i * g.h * g.w * g.co, stats);
     });
   });
   // Per-example sums added in example order: the same bits whatever ran where.
@@ -432,18 +447,20 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
 
 // The backward's view of example i of the cotangent buffers.
 Cotangents ExampleCotangents(const Geometry& g, int64_t i, const ffi::Buffer<ffi::S8>& amax,
-                             const ffi::Buffer<ffi::S8>& amin, const ffi::Buffer<ffi::F32>& gmax,
+                             const ffi::Buffer<ffi::S8>& amin, const ffi::Buffer<ffi::F32>& z,
+                             const ffi::Buffer<ffi::F32>& gmax,
                              const ffi::Buffer<ffi::F32>& gmin, const ffi::Buffer<ffi::F32>& gsum,
                              const ffi::Buffer<ffi::F32>& gsum_sq) {
   const int64_t cells = g.ho * g.wo * g.co, f = i / g.batch;
   return Cotangents{amax.typed_data() + i * cells, amin.typed_data() + i * cells,
-                    gmax.typed_data() + i * cells, gmin.typed_data() + i * cells,
+                    z.typed_data() + i * g.h * g.w * g.co, gmax.typed_data() + i * cells, gmin.typed_data() + i * cells,
                     gsum.typed_data() + f * g.co, gsum_sq.typed_data() + f * g.co};
 }
 
 ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                      ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::S8> amax,
-                     ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> gmax,
+                     ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> z,
+                     ffi::Buffer<ffi::F32> gmax,
                      ffi::Buffer<ffi::F32> gmin, ffi::Buffer<ffi::F32> gsum,
                      ffi::Buffer<ffi::F32> gsum_sq, ffi::ResultBuffer<ffi::F32> dkernel,
                      ffi::ResultBuffer<ffi::F32> dbias, int64_t ph, int64_t pw, int64_t pool_top,
@@ -457,11 +474,9 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
   std::vector<float> dk(items * taps * g.co), db(items * g.co);
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     ParallelFor(pool, items, [&](int64_t i) {
-      const int64_t f = i / g.batch;
       ParamGradExample<CO, PH, PW, KH, RT>(
-          g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * taps * g.co,
-          bias.typed_data() + f * g.co,
-          ExampleCotangents(g, i, amax, amin, gmax, gmin, gsum, gsum_sq),
+          g, x.typed_data() + i * g.h * g.w * g.ci,
+          ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq),
           dk.data() + i * taps * g.co, db.data() + i * g.co);
     });
   });
@@ -481,7 +496,8 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
 
 ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                      ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::S8> amax,
-                     ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> gmax,
+                     ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> z,
+                     ffi::Buffer<ffi::F32> gmax,
                      ffi::Buffer<ffi::F32> gmin, ffi::Buffer<ffi::F32> gsum,
                      ffi::Buffer<ffi::F32> gsum_sq, ffi::ResultBuffer<ffi::F32> dx, int64_t ph,
                      int64_t pw, int64_t pool_top, int64_t pool_left) {
@@ -503,9 +519,8 @@ ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
       InputGradExample<CO, PH, PW, KH, RT>(
-          g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * taps * g.co,
-          kernel_t.data() + f * g.co * taps, bias.typed_data() + f * g.co,
-          ExampleCotangents(g, i, amax, amin, gmax, gmin, gsum, gsum_sq),
+          g, kernel_t.data() + f * g.co * taps,
+          ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq),
           dx->typed_data() + i * g.h * g.w * g.ci);
     });
   });
@@ -526,6 +541,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MicroexpConvReluPoolForward, Forward,
                                   .Ret<ffi::Buffer<ffi::S8>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("pool_h")
                                   .Attr<int64_t>("pool_w")
                                   .Attr<int64_t>("pool_top")
@@ -539,6 +555,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MicroexpConvReluPoolForward, Forward,
       .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::S8>>()           \
       .Arg<ffi::Buffer<ffi::S8>>()           \
+      .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::F32>>()          \

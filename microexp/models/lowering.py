@@ -15,7 +15,7 @@ Implementations (`impl`):
   'xla'    the library convolution / `nn.max_pool`, `nn.avg_pool`.
   'matmul' patches + matmul; reshape pools where the window equals the stride (else the library).
   'native' conv -> ReLU -> max-pool blocks (`conv_relu_max_pool`) as one hand-written CPU kernel
-           (microexp/kernels/conv_pool.py: the full-resolution map never stored); every other
+           (microexp/kernels/conv_pool.py: no patches, one pass per example); every other
            layer as 'matmul'. CPU only.
   'auto'   on CPU: the kernel for conv -> ReLU -> max-pool blocks where it built and supports the
            layer, 'matmul' for convolutions whose patches are small and for max pools, the
