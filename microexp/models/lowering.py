@@ -43,8 +43,12 @@ IMPLS = ("auto", "xla", "matmul", "native")
 # layers (patches <= 226k: STSTNet, Off-ApexNet, synthetic flow CNN, HTNet, reduced ResNet) run
 # 0.6-1.4x for one fold, 1.2-5.5x vmapped over 8 or 68 folds (the library's vmapped convolution is
 # a grouped one), and HTNet's 3x3 512->1024 at 2x2 74x; layers on large maps (patches >= 339k:
-# the flow CNN at 112, ResNet50 at 224 but for its 7x7 stage) run 0.55-0.94x, so keep the library.
-AUTO_MAX_PATCH_ELEMENTS = 1 << 18
+# the flow CNN at 112, ResNet50 at 224 but for its 7x7 stage) ran 0.55-0.94x there, one jitted
+# layer alone. Inside the engine's epoch (a scan over steps in a map over folds) the library
+# convolutions of the flow CNN at 112 (patches 338k-903k) took 13.8 s per train step against 0.41 s
+# as matmuls (2026-12-05, docs/training.md "Seventh pass"), so the cap now covers them; ResNet50's
+# 56x56x64 stage (1.8M) keeps the library until it is measured in the engine.
+AUTO_MAX_PATCH_ELEMENTS = 1 << 20
 # Average pools stay the library's: its 2x2 reduce-window beat the reshape + mean (0.4-0.75x).
 AUTO_RESHAPE_AVG_POOL = False
 
