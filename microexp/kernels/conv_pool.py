@@ -86,7 +86,7 @@ def _backward_rule(pool, stats, residuals, cotangents):
   del stats
   ph, pw, top, left, _, _ = pool
   x, kernel, bias, amax, amin, z = residuals
-  args = (x, kernel, bias, amax, amin, z, *(jnp.asarray(c, jnp.float32) for c in cotangents))
+  args = (x, kernel, amax, amin, z, *(jnp.asarray(c, jnp.float32) for c in cotangents))
   attrs = dict(pool_h=ph, pool_w=pw, pool_top=top, pool_left=left)
   dkernel, dbias = _call("param_grad", (jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
                                         jax.ShapeDtypeStruct(bias.shape, jnp.float32)),

@@ -458,7 +458,7 @@ Cotangents ExampleCotangents(const Geometry& g, int64_t i, const ffi::Buffer<ffi
 }
 
 ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                     ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::S8> amax,
+                     ffi::Buffer<ffi::S8> amax,
                      ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> z,
                      ffi::Buffer<ffi::F32> gmax,
                      ffi::Buffer<ffi::F32> gmin, ffi::Buffer<ffi::F32> gsum,
@@ -495,7 +495,7 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
 }
 
 ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                     ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::S8> amax,
+                     ffi::Buffer<ffi::S8> amax,
                      ffi::Buffer<ffi::S8> amin, ffi::Buffer<ffi::F32> z,
                      ffi::Buffer<ffi::F32> gmax,
                      ffi::Buffer<ffi::F32> gmin, ffi::Buffer<ffi::F32> gsum,
@@ -548,9 +548,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MicroexpConvReluPoolForward, Forward,
                                   .Attr<int64_t>("pool_left")
                                   .Attr<bool>("stats"));
 
+// The backward's arguments: x, kernel, amax, amin, z, then the cotangents gmax, gmin, gsum, gsum_sq.
 #define MICROEXP_GRAD_ARGS                   \
   .Ctx<ffi::ThreadPool>()                    \
-      .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::F32>>()          \
       .Arg<ffi::Buffer<ffi::S8>>()           \
