@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,11 +25,19 @@ CASES = [
 
 
 def _arrays(rng, lead, b, h, w, ci, co, k, *, integer=False):
-  draw = ((lambda s: rng.integers(-2, 3, s).astype(np.float32)) if integer
-          else (lambda s: rng.standard_normal(s).astype(np.float32)))
-  x = draw((*lead, b, h, w, ci))
-  kernel = draw((*lead, k, k, ci, co)) * (1.0 if integer else 0.3)
-  bias = draw((*lead, co)) * (1.0 if integer else 0.1)
+  """Random x, kernel, bias. Not integers: normal draws rounded to multiples of 1/16 (x) and
+  1/64 (kernel, bias), so that every pre-activation is exact in float32 whatever the summation
+  order: the kernel and flax then take the same ReLU and max/min decisions, which a rounding
+  difference at z ~ 0 or at a near-tie would flip (a discontinuous gradient, not an error)."""
+  if integer:
+    draw = lambda s, scale: rng.integers(-2, 3, s).astype(np.float32)
+  else:
+    draw = lambda s, scale: (np.round(rng.standard_normal(s) * scale * 64) / 64).astype(np.float32)
+  x = draw((*lead, b, h, w, ci), 1.0)
+  kernel = draw((*lead, k, k, ci, co), 0.3)
+  bias = draw((*lead, co), 0.1)
+  if not integer:
+    x = np.round(x * 16) / 16
   return jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(bias)
 
 
@@ -59,7 +69,7 @@ def test_the_kernel_is_built_here():
 @pytest.mark.parametrize("folds", [0, 3])
 def test_outputs_and_gradients_equal_flax(case, folds):
   b, h, w, ci, co, k, pool, padding = case
-  rng = np.random.default_rng(hash(case) % 2**32 + folds)
+  rng = np.random.default_rng(zlib.crc32(repr(case).encode()) + folds)  # the same every run
   lead = (folds,) if folds else ()
   args = _arrays(rng, lead, b, h, w, ci, co, k)
   ours, ref = _fns(pool, padding)
