@@ -110,6 +110,19 @@ def register(name: str, targets: tuple[tuple[str, str], ...]) -> bool:
   return True
 
 
+def available(name: str, targets: tuple[tuple[str, str], ...]) -> bool:
+  """Whether library `name`'s targets run here: the default backend is the CPU and they
+  registered (`register`)."""
+  return jax.default_backend() == "cpu" and register(name, targets)
+
+
+def require(name: str, targets: tuple[tuple[str, str], ...]) -> None:
+  """Registers library `name`'s targets; RuntimeError where it could not be built or is off."""
+  if not register(name, targets):
+    raise RuntimeError(f"The CPU kernel {name} could not be built or is switched off "
+                       f"(${ENV_SWITCH}); see the warning logged above.")
+
+
 @functools.lru_cache(maxsize=None)
 def load(name: str) -> ctypes.CDLL | None:
   """The built library `<name>`, or None (kernels switched off, or the build failed: warned once)."""

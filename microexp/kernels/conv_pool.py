@@ -37,13 +37,9 @@ class Pooled(NamedTuple):
   sum_sq: jax.Array  # [..., Co]
 
 
-def _registered() -> bool:
-  return build.register(_NAME, _TARGETS)
-
-
 def available() -> bool:
   """Whether the kernel runs here: the default backend is the CPU and the library built."""
-  return jax.default_backend() == "cpu" and _registered()
+  return build.available(_NAME, _TARGETS)
 
 
 def supports(x_shape, kernel_shape, window, dtype) -> bool:
@@ -78,10 +74,6 @@ def _forward(x, kernel, bias, pool, stats):
   return Pooled(pmax, pmin, total, total_sq), (x, kernel, bias, amax, amin, z)
 
 
-def _forward_rule(x, kernel, bias, pool, stats):
-  return _forward(x, kernel, bias, pool, stats)
-
-
 def _backward_rule(pool, stats, residuals, cotangents):
   del stats
   ph, pw, top, left, _, _ = pool
@@ -96,7 +88,7 @@ def _backward_rule(pool, stats, residuals, cotangents):
   return dx, dkernel, dbias
 
 
-_kernel.defvjp(_forward_rule, _backward_rule)
+_kernel.defvjp(_forward, _backward_rule)
 
 
 def conv_relu_max_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array | None,
@@ -105,9 +97,7 @@ def conv_relu_max_pool(x: jax.Array, kernel: jax.Array, bias: jax.Array | None,
   (odd sizes; the conv is 'same', stride 1), bias [Co] or None; `pads` ((top, bottom), (left,
   right)) make the pool a tiling (`lowering`'s reshape pools; negative: cropped). `stats=False`
   leaves sum and sum_sq zero. Raises RuntimeError where the kernel could not be built."""
-  if not _registered():
-    raise RuntimeError(f"The CPU kernel {_NAME} could not be built or is switched off "
-                       f"(${build.ENV_SWITCH}); see the warning logged above.")
+  build.require(_NAME, _TARGETS)
   window = tuple(window)
   h, w = x.shape[-3:-1]
   (top, bottom), (left, right) = pads

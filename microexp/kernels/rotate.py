@@ -16,22 +16,17 @@ from microexp.kernels import build
 
 _NAME = "rotate"
 _TARGET = "microexp_rotate"
-
-
-def _registered() -> bool:
-  return build.register(_NAME, ((_TARGET, "MicroexpRotate"),))
+_TARGETS = ((_TARGET, "MicroexpRotate"),)
 
 
 def available() -> bool:
   """Whether the kernel runs here: the default backend is the CPU and the library built."""
-  return jax.default_backend() == "cpu" and _registered()
+  return build.available(_NAME, _TARGETS)
 
 
 def rotate(maps: jax.Array, cos_sin: jax.Array) -> jax.Array:
   """maps [..., H, W, P] float32 rotated by (cos, sin) [..., 2] (see the module doc). Call where
   `available()`; any leading (vmapped) dimensions, one angle per map."""
-  if not _registered():
-    raise RuntimeError(f"The CPU kernel {_NAME} could not be built or is switched off "
-                       f"(${build.ENV_SWITCH}); see the warning logged above.")
+  build.require(_NAME, _TARGETS)
   return jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct(maps.shape, jnp.float32),
                           vmap_method="broadcast_all")(maps, cos_sin.astype(jnp.float32))
