@@ -37,18 +37,16 @@ from microexp.kernels import conv_pool
 
 IMPLS = ("auto", "xla", "matmul", "native")
 
-# 'auto' on CPU lowers a convolution to patches + matmul when it gathers no copies (1x1 kernels) or
-# its patches per example (Ho * Wo * kh * kw * cin floats) stay at or below this. Measured by
-# benchmarks/conv_lowering.py (2-core EPYC, loaded; fwd+bwd, xla / matmul time): the zoo's small
-# layers (patches <= 226k: STSTNet, Off-ApexNet, synthetic flow CNN, HTNet, reduced ResNet) run
-# 0.6-1.4x for one fold, 1.2-5.5x vmapped over 8 or 68 folds (the library's vmapped convolution is
-# a grouped one), and HTNet's 3x3 512->1024 at 2x2 74x; layers on large maps (patches >= 339k:
-# the flow CNN at 112, ResNet50 at 224 but for its 7x7 stage) ran 0.55-0.94x there, one jitted
-# layer alone. Inside the engine's epoch (a scan over steps in a map over folds) the library
-# convolutions of the flow CNN at 112 (patches 338k-903k) took 13.8 s per train step against 0.41 s
-# as matmuls (2026-12-05, docs/training.md "Seventh pass"), so the cap now covers them; ResNet50's
-# 56x56x64 stage (1.8M) keeps the library until it is measured in the engine.
-AUTO_MAX_PATCH_ELEMENTS = 1 << 20
+# 'auto' on CPU lowers a convolution to patches + matmul unless its patch matrix (batch x Ho x Wo x
+# kh*kw*cin values, in the compute dtype) would exceed this many bytes: the cap bounds memory, not
+# speed. Measured (2-core EPYC, docs/training.md "Seventh pass" and "Eighth pass"): one jitted layer
+# alone, the library was faster on large maps (matmul 0.55-0.94x at patches >= 339k per example),
+# but inside the engine's epoch (a scan over steps in a map over folds) XLA:CPU's library
+# convolutions are 6-30x slower than there: the flow CNN at 112 took 13.8 s per train step with them
+# against 0.41 s as matmuls, ResNet50 at 224 (batch 16) 24.0 s against 3.9-4.0 s. Vmapped over
+# folds the library's convolution becomes a grouped one (1.2-74x slower than matmuls for the zoo's
+# small layers). 1x1 kernels gather no copies and are always matmuls.
+AUTO_MAX_PATCH_BYTES = 1 << 30
 # Average pools stay the library's: its 2x2 reduce-window beat the reshape + mean (0.4-0.75x).
 AUTO_RESHAPE_AVG_POOL = False
 
@@ -116,8 +114,9 @@ def matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
                          precision=precision, preferred_element_type=preferred_element_type)
 
 
-def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dilation) -> bool:
-  """The 'auto' rule for one layer (shapes only; see AUTO_MAX_PATCH_ELEMENTS)."""
+def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dilation,
+                         itemsize: int = 4) -> bool:
+  """The 'auto' rule for one layer (shapes only; see AUTO_MAX_PATCH_BYTES)."""
   if jax.default_backend() != "cpu":
     return False
   kh, kw, cin, _ = rhs_shape
@@ -125,7 +124,7 @@ def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dila
   pads = _spatial_pads(lhs_shape[1:3], (kh, kw), window_strides, dilation, padding)
   ho, wo = [(size + lo + hi - (k - 1) * d - 1) // s + 1 for size, (lo, hi), k, d, s in
             zip(lhs_shape[1:3], pads, (kh, kw), dilation, window_strides)]
-  return kh * kw == 1 or ho * wo * kh * kw * cin <= AUTO_MAX_PATCH_ELEMENTS
+  return kh * kw == 1 or lhs_shape[0] * ho * wo * kh * kw * cin * itemsize <= AUTO_MAX_PATCH_BYTES
 
 
 def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -133,7 +132,7 @@ def auto_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
   """`matmul_conv` where the 'auto' rule prefers it for this layer and backend, else lax."""
   use_matmul = (_is_flax_layout(dimension_numbers) and lhs.ndim == 4
                 and _auto_prefers_matmul(lhs.shape, rhs.shape, tuple(window_strides), padding,
-                                         rhs_dilation))
+                                         rhs_dilation, jnp.dtype(lhs.dtype).itemsize))
   fn = matmul_conv if use_matmul else lax.conv_general_dilated
   return fn(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
             rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, **kwargs)

@@ -164,14 +164,18 @@ def test_reshape_max_pool_propagates_nan_and_infinities():
   np.testing.assert_array_equal(np.asarray(ours), np.asarray(nn.max_pool(x, (2, 2), (2, 2))))
 
 
-def test_auto_keeps_the_library_off_cpu_and_for_large_maps(monkeypatch):
+def test_auto_keeps_the_library_off_cpu_and_where_patches_outgrow_memory(monkeypatch):
   small = ((32, 28, 28, 3), (3, 3, 3, 16), (1, 1), "SAME", None)
-  large_map = ((32, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)
-  pointwise = ((32, 56, 56, 256), (1, 1, 256, 64), (1, 1), "VALID", None)
+  resnet_stage1 = ((16, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)  # 1.8M per example
+  stem = ((16, 224, 224, 3), (7, 7, 3, 64), (2, 2), "SAME", None)
+  pointwise = ((256, 56, 56, 256), (1, 1, 256, 64), (1, 1), "VALID", None)
+  huge_batch = ((256, 56, 56, 64), (3, 3, 64, 64), (1, 1), "SAME", None)  # 1.85 GB of patches
   assert jax.default_backend() == "cpu"
-  assert lowering._auto_prefers_matmul(*small)
-  assert lowering._auto_prefers_matmul(*pointwise)
-  assert not lowering._auto_prefers_matmul(*large_map)
+  for layer in (small, resnet_stage1, stem, pointwise):
+    assert lowering._auto_prefers_matmul(*layer), layer
+  assert not lowering._auto_prefers_matmul(*huge_batch)
+  # The cap counts bytes of the compute dtype: bfloat16 patches take half.
+  assert lowering._auto_prefers_matmul(*huge_batch[:4], None, 2)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert not lowering._auto_prefers_matmul(*small)
 
