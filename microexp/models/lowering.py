@@ -18,8 +18,8 @@ Implementations (`impl`):
            (microexp/kernels/conv_pool.py: no patches, one pass per example); every other
            layer as 'matmul'. CPU only.
   'auto'   on CPU: the kernel for conv -> ReLU -> max-pool blocks where it built and supports the
-           layer, 'matmul' for convolutions whose patches are small and for max pools, the
-           library's average pool (thresholds below, from benchmarks/conv_lowering.py); 'xla' on
+           layer, 'matmul' for convolutions (unless their patches outgrow memory) and max pools,
+           the library's average pool (thresholds below); 'xla' on
            every other backend (not measured there: the library until it is).
 """
 
