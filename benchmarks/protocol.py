@@ -11,6 +11,8 @@ Presets (the same in-memory arrays feed all three ways):
   (CASME II 145/24, SAMM 133/28, SMIC-HS 164/16 with the real per-dataset class counts), 3 classes,
   150 epochs, batch 32; microexp runs `configs/ststnet_megc.py` as shipped (BatchNorm + dropout
   STSTNet, AdamW, augmentation, class-balanced loss), one seed, no final all-subject model.
+- `offapexnet`: the `ststnet` data through `configs/offapexnet_megc.py` as shipped (microexp ways
+  only: no reference PyTorch loop).
 - `resnet50`: CASME II-shaped, 255 clips from 26 subjects, 3 classes, 100 epochs, batch 16;
   `configs/resnet_loso.py` without ImageNet weights. On a GPU/TPU the real 224x224x3 ResNet50;
   on CPU reduced to 64x64 inputs and one bottleneck per stage (the torch side then uses the same
@@ -70,6 +72,7 @@ CASME2_SHAPE = (("casme2", 26, (85, 85, 85)),)
 PRESETS = {
     "ststnet": dict(shape=MEGC_SHAPE, size=28, epochs=150, batch_size=32),
     "resnet50": dict(shape=CASME2_SHAPE, size=224, cpu_size=64, epochs=100, batch_size=16),
+    "offapexnet": dict(shape=MEGC_SHAPE, size=28, epochs=150, batch_size=32),
 }
 _NEGATIVE = ("disgust", "sadness", "fear", "repression")  # rendered motions of 'negative' clips
 
@@ -155,6 +158,9 @@ def _microexp_config(preset: str, settings: dict, epochs: int, fold_parallel: bo
   if preset == "ststnet":
     from configs import ststnet_megc  # pylint: disable=g-import-not-at-top
     config = ststnet_megc.get_config()
+  elif preset == "offapexnet":
+    from configs import offapexnet_megc  # pylint: disable=g-import-not-at-top
+    config = offapexnet_megc.get_config()
   else:
     from configs import resnet_loso  # pylint: disable=g-import-not-at-top
     config = resnet_loso.get_config("classes=3")
@@ -314,6 +320,8 @@ def _child(args) -> None:
 
 def _torch_skip_reason(preset: str) -> str | None:
   import importlib.util  # pylint: disable=g-import-not-at-top
+  if preset == "offapexnet":
+    return "no reference PyTorch loop for this preset"
   if importlib.util.find_spec("torch") is None:
     return "torch is not installed (pip install -r requirements-test.txt)"
   if preset == "resnet50" and importlib.util.find_spec("torchvision") is None:
@@ -385,7 +393,7 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", choices=sorted(PRESETS), default="ststnet")
-  p.add_argument("--epochs", type=int, default=0, help="0: the preset's (150 / 100)")
+  p.add_argument("--epochs", type=int, default=0, help="0: the preset's (ststnet, offapexnet 150; resnet50 100)")
   p.add_argument("--folds", type=int, default=0,
                  help="this many subjects (LOSO folds) sharing all the clips (0: the preset's)")
   p.add_argument("--modes", default=",".join(MODES), help="subset of " + ",".join(MODES))

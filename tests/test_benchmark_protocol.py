@@ -48,3 +48,15 @@ def test_three_ways_table(tmp_path, capsys):
     assert math.isfinite(value) and value > 0, name
     assert name in printed
   assert json.loads(out.read_text())["rows"].keys() == table["rows"].keys()
+
+
+@pytest.mark.slow
+def test_offapexnet_preset_runs_its_config_and_says_why_torch_is_skipped(capsys):
+  table = protocol.main(["--preset=offapexnet", "--folds=2", "--epochs=1",
+                         "--modes=parallel,torch"])
+  printed = capsys.readouterr().out
+  assert list(table["rows"]) == ["parallel"]
+  assert "preset offapexnet" in printed
+  assert "no reference PyTorch loop" in table["skipped"]["torch"]
+  row = table["rows"]["parallel"]
+  assert row["compile_s"] > 0 and 0 <= row["uf1"] <= 1
