@@ -12,7 +12,8 @@ sequence models are capped for a 2-core CPU, the table says so):
 - the measured time per fold-step of the engine's epoch call (`steps.make_steps(...).train_epoch`,
   `--steps` steps under `lax.scan`): sequential (one fold per call, as `fold_parallel=False`
   trains) and stacked (`--folds` folds in one call, as `fold_parallel=True` trains), medians of
-  `--repeats` calls after a compile + warm-up call;
+  `--repeats` calls after a compile + warm-up call, the sequential and every stacked call of a
+  model alternated (`interleaved_fold_step_s`) so that their ratios see the same machine;
 - achieved GFLOP/s and GB/s, and the roofline bound max(flops / peak flop rate, bytes / peak
   bandwidth) with the peaks measured in the same run (a 2048^3 float32 matmul, a 256 MiB copy),
   and measured / bound.
@@ -149,16 +150,11 @@ def train_step_cost(model, spec, tx, state, plan, data) -> dict:
           "bytes": float(cost.get("bytes accessed", np.nan))}
 
 
-def median_fold_step_s(st, state, plan, data, *, steps: int, folds: int, repeats: int) -> float:
-  """Median seconds per fold-step of `repeats` epoch calls of `st` after one compile + warm-up."""
-  return interleaved_fold_step_s({"": [st, state, plan, data]}, steps=steps, folds=folds,
-                                 repeats=repeats)[""]
-
-
-def interleaved_fold_step_s(setups: dict, *, steps: int, folds: int, repeats: int) -> dict:
+def interleaved_fold_step_s(setups: dict, *, steps: int, folds, repeats: int) -> dict:
   """{row: median seconds per fold-step} of `setups` ({row: [steps, state, plan, data]}), each
   compiled and warmed up first, then their epochs alternated (the order reversed every other
-  round), so that a drift of the machine's speed hits every row alike."""
+  round), so that a drift of the machine's speed hits every row alike. `folds`: the stacked fold
+  count of every row, or {row: its count}."""
   import jax  # pylint: disable=g-import-not-at-top
 
   epoch = 0
@@ -177,14 +173,14 @@ def interleaved_fold_step_s(setups: dict, *, steps: int, folds: int, repeats: in
       jax.block_until_ready((state, m))
       times[name].append(time.perf_counter() - start)
       setups[name][1] = state
-  return {name: statistics.median(t) / (steps * folds) for name, t in times.items()}
+  count = folds if isinstance(folds, dict) else dict.fromkeys(setups, folds)
+  return {name: statistics.median(t) / (steps * count[name]) for name, t in times.items()}
 
 
-def time_per_fold_step(name: str, case: ModelCase, folds: int, *, steps: int,
-                       repeats: int) -> float:
-  """Median seconds per fold-step of the engine's epoch call with `folds` folds stacked."""
+def _timed_setup(name: str, case: ModelCase, folds: int, steps: int) -> list:
+  """[steps, state, plan, data] of `folds` stacked folds, for `interleaved_fold_step_s`."""
   _, _, st, plan, data, state = _setup(name, case, folds, steps)
-  return median_fold_step_s(st, state, plan, data, steps=steps, folds=folds, repeats=repeats)
+  return [st, state, plan, data]
 
 
 def run(models, fold_counts, *, steps: int, repeats: int, budget_s: float, log=print,
@@ -200,18 +196,23 @@ def run(models, fold_counts, *, steps: int, repeats: int, budget_s: float, log=p
     for name in models:
       name, case = (name, MODELS[name]) if isinstance(name, str) else name
       cost = step_cost(name, case)
-      seq = time_per_fold_step(name, case, 1, steps=steps, repeats=repeats)
+      setups, counts = {1: _timed_setup(name, case, 1, steps)}, {1: 1}
+      seq = interleaved_fold_step_s(setups, steps=steps, folds=1, repeats=1)[1]  # for the budget
       t_flop, t_mem = cost["flops"] / peaks["flops"], cost["bytes"] / peaks["bytes"]
-      row = {"model": name, "input": f"{case.batch} x {'x'.join(map(str, case.shape))}",
-             "note": case.note, **cost, "bound_s": max(t_flop, t_mem),
-             "bound": "memory" if t_mem > t_flop else "flops", "sequential_s": seq,
-             "stacked_s": {}}
       for f in fold_counts:
         estimate = f * seq * steps * (repeats + 2)
         if estimate > budget_s:
           log(f"  {name}: {f} folds skipped (~{estimate:.0f} s > --budget_s={budget_s:g})")
           continue
-        row["stacked_s"][f] = time_per_fold_step(name, case, f, steps=steps, repeats=repeats)
+        setups[f"stacked {f}"] = _timed_setup(name, case, f, steps)
+        counts[f"stacked {f}"] = f
+      # Sequential and every stacked count alternated: the ratios see the same machine.
+      times = interleaved_fold_step_s(setups, steps=steps, folds=counts, repeats=repeats)
+      seq = times.pop(1)
+      row = {"model": name, "input": f"{case.batch} x {'x'.join(map(str, case.shape))}",
+             "note": case.note, **cost, "bound_s": max(t_flop, t_mem),
+             "bound": "memory" if t_mem > t_flop else "flops", "sequential_s": seq,
+             "stacked_s": {counts[k]: t for k, t in times.items()}}
       rows.append(row)
       log(f"  {name}: {1e3 * seq:.2f} ms per step sequential, bound {1e3 * row['bound_s']:.3f} ms "
           f"({row['bound']}); stacked " + ", ".join(
