@@ -1,11 +1,11 @@
 """How many jobs train together: fold-parallel or sequential, and chunks that fit in memory.
 
 - `config.train.fold_parallel`: True (stacked folds under vmap), False (one job at a time) or
-  'auto': measured at start-up by the engine (one warm-up and one timed epoch of one job, and of
-  a probe of 2 jobs per device stacked; per job-epoch), fold-parallel unless clearly slower
-  (`prefer_parallel`); the decision is
-  logged and kept in the workdir (`checkpoints/chunking.json`), so a restarted run keeps its
-  chunks.
+  'auto': measured at start-up by the engine (one job, and a probe of 2 jobs per device stacked:
+  a warm-up epoch each, then up to 3 rounds of an epoch each, alternated; the fastest round per
+  job-epoch, `loop.seconds_per_job_epoch`), fold-parallel unless clearly slower
+  (`prefer_parallel`); the decision is logged and kept in the workdir
+  (`checkpoints/chunking.json`), so a restarted run keeps its chunks.
 - `config.train.fold_chunk`: jobs per fold-parallel chunk; 0 = as many as fit in device memory.
   The fit is estimated from XLA's `compiled.memory_analysis()` of the epoch step for trial chunks
   of 1 and 2 jobs (linear: fixed + jobs x per-job bytes) against the device's free memory

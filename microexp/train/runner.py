@@ -45,8 +45,9 @@ def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[lis
     # better, and the probe stays cheap where fold-parallel loses (CPU: a whole chunk of a reduced
     # ResNet took 3.5 min of the 12 min README demo on a loaded 2-core machine).
     probe = min(size, 2 * jax.device_count())
-    seq = loop.seconds_per_job_epoch(ctx, jobs[:1], steps_per_epoch)
-    par = loop.seconds_per_job_epoch(ctx, jobs[:probe], steps_per_epoch)
+    times = loop.seconds_per_job_epoch(
+        ctx, {"sequential": jobs[:1], "fold_parallel": jobs[:probe]}, steps_per_epoch)
+    seq, par = times["sequential"], times["fold_parallel"]
     decision.update(fold_parallel=chunking.prefer_parallel(seq, par), seconds_per_job_epoch={
         "sequential": seq, "fold_parallel": par, "probe_jobs": probe})
     logging.info("fold_parallel='auto' on %s: %.4f s per job-epoch sequential, %.4f s "
