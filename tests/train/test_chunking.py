@@ -1,6 +1,6 @@
-"""Chunks: memory-aware sizes against a (fake, small) budget, 'auto' decided by measurement and
-kept in the workdir, compiled steps keyed on exactly the fields they read, pure selection,
-freezing, evaluation only when due."""
+"""Chunks: memory-aware sizes against a (fake, small) budget, 'auto' decided by measurement (its
+probe's alternated rounds) and kept in the workdir, compiled steps keyed on exactly the fields
+they read, pure selection, freezing, evaluation only when due."""
 
 from __future__ import annotations
 
@@ -13,13 +13,19 @@ import optax
 import pytest
 
 from microexp.models import builder
+from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import chunking
 from microexp.train import engine
+from microexp.train import folds as folds_lib
 from microexp.train import inputs
+from microexp.train import jobs as jobs_lib
+from microexp.train import loop
 from microexp.train import parallel
+from microexp.train import progress as progress_lib
 from microexp.train import selection
 from microexp.train import state as state_lib
 from microexp.train import steps as steps_lib
+from microexp.train import writers as writers_lib
 
 from . import fake_arrays, tiny_config
 
@@ -157,3 +163,38 @@ def test_constant_schedule_keeps_the_rate_and_cosine_decays():
   train.schedule = "step"
   with pytest.raises(ValueError, match="'warmup_cosine' or 'constant'"):
     state_lib.learning_rate_fn(state_lib.OptimizerSpec.from_config(train), 10)
+
+
+@pytest.mark.slow  # compiles a 1-job and a 2-job epoch of the tiny model
+def test_auto_probe_alternates_its_rounds_within_the_budget(tmp_path, monkeypatch):
+  config = tiny_config()
+  data, subset = inputs.prepare_data(fake_arrays(), config.dataset.classes)
+  model = builder.from_config(config, subset.num_classes)
+  ctx = loop.Context(config=config, model=model, data=data, num_classes=subset.num_classes,
+                     ckpt_root=tmp_path, progress=progress_lib.Progress(1),
+                     writers=writers_lib.CurveWriters(tmp_path / "tb", enabled=False),
+                     signals=checkpoint_lib.StopSignals())
+  jobs = [jobs_lib.Job(0, i, f)
+          for i, f in enumerate(folds_lib.make_folds(data["subject"], config.train, 0)[:2])]
+  calls = []
+  prepare = loop.prepare_chunk
+
+  def counting_prepare(ctx, chunk_jobs, steps_per_epoch):
+    c = prepare(ctx, chunk_jobs, steps_per_epoch)
+    name = f"{len(chunk_jobs)} jobs"
+
+    def train_epoch(*args, train_epoch=c.steps.train_epoch):
+      calls.append((name, int(args[-1])))
+      return train_epoch(*args)
+    return dataclasses.replace(c, steps=c.steps._replace(train_epoch=train_epoch))
+
+  monkeypatch.setattr(loop, "prepare_chunk", counting_prepare)
+  times = loop.seconds_per_job_epoch(ctx, {"seq": jobs[:1], "par": jobs}, 2, rounds=3,
+                                     budget_s=1e9)
+  assert set(times) == {"seq", "par"} and all(t > 0 for t in times.values())
+  # A warm-up epoch each, then 3 timed rounds, the order reversed every other round.
+  assert calls == [("1 jobs", 0), ("2 jobs", 0), ("2 jobs", 1), ("1 jobs", 1),
+                   ("1 jobs", 2), ("2 jobs", 2), ("2 jobs", 3), ("1 jobs", 3)]
+  calls.clear()
+  loop.seconds_per_job_epoch(ctx, {"seq": jobs[:1], "par": jobs}, 2, rounds=3, budget_s=0.0)
+  assert [epoch for _, epoch in calls] == [0, 0, 1, 1]  # the budget spent: one timed round
