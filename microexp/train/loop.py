@@ -145,10 +145,10 @@ def seconds_per_job_epoch(ctx: Context, probes: dict[str, list], steps_per_epoch
   A warm-up epoch each (it compiles), then up to `rounds` rounds of one epoch per chunk, the
   chunks alternated (the order reversed every other round) so that a drift of a shared machine's
   speed hits them alike; the fastest round per chunk (a shared machine's noise only ever adds
-  time). Rounds stop once they have taken `budget_s`
-  (at least one): a long epoch is timed less noisily than a short one. One timed epoch each, as
-  before, flipped the README demo's choice between runs (sequential 0.10 / 0.15 s, fold-parallel
-  0.15 / 0.09 s per job-epoch in two runs of the same config).
+  time). Rounds stop once they have taken `budget_s` (at least one): a long epoch is timed less
+  noisily than a short one. One timed epoch each, as before, flipped the README demo's choice
+  between runs (sequential 0.10 / 0.15 s, fold-parallel 0.15 / 0.09 s per job-epoch in two runs
+  of the same config).
   """
   chunks = {name: prepare_chunk(ctx, jobs, steps_per_epoch) for name, jobs in probes.items()}
   states = {name: c.state for name, c in chunks.items()}
