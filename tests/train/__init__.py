@@ -67,6 +67,24 @@ def tiny_config(**train) -> ml_collections.ConfigDict:
   return config
 
 
+def tiny_context(config: ml_collections.ConfigDict, workdir, epochs: int = 1):
+  """(loop.Context of a run of `config` on `fake_arrays` writing under `workdir`, its model, its
+  data): what the engine builds before its chunks, for tests that drive `loop` directly."""
+  # pylint: disable=g-import-not-at-top
+  from microexp.models import builder
+  from microexp.train import checkpoint, inputs, loop, progress, writers
+  # pylint: enable=g-import-not-at-top
+
+  data, subset = inputs.prepare_data(fake_arrays(), config.dataset.classes)
+  model = builder.from_config(config, subset.num_classes)
+  ctx = loop.Context(config=config, model=model, data=data, num_classes=subset.num_classes,
+                     ckpt_root=workdir / "checkpoints",
+                     writers=writers.CurveWriters(workdir / "tb", enabled=False),
+                     progress=progress.Progress(epochs), signals=checkpoint.StopSignals(),
+                     pretrained=builder.pretrained(model))
+  return ctx, model, data
+
+
 def probs_by_fold(results: dict, seed: int = 0) -> dict[str, np.ndarray]:
   """{fold: test probabilities [n_test, K]} of one seed, from a results dict."""
   out = {}

@@ -13,7 +13,6 @@ import optax
 import pytest
 
 from microexp.models import builder
-from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import chunking
 from microexp.train import engine
 from microexp.train import folds as folds_lib
@@ -21,13 +20,11 @@ from microexp.train import inputs
 from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import parallel
-from microexp.train import progress as progress_lib
 from microexp.train import selection
 from microexp.train import state as state_lib
 from microexp.train import steps as steps_lib
-from microexp.train import writers as writers_lib
 
-from . import fake_arrays, tiny_config
+from . import fake_arrays, tiny_config, tiny_context
 
 
 def _spec(config, steps_per_epoch=5):
@@ -167,13 +164,8 @@ def test_constant_schedule_keeps_the_rate_and_cosine_decays():
 
 @pytest.mark.slow  # compiles a 1-job and a 2-job epoch of the tiny model
 def test_auto_probe_alternates_its_rounds_within_the_budget(tmp_path, monkeypatch):
-  config = tiny_config()
-  data, subset = inputs.prepare_data(fake_arrays(), config.dataset.classes)
-  model = builder.from_config(config, subset.num_classes)
-  ctx = loop.Context(config=config, model=model, data=data, num_classes=subset.num_classes,
-                     ckpt_root=tmp_path, progress=progress_lib.Progress(1),
-                     writers=writers_lib.CurveWriters(tmp_path / "tb", enabled=False),
-                     signals=checkpoint_lib.StopSignals())
+  ctx, _, data = tiny_context(tiny_config(), tmp_path)
+  config = ctx.config
   jobs = [jobs_lib.Job(0, i, f)
           for i, f in enumerate(folds_lib.make_folds(data["subject"], config.train, 0)[:2])]
   calls = []

@@ -10,20 +10,15 @@ import numpy as np
 import pytest
 
 from microexp.report import workdirs as report
-from microexp.models import builder
-from microexp.train import checkpoint as checkpoint_lib
 from microexp.train import engine
 from microexp.train import folds as folds_lib
-from microexp.train import inputs as inputs_lib
 from microexp.train import jobs as jobs_lib
 from microexp.train import loop
 from microexp.train import metrics as metrics_lib
 from microexp.train import parallel
-from microexp.train import progress as progress_lib
 from microexp.train import train_eval
-from microexp.train import writers as writers_lib
 
-from . import fake_arrays, tiny_config
+from . import fake_arrays, tiny_config, tiny_context
 
 
 def _n_train(results, arrays):
@@ -68,15 +63,9 @@ def test_train_side_equals_a_manual_eval_of_the_final_variables(tmp_path):
   """One fold's training-side confusion is its last variables' eval-mode predictions (no
   augmentation: crop and flips are on in training; BatchNorm running statistics)."""
   config = tiny_config(epochs=3)
-  data, subset = inputs_lib.prepare_data(fake_arrays(), config.dataset.classes)
-  k = subset.num_classes
+  ctx, model, data = tiny_context(config, tmp_path, epochs=3)
+  k = ctx.num_classes
   fold = folds_lib.make_folds(data["subject"], config.train, 0)[2]
-  model = builder.from_config(config, k)
-  ctx = loop.Context(config=config, model=model, data=data, num_classes=k,
-                     ckpt_root=tmp_path / "checkpoints",
-                     writers=writers_lib.CurveWriters(tmp_path / "tb", enabled=False),
-                     progress=progress_lib.Progress(3), signals=checkpoint_lib.StopSignals(),
-                     pretrained=builder.pretrained(model))
   tr = fold.masks(data["subject"])[0]
   steps_per_epoch = -(-int(tr.sum()) // config.train.batch_size)
   jobs = [jobs_lib.Job(0, 2, fold)]
