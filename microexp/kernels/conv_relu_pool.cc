@@ -453,7 +453,8 @@ Cotangents ExampleCotangents(const Geometry& g, int64_t i, const ffi::Buffer<ffi
                              const ffi::Buffer<ffi::F32>& gsum_sq) {
   const int64_t cells = g.ho * g.wo * g.co, f = i / g.batch;
   return Cotangents{amax.typed_data() + i * cells, amin.typed_data() + i * cells,
-                    z.typed_data() + i * g.h * g.w * g.co, gmax.typed_data() + i * cells, gmin.typed_data() + i * cells,
+                    z.typed_data() + i * g.h * g.w * g.co, gmax.typed_data() + i * cells,
+                    gmin.typed_data() + i * cells,
                     gsum.typed_data() + f * g.co, gsum_sq.typed_data() + f * g.co};
 }
 
