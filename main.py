@@ -13,6 +13,9 @@ Several hosts (one process per host, e.g. a TPU pod or a GPU cluster): pass `--m
 JAX_NUM_PROCESSES / JAX_PROCESS_ID environment variables) before any JAX computation. Every process
 runs this same command; the fold mesh then spans all hosts' devices.
 
+On a CPU, JAX sees one device per core (`--cpu_devices`, microexp/train/cpu_devices.py): the
+fold-parallel engine runs a share of the folds on each, side by side.
+
 Compiled programs are kept in XLA's persistent cache (`--compilation_cache`, default
 ~/.cache/microexp/xla): a rerun, another seed or a resumed run skips their compilation.
 """
@@ -54,6 +57,9 @@ flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (
 flags.DEFINE_string("compilation_cache", None,
                     "Folder of XLA's persistent compilation cache ('none': off). Default: "
                     "$MICROEXP_COMPILATION_CACHE, else ~/.cache/microexp/xla.")
+flags.DEFINE_string("cpu_devices", None,
+                    "JAX devices the CPU is split into: 'auto' (one per core: stacked folds run side "
+                    "by side) or a number. Default: $MICROEXP_CPU_DEVICES, else 'auto'.")
 config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -74,6 +80,9 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
 
   from microexp.train import compile_cache  # pylint: disable=g-import-not-at-top
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+
+  cpu_devices.configure(cpu_devices.count(FLAGS.cpu_devices))
 
   cache = compile_cache.enable(compile_cache.directory(FLAGS.compilation_cache))
   logging.info("Compilation cache: %s", cache or "off")

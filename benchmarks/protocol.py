@@ -307,6 +307,9 @@ def _child(args) -> None:
   with np.load(args.child_data) as f:
     arrays = {k: f[k] for k in f.files}
   settings = json.loads(args.child_settings)
+  if args.child_mode != "torch":
+    from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+    cpu_devices.configure(cpu_devices.count(args.cpu_devices or None))
   if args.child_mode == "torch":
     r = run_torch(arrays, args.preset, settings, args.epochs)
   else:
@@ -350,7 +353,7 @@ def _backend() -> tuple[str, str]:
 def _run_child(mode: str, args, data_path: str, settings: dict) -> dict:
   cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), f"--preset={args.preset}",
          f"--epochs={args.epochs}", f"--child_mode={mode}", f"--child_data={data_path}",
-         f"--child_settings={json.dumps(settings)}"]
+         f"--child_settings={json.dumps(settings)}", f"--cpu_devices={args.cpu_devices}"]
   proc = subprocess.run(cmd, env=_child_env(), capture_output=True, text=True, check=False)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("PROTOCOL_RESULT ")]
   if proc.returncode or not lines:
@@ -400,6 +403,9 @@ def parse_args(argv=None):
   p.add_argument("--repeats", type=int, default=1, help="runs per way; medians are reported")
   p.add_argument("--out", default="", help="write the table as JSON here")
   p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+  p.add_argument("--cpu_devices", default="",
+                 help="microexp's JAX CPU devices, as main.py --cpu_devices (default: "
+                      "$MICROEXP_CPU_DEVICES, else 'auto', one per core)")
   p.add_argument("--child_mode", default="", help=argparse.SUPPRESS)
   p.add_argument("--child_data", default="", help=argparse.SUPPRESS)
   p.add_argument("--child_settings", default="", help=argparse.SUPPRESS)

@@ -180,7 +180,8 @@ def train() -> ml_collections.ConfigDict:
   # against the free device memory or memory_budget_gb). Sequential runs one job at a time.
   t.fold_chunk = 0
   # GiB per device the chunks may use; 0 = ask the device (GPU/TPU). CPUs report no figure:
-  # set it there to cap chunks (else one chunk holds every job).
+  # set it there to cap chunks (else one chunk holds every job); on a CPU it is the memory all
+  # its devices share (main.py --cpu_devices).
   t.memory_budget_gb = 0.0
   # Seconds between (asynchronous) checkpoints; a kill -9 loses at most this much training.
   # SIGTERM / SIGINT save before stopping. 0 = after every epoch.

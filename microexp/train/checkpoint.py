@@ -47,7 +47,8 @@ class ChunkCheckpointer:
     self.every_s = max(float(every_s), 0.0)
     self.manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, enable_async_checkpointing=True))
+            max_to_keep=1, create=True, enable_async_checkpointing=True),
+        item_handlers=ocp.StandardCheckpointHandler())
     self._last = time.monotonic()
 
   def due(self) -> bool:
@@ -65,15 +66,59 @@ class ChunkCheckpointer:
   def restore_latest(self, template):
     """Returns (epochs_done, tree) from the latest checkpoint, or (0, None) when there is none.
 
-    template: a tree like the saved one; only its shapes, dtypes and shardings are used.
+    template: a tree like the saved one; only its shapes, dtypes and shardings are used. A
+    checkpoint that stacks another number of folds (written under another device count, which
+    pads the fold axis differently) is refitted to the template's (`_refit_folds`).
     """
     step = self.manager.latest_step()
     if step is None:
       return 0, None
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = [x for _, x in paths]
+    stored = {m.name: tuple(m.shape) for m in jax.tree.leaves(
+        self.manager.item_metadata(step).tree, is_leaf=lambda m: hasattr(m, "shape"))}
+    shapes = [stored.get(".".join(ocp.tree.str_keypath(path)), np.shape(x)) for path, x in paths]
+    if any(shape != np.shape(x) for shape, x in zip(shapes, leaves)):
+      return int(step), self._refit_folds(step, leaves, treedef, shapes)
     abstract = jax.tree.map(
         lambda x: x if isinstance(x, np.ndarray) else ocp.utils.to_shape_dtype_struct(x), template)
     tree = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
     return int(step), tree
+
+  def _refit_folds(self, step: int, leaves: list, treedef, shapes: list):
+    """The checkpoint at `step` (arrays of `shapes`), each array's fold axis padded with copies of
+    its last fold or cut to the length of the template's (`leaves`, `treedef`).
+
+    Padding folds are copies of the chunk's last job (`parallel.pad_folds`) and train exactly as
+    it does, so this is the state an uninterrupted run on the new devices would hold. The fold
+    axis is the one axis where stored and template shapes differ; anything else is an error."""
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = [np.empty(shape, x.dtype) if isinstance(x, np.ndarray)
+                else jax.ShapeDtypeStruct(shape, x.dtype, sharding=local)
+                for x, shape in zip(leaves, shapes)]
+    restored = jax.tree.leaves(self.manager.restore(
+        step, args=ocp.args.StandardRestore(jax.tree.unflatten(treedef, abstract))))
+    where = self.directory / str(step)
+    out, lengths = [], set()
+    for x, shape, value in zip(leaves, shapes, restored):
+      axes = [a for a, (old, new) in enumerate(zip(shape, np.shape(x))) if old != new]
+      if len(shape) != np.ndim(x) or len(axes) > 1:
+        raise ValueError(f"Checkpoint {where} holds an array of shape {shape} where this run has "
+                         f"{np.shape(x)}: not a run of this config. Remove {self.directory} to "
+                         "train the chunk afresh.")
+      value = np.asarray(value)
+      if axes:
+        a, length = axes[0], np.shape(x)[axes[0]]
+        lengths.add((shape[a], length))
+        kept = np.take(value, np.arange(min(shape[a], length)), axis=a)
+        value = np.concatenate([kept] + [np.take(value, [-1], axis=a)] * (length - kept.shape[a]),
+                               axis=a)
+      out.append(value if isinstance(x, np.ndarray) else jax.make_array_from_callback(
+          value.shape, x.sharding, lambda index, v=value: v[index]))
+    if len(lengths) > 1:
+      raise ValueError(f"Checkpoint {where} stacks its arrays' folds differently "
+                       f"{sorted(lengths)}: not a run of this config. Remove {self.directory}.")
+    return jax.tree.unflatten(treedef, out)
 
   def close(self) -> None:
     """Waits for a save in flight, then releases the manager."""

@@ -10,7 +10,8 @@
   The fit is estimated from XLA's `compiled.memory_analysis()` of the epoch step for trial chunks
   of 1 and 2 jobs (linear: fixed + jobs x per-job bytes) against the device's free memory
   (`device.memory_stats()`, GPU/TPU) or `config.train.memory_budget_gb` (GiB per device; needed
-  on CPU, which reports no memory figure: without it a CPU chunk holds every job), with a
+  on CPU, which reports no memory figure: without it a CPU chunk holds every job; the CPU's
+  devices share it, each holding its own copy of the data and one fold's temporaries), with a
   `SAFETY` margin.
 """
 
@@ -97,8 +98,12 @@ def _num_datasets(data: dict) -> int:
   return int(np.max(index)) + 1 if index is not None and len(index) else 1
 
 
-def jobs_that_fit(fixed: int, per_job: int, budget: int, devices: int = 1) -> int:
-  """Largest chunk with fixed + ceil(jobs / devices) * per_job <= SAFETY * budget (>= 1)."""
+def jobs_that_fit(fixed: int, per_job: int, budget: int, devices: int = 1, *,
+                  shared_memory: bool = False) -> int:
+  """Largest chunk with fixed + ceil(jobs / devices) * per_job <= SAFETY * budget on each device
+  (>= 1); shared_memory (CPU devices, one budget for all): devices * fixed + jobs * per_job."""
+  if shared_memory:
+    return max(int((SAFETY * budget - devices * fixed) // max(per_job, 1)), 1)
   per_device = int((SAFETY * budget - fixed) // max(per_job, 1))
   return max(per_device, 1) * devices
 
@@ -116,11 +121,13 @@ def fitting_chunk(model, spec, data, train_config, num_jobs: int) -> int:
   one = epoch_bytes(model, spec, 1, data, device)
   two = epoch_bytes(model, spec, 2, data, device)
   per_job, fixed = max(two - one, 1), max(2 * one - two, 0)
-  fit = jobs_that_fit(fixed, per_job, budget, jax.device_count())
+  shared = device.platform == "cpu"  # one memory: each device's own data copy and temporaries
+  fit = jobs_that_fit(fixed, per_job, budget, jax.device_count(), shared_memory=shared)
   size = min(fit, num_jobs)
-  logging.info("Memory: %.2f GiB fixed + %.3f GiB per job (XLA memory_analysis), budget %.2f GiB "
-               "per device (%s, %.0f%% used): %d job(s) fit, chunks of %d (%d chunk(s)).",
-               fixed / 2**30, per_job / 2**30, budget / 2**30, source, 100 * SAFETY, fit, size,
+  logging.info("Memory: %.2f GiB fixed per device + %.3f GiB per job (XLA memory_analysis), "
+               "budget %.2f GiB %s (%s, %.0f%% used): %d job(s) fit, chunks of %d (%d chunk(s)).",
+               fixed / 2**30, per_job / 2**30, budget / 2**30,
+               "for all devices" if shared else "per device", source, 100 * SAFETY, fit, size,
                math.ceil(num_jobs / size))
   if fit == 1 and fixed + per_job > SAFETY * budget:
     logging.warning("Even one job may not fit in %.2f GiB (estimate %.2f GiB).", budget / 2**30,

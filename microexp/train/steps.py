@@ -179,25 +179,28 @@ class Steps(NamedTuple):
 
 
 def fold_group(spec: StepSpec, mesh) -> int | None:
-  """How many stacked folds one compiled call vmaps together; None = all of them.
+  """How many of a device's stacked folds one compiled call vmaps together; None = all of them.
 
-  Several devices: all (vmapped, sharded over 'fold'). One GPU/TPU: all (one small model leaves
-  the device idle). One CPU: one at a time (a loop over the folds inside the call, each fold's
-  state updated in place, see `_stacked`): a vmapped small network's every op then streams all
-  folds' activations through the caches, a fold at a time keeps them resident, and the call still
-  runs every fold's epoch in one dispatch.
+  A mesh that splits each fold's batch ('data' > 1): all (vmapped, sharded over 'fold' by XLA).
+  Otherwise each device runs its own folds (`make_steps`: shard_map over 'fold'), and per device:
+  a GPU/TPU all (one small model leaves the device idle); a CPU one at a time (a loop over its
+  folds inside the call, each fold's state updated in place, see `_stacked`): a vmapped small
+  network's every op then streams all folds' activations through the caches, a fold at a time
+  keeps them resident, and the call still runs every fold's epoch in one dispatch.
   `config.train.fold_group` > 0 sets it.
   """
   if spec.fold_group > 0:
     return spec.fold_group
-  if mesh.devices.size > 1 or mesh.devices.flat[0].platform != "cpu":
+  if mesh.shape["data"] > 1 or mesh.devices.flat[0].platform != "cpu":
     return None
   return 1
 
 
-def _stacked(fn, group: int | None, num_mapped: int, *, updates_first: bool = False):
+def _stacked(fn, group: int | None, num_mapped: int, *, updates_first: bool = False,
+             spmd_axis_name: str | None = None):
   """fn(*mapped, *shared) over the leading fold axis of its first `num_mapped` arguments:
-  vmapped (sharded over 'fold') when `group` is None, else lax.map in groups of `group`.
+  vmapped when `group` is None (sharded over `spmd_axis_name`, if given), else lax.map in groups
+  of `group`.
 
   updates_first: fn returns (the new value of its first argument, the rest). A fold at a time
   (`group` 1), each fold's new value is then written over the first argument's stacked (donated)
@@ -206,7 +209,8 @@ def _stacked(fn, group: int | None, num_mapped: int, *, updates_first: bool = Fa
   """
   if group is None:
     in_axes = (0,) * num_mapped + (None,) * 8
-    return lambda *args: jax.vmap(fn, in_axes=in_axes[:len(args)], spmd_axis_name="fold")(*args)
+    return lambda *args: jax.vmap(fn, in_axes=in_axes[:len(args)],
+                                     spmd_axis_name=spmd_axis_name)(*args)
 
   def mapped(*args):
     shared = args[num_mapped:]
@@ -227,26 +231,51 @@ def _stacked(fn, group: int | None, num_mapped: int, *, updates_first: bool = Fa
   return in_place if updates_first and group == 1 else mapped
 
 
+def _per_device(fn, num_mapped: int, *, mesh):
+  """fn over the 'fold' axis of `mesh`, each device running its own folds (shard_map): its first
+  `num_mapped` arguments and its outputs are split over 'fold', the others replicated.
+
+  Nothing is partitioned by XLA inside, so the CPU kernels (custom calls, microexp/kernels) run
+  as on one device, where an automatically sharded vmap gathers their operands onto every
+  device; and the devices run side by side (one per core, `cpu_devices.py`)."""
+
+  def run(*args):
+    in_specs = (P("fold"),) * num_mapped + (P(),) * (len(args) - num_mapped)
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P("fold"),
+                         check_vma=False)(*args)
+
+  return run
+
+
 @functools.lru_cache(maxsize=32)
 def make_steps(model, spec: StepSpec, mesh) -> Steps:
-  """Jitted fold-stacked functions sharded over `mesh` ('fold', 'data'); cached per argument."""
+  """Jitted fold-stacked functions sharded over `mesh` ('fold', 'data'); cached per argument.
+
+  A mesh without a 'data' split (every CPU mesh, and accelerators with a fold or more each) runs
+  each device's folds on it (`_per_device`); one that splits batches lets XLA shard a vmap."""
   tx = state_lib.create_optimizer(spec.optimizer, spec.steps_per_epoch)
   fold = NamedSharding(mesh, P("fold"))
-  data_sharding = NamedSharding(mesh, P("data")) if mesh.shape["data"] > 1 else None
+  split_batch = mesh.shape["data"] > 1
+  data_sharding = NamedSharding(mesh, P("data")) if split_batch else None
   step_fn = functools.partial(train_step_one, model=model, tx=tx, spec=spec,
                               data_sharding=data_sharding)
   epoch_fn = functools.partial(train_epoch_one, step_fn=step_fn,
                                steps_per_epoch=spec.steps_per_epoch)
   group = fold_group(spec, mesh)
-  train_epoch = jax.jit(_stacked(epoch_fn, group, 2, updates_first=True), out_shardings=fold,
-                        donate_argnums=(0,))
-  evaluate = jax.jit(_stacked(functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
-                                                is_flow=spec.is_flow, task=spec.task),
-                              group, 2), out_shardings=fold)
+  eval_fn = functools.partial(eval_one, model=model, tta_flip_h=spec.tta_flip_h,
+                              is_flow=spec.is_flow, task=spec.task)
 
   def init_one(key, sample_x, sample_mask):
     return state_lib.create_train_state(model, jax.random.fold_in(key, STREAM_INIT), sample_x,
                                         sample_mask, tx)
 
-  init = jax.jit(jax.vmap(init_one, in_axes=(0, None, None)), out_shardings=fold)
-  return Steps(tx, init, train_epoch, evaluate)
+  if split_batch:
+    place, axis = (lambda fn, num_mapped: fn), "fold"
+  else:
+    place, axis = functools.partial(_per_device, mesh=mesh), None
+  train_epoch = place(_stacked(epoch_fn, group, 2, updates_first=True, spmd_axis_name=axis), 2)
+  evaluate = place(_stacked(eval_fn, group, 2, spmd_axis_name=axis), 2)
+  init = place(jax.vmap(init_one, in_axes=(0, None, None)), 1)
+  return Steps(tx, jax.jit(init, out_shardings=fold),
+               jax.jit(train_epoch, out_shardings=fold, donate_argnums=(0,)),
+               jax.jit(evaluate, out_shardings=fold))

@@ -37,6 +37,11 @@ def test_jobs_that_fit_arithmetic():
   assert chunking.jobs_that_fit(fixed=100, per_job=10, budget=int((100 + 35) / safety),
                                 devices=4) == 12
   assert chunking.jobs_that_fit(fixed=100, per_job=10, budget=10) == 1  # never 0
+  # CPU devices share one memory: each holds its own fixed part, the jobs' states add up once.
+  assert chunking.jobs_that_fit(fixed=100, per_job=10, budget=int((200 + 35) / safety),
+                                devices=2, shared_memory=True) == 3
+  assert chunking.jobs_that_fit(fixed=100, per_job=10, budget=int((100 + 35) / safety),
+                                devices=2, shared_memory=True) == 1
 
 
 @pytest.fixture(scope="module")

@@ -109,8 +109,12 @@ _MULTI_DEVICE = textwrap.dedent("""
     sys.path[:0] = [{root!r}, {tests!r}]
     import jax
     assert len(jax.devices()) == 8, jax.devices()
+    import functools
     import train as helpers
     from microexp.train import engine, parallel
+    assert dict(parallel.make_mesh(5).shape) == {{"fold": 5, "data": 1}}  # CPU devices' rule
+    # The accelerators' rule on these CPU devices: folds on a divisor, each fold's batch split.
+    parallel.make_mesh = functools.partial(parallel.make_mesh, split_batch=True)
     mesh = parallel.make_mesh(5)
     assert dict(mesh.shape) == {{"fold": 4, "data": 2}}, mesh.shape
     results = engine.train_and_evaluate(helpers.tiny_config(), helpers.fake_arrays(), {workdir!r})
@@ -120,7 +124,9 @@ _MULTI_DEVICE = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_multi_device_fold_and_data_sharding_matches_single_device(baseline, tmp_path):
-  """8 CPU devices: 5 folds padded to 8 on a fold=4 x data=2 mesh; same predictions."""
+  """8 devices under the accelerators' mesh rule: 5 folds padded to 8 on a fold=4 x data=2 mesh
+  (XLA shards a vmap, splitting each fold's batch); same predictions. CPU devices' own rule:
+  test_cpu_devices.py."""
   _, results, _ = baseline
   script = _MULTI_DEVICE.format(root=str(ROOT), tests=str(ROOT / "tests"),
                                 workdir=str(tmp_path / "wd"))
