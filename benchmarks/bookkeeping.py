@@ -65,6 +65,8 @@ def bare_epochs(config, arrays) -> tuple[float, float]:
 
 def main(argv):
   del argv
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   config = FLAGS.config
   config.train.final_seeds = []
   if config.train.fold_parallel == "auto":  # both sides must chunk alike: sequential by default

@@ -88,6 +88,8 @@ def measure(model, config, num_folds: int, epochs: int) -> dict:
 
 def main(argv):
   del argv
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   config = common.casme2_config(classes="5", synthetic=False)
   config.train.batch_size = FLAGS.batch_size
   config.train.augment.update({"flip_h": True, "crop": 2})

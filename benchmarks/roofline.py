@@ -257,6 +257,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = [m for m in models if m not in MODELS]
   if unknown:

@@ -39,6 +39,8 @@ def main():
   parser.add_argument("variants", nargs="+")
   parser.add_argument("--data_dir", default="/tmp/sequence_variants_data")
   args = parser.parse_args()
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   from microexp import loaders as registry  # pylint: disable=g-import-not-at-top
   from microexp.train import engine  # pylint: disable=g-import-not-at-top
 

@@ -207,6 +207,8 @@ def main(argv=None) -> list[tuple[str, float]]:
                  help="--trace: a benchmarks/roofline.py MODELS row (config, input, batch)")
   p.add_argument("--top", type=int, default=0, help="--trace: also list the N costliest XLA ops")
   args = p.parse_args(argv)
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   if args.trace:
     with jax.threefry_partitionable(False):
       parts, ops = trace_breakdown(args.model, steps=args.steps)

@@ -100,6 +100,8 @@ def main():
   parser.add_argument("--hard_params", default="{}", help="JSON overrides of synthetic_hard.HARD")
   parser.add_argument("--no_net", action="store_true", help="logistic regression only")
   args = parser.parse_args()
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   calibrate(difficulty=args.difficulty, subjects=[int(v) for v in args.subjects.split(",")],
             epochs=args.epochs, config_path=args.config, arg=args.arg,
             train=json.loads(args.train), seed=args.seed,
