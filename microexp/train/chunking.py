@@ -1,10 +1,13 @@
 """How many jobs train together: fold-parallel or sequential, and chunks that fit in memory.
 
-- `config.train.fold_parallel`: True (stacked folds under vmap), False (one job at a time) or
-  'auto': measured at start-up by the engine (one job, and a probe of 2 jobs per device stacked:
-  a warm-up epoch each, then up to 3 rounds of an epoch each, alternated; the fastest round per
-  job-epoch, `loop.seconds_per_job_epoch`), fold-parallel unless clearly slower
-  (`prefer_parallel`); the decision is logged and kept in the workdir
+- `config.train.fold_parallel`: True (stacked folds), False (one job at a time) or 'auto'. On
+  CPU devices, where a stacked chunk runs a fold at a time on each device (`steps.fold_group`),
+  'auto' is fold-parallel: each fold runs a sequential job's program, the folds spread over the
+  devices. Where stacked folds are vmapped (accelerators, `config.train.fold_group`), it is
+  measured at start-up by the engine (one job, and a probe of 2 jobs per device stacked: a
+  warm-up epoch each, then up to 3 rounds of an epoch each, alternated; the fastest round per
+  job-epoch, `loop.seconds_per_job_epoch`): fold-parallel unless clearly slower
+  (`prefer_parallel`). The decision is logged and kept in the workdir
   (`checkpoints/chunking.json`), so a restarted run keeps its chunks.
 - `config.train.fold_chunk`: jobs per fold-parallel chunk; 0 = as many as fit in device memory.
   The fit is estimated from XLA's `compiled.memory_analysis()` of the epoch step for trial chunks

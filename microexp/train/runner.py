@@ -19,6 +19,7 @@ from microexp.train import workdir as workdir_lib
 from microexp.models import builder
 from microexp.train import chunking
 from microexp.train import loop
+from microexp.train import parallel
 from microexp.train import steps as steps_lib
 from microexp.train import writers as writers_lib
 
@@ -40,7 +41,14 @@ def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[lis
                                         num_classes=ctx.num_classes)
   size = chunking.fitting_chunk(ctx.model, spec, ctx.data, tc, len(jobs))
   decision = {"key": key, "fold_parallel": True, "chunk": size}
-  if mode is None and size > 1:  # 'auto': measure both modes, per job-epoch
+  mesh = parallel.make_mesh(size)
+  if mode is None and size > 1 and steps_lib.fold_group(spec, mesh) == 1:
+    # CPU devices run a stacked chunk a fold at a time each: the per-fold program of a sequential
+    # run, the folds spread over the devices, one dispatch per epoch. Nothing to measure.
+    logging.info("fold_parallel='auto' on cpu: fold-parallel, chunks of %d (%d device(s), a fold "
+                 "at a time on each: a sequential job's program, side by side).", size,
+                 mesh.devices.size)
+  elif mode is None and size > 1:  # 'auto' where stacked folds are vmapped: measure both modes
     # A probe of 2 jobs per device, not the whole chunk: stacking more jobs only fills the device
     # better, and the probe stays cheap where fold-parallel loses (CPU: a whole chunk of a reduced
     # ResNet took 3.5 min of the 12 min README demo on a loaded 2-core machine).

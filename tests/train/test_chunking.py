@@ -1,6 +1,7 @@
-"""Chunks: memory-aware sizes against a (fake, small) budget, 'auto' decided by measurement (its
-probe's alternated rounds) and kept in the workdir, compiled steps keyed on exactly the fields
-they read, pure selection, freezing, evaluation only when due."""
+"""Chunks: memory-aware sizes against a (fake, small) budget; 'auto' decided by rule on CPU
+devices and by measurement (its probe's alternated rounds) where stacked folds are vmapped, kept
+in the workdir; compiled steps keyed on exactly the fields they read; pure selection; freezing;
+evaluation only when due."""
 
 from __future__ import annotations
 
@@ -86,7 +87,9 @@ def test_test_subjects_evaluated_only_when_due(chunked_run):
 
 @pytest.mark.slow
 def test_auto_measures_both_modes_and_keeps_the_decision(tmp_path, caplog):
-  config = tiny_config(fold_parallel="auto", epochs=2)
+  # Folds vmapped in pairs (as on a GPU, where each device vmaps its folds): a stacked fold then
+  # runs another program than a sequential one, and 'auto' measures the two.
+  config = tiny_config(fold_parallel="auto", epochs=2, fold_group=2)
   with caplog.at_level("INFO"):
     engine.train_and_evaluate(config, fake_arrays(), tmp_path)
   decision = json.loads((tmp_path / "checkpoints/chunking.json").read_text())
@@ -99,6 +102,20 @@ def test_auto_measures_both_modes_and_keeps_the_decision(tmp_path, caplog):
   with caplog.at_level("INFO"):  # a rerun (resume) reuses the decision: same chunks
     engine.train_and_evaluate(config, fake_arrays(), tmp_path)
   assert any("Chunking from" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_auto_on_cpu_devices_stacks_without_measuring(tmp_path, caplog, monkeypatch):
+  """A fold at a time on each CPU device is a sequential job's program: no probe is run."""
+  monkeypatch.setattr(loop, "seconds_per_job_epoch", lambda *a, **k: pytest.fail("probed"))
+  with caplog.at_level("INFO"):
+    results = engine.train_and_evaluate(tiny_config(fold_parallel="auto", epochs=2),
+                                        fake_arrays(), tmp_path)
+  decision = json.loads((tmp_path / "checkpoints/chunking.json").read_text())
+  assert decision["fold_parallel"] and decision["chunk"] == 5
+  assert "seconds_per_job_epoch" not in decision
+  assert any("a fold at a time on each" in r.getMessage() for r in caplog.records)
+  assert len(results["per_fold"]) == 5
 
 
 def test_steps_are_keyed_on_exactly_the_fields_they_read():
