@@ -3,8 +3,8 @@
 Folds (stacked models) are split over the 'fold' axis. On accelerators, when a chunk has fewer
 folds than devices, the remaining factor becomes a 'data' axis: each fold's batch is split over it
 (data parallel within a fold; XLA inserts the gradient and BatchNorm all-reduces). CPU devices
-never split a batch (`make_mesh`). The fold axis is padded to a
-multiple of the 'fold' mesh size with copies of the last fold whose results are discarded.
+never split a batch (`make_mesh`). The fold axis is padded to a multiple of the 'fold' mesh size
+with copies of the last fold whose results are discarded.
 Placement uses `jax.make_array_from_callback`, which also works on several hosts when every
 process holds the same host array (after `jax.distributed.initialize()`).
 """
