@@ -134,6 +134,74 @@ inline void Convolve(const Geometry& g, const float* __restrict buffer,
   }
 }
 
+// 16 channels in one vector register (GCC / clang vector extension): STSTNet's and Off-ApexNet's
+// second layer, with compile-time pool windows. One window computed and pooled without leaving
+// registers (the array form of `ForwardExample` spilled its window to the stack).
+typedef float Vec16 __attribute__((vector_size(64)));
+
+inline Vec16 Load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+template <int PH, int PW, int KH, int RT>
+inline void ForwardWindow16(const Geometry& g, const float* __restrict buffer,
+                            const float* __restrict kernel, Vec16 bias,
+                            const Tile<PH, PW>& tile, float* __restrict zout,
+                            float* __restrict pmax, float* __restrict pmin,
+                            int8_t* __restrict amax, int8_t* __restrict amin, Vec16& total,
+                            Vec16& total_sq, bool stats) {
+  constexpr int TP = PH * PW;
+  const int64_t stride = g.cols() * g.ci;
+  Vec16 z[TP];
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) z[p] = bias;
+  for (int64_t i = 0; i < KH; ++i) {
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < RT; ++t) {
+      const Vec16 k = Load16(kernel + (i * RT + t) * 16);
+#pragma GCC unroll 16
+      for (int p = 0; p < TP; ++p) z[p] += buffer[tile.offsets[p] + i * stride + t] * k;
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const Vec16 zero = {};
+  float scratch[16];
+  Vec16 mx = zero - inf, mn = zero + inf, ix = zero, in = zero;
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) {
+    // The pre-activation, kept for the backward; pool padding goes to `scratch`.
+    Store16(tile.valid[p] ? zout + tile.pixels[p] * 16 : scratch, z[p]);
+    z[p] = z[p] < zero ? zero : z[p];  // std::max(z, 0)
+    const float none = tile.valid[p] ? 0.0f : inf, w = stats && tile.valid[p] ? 1.0f : 0.0f;
+    const Vec16 hi = z[p] - none, lo = z[p] + none;
+    mx = mx < hi ? hi : mx;  // std::max(mx, hi)
+    mn = lo < mn ? lo : mn;  // std::min(mn, lo)
+    total += w * z[p];
+    total_sq += w * z[p] * z[p];
+  }
+  // The first pixel holding the max and the min (scanned last to first).
+#pragma GCC unroll 16
+  for (int p = TP - 1; p >= 0; --p) {
+    const float k = tile.positions[p], none = tile.valid[p] ? 0.0f : inf;
+    ix = z[p] - none == mx ? zero + k : ix;
+    in = z[p] + none == mn ? zero + k : in;
+  }
+  if (tile.cell >= 0) {
+    const int64_t at = tile.cell * 16;
+    Store16(pmax + at, mx);
+    Store16(pmin + at, mn);
+#pragma GCC unroll 16
+    for (int c = 0; c < 16; ++c) {
+      amax[at + c] = static_cast<int8_t>(ix[c]);
+      amin[at + c] = static_cast<int8_t>(in[c]);
+    }
+  }
+}
+
 // Forward of one example: pooled max / min of s = relu(conv), their window positions (the first
 // in row-major order, the library's rule), and the example's sums of s and s^2 per channel.
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
@@ -153,6 +221,17 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   std::fill(amin, amin + cells, 0);
   float total[CW], total_sq[CW];
   for (int64_t c = 0; c < co; ++c) total[c] = total_sq[c] = 0.0f;
+  if constexpr (CO == 16 && PH > 0 && KH > 0) {
+    Vec16 t = {}, q = {};
+    const Vec16 b = Load16(bias);
+    ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
+      ForwardWindow16<PH, PW, KH, RT>(g, buffer.data(), kernel, b, tile, zout, pmax, pmin, amax,
+                                      amin, t, q, stats);
+    });
+    Store16(sum, t);
+    Store16(sum_sq, q);
+    return;
+  }
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float z[TP][CW];
     Convolve<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, tile, z);
@@ -274,6 +353,49 @@ inline void TileGradient(const Geometry& g, const Cotangents& ct, const Tile<PH,
   }
 }
 
+// `TileGradient` and the kernel gradient's accumulation of one window, 16 channels in a vector
+// register each (see `ForwardWindow16`); the same arithmetic in the same order.
+template <int PH, int PW, int KH, int RT>
+inline void ParamGradWindow16(const Geometry& g, const float* __restrict buffer,
+                              const Cotangents& ct, const Tile<PH, PW>& tile,
+                              float* __restrict dkernel, Vec16& db) {
+  constexpr int TP = PH * PW;
+  const int64_t stride = g.cols() * g.ci;
+  const Vec16 zero = {};
+  const bool pooled = tile.cell >= 0;
+  const int64_t at = pooled ? tile.cell * 16 : 0;
+  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
+  if (pooled) {
+    gx = Load16(ct.gmax + at);
+    gn = Load16(ct.gmin + at);
+#pragma GCC unroll 16
+    for (int c = 0; c < 16; ++c) {
+      ix[c] = ct.amax[at + c];
+      in[c] = ct.amin[at + c];
+    }
+  }
+  const Vec16 gsum = Load16(ct.gsum), gsum_sq = Load16(ct.gsum_sq);
+  Vec16 dz[TP];
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) {
+    const Vec16 z = Load16(ct.z + tile.pixels[p] * 16);
+    const float k = tile.positions[p];
+    const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
+    dz[p] = z > zero && tile.valid[p] ? d : zero;
+    db += dz[p];
+  }
+  for (int64_t i = 0; i < KH; ++i) {
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < RT; ++t) {
+      float* __restrict k = dkernel + (i * RT + t) * 16;
+      Vec16 acc = Load16(k);
+#pragma GCC unroll 16
+      for (int p = 0; p < TP; ++p) acc += buffer[tile.offsets[p] + i * stride + t] * dz[p];
+      Store16(k, acc);
+    }
+  }
+}
+
 // Kernel and bias gradients of one example into dkernel [taps, co] and dbias [co].
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotangents& ct,
@@ -285,6 +407,14 @@ void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotang
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
   std::fill(dkernel, dkernel + g.taps() * co, 0.0f);
+  if constexpr (CO == 16 && PH > 0 && KH > 0) {
+    Vec16 db = {};
+    ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
+      ParamGradWindow16<PH, PW, KH, RT>(g, buffer.data(), ct, tile, dkernel, db);
+    });
+    Store16(dbias, db);
+    return;
+  }
   float db[CW];
   for (int64_t c = 0; c < co; ++c) db[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
