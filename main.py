@@ -58,8 +58,8 @@ flags.DEFINE_string("compilation_cache", None,
                     "Folder of XLA's persistent compilation cache ('none': off). Default: "
                     "$MICROEXP_COMPILATION_CACHE, else ~/.cache/microexp/xla.")
 flags.DEFINE_string("cpu_devices", None,
-                    "JAX devices the CPU is split into: 'auto' (one per core: stacked folds run side "
-                    "by side) or a number. Default: $MICROEXP_CPU_DEVICES, else 'auto'.")
+                    "JAX devices the CPU is split into: 'auto' (one per core: stacked folds run "
+                    "side by side) or a number. Default: $MICROEXP_CPU_DEVICES, else 'auto'.")
 config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 flags.mark_flags_as_required(["config", "workdir"])
 

@@ -19,14 +19,21 @@ gradients per device): on a CPU with many cores and a large model, pass fewer de
 from __future__ import annotations
 
 import os
+import re
 
 ENV = "MICROEXP_CPU_DEVICES"
 
 
 def count(value: str | int | None = None) -> int:
-  """The CPU device count that `value` asks for (see the module docstring)."""
+  """The CPU device count that `value` asks for (see the module docstring). 'auto' keeps a count
+  set by XLA's own flag (`XLA_FLAGS=--xla_force_host_platform_device_count=N`), which JAX's
+  setting would otherwise override."""
   value = os.environ.get(ENV, "auto") if value is None else value
   if str(value).strip().lower() == "auto":
+    forced = re.search(r"--xla_force_host_platform_device_count=(\d+)",
+                       os.environ.get("XLA_FLAGS", ""))
+    if forced:
+      return max(int(forced.group(1)), 1)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
   try:
     n = int(value)

@@ -26,12 +26,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def test_count_reads_auto_numbers_and_the_environment(monkeypatch):
   monkeypatch.delenv(cpu_devices.ENV, raising=False)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
   assert cpu_devices.count("auto") == len(os.sched_getaffinity(0))
   assert cpu_devices.count(None) == len(os.sched_getaffinity(0))
   assert cpu_devices.count("3") == 3 and cpu_devices.count(1) == 1
   monkeypatch.setenv(cpu_devices.ENV, "5")
   assert cpu_devices.count(None) == 5
   assert cpu_devices.count("2") == 2  # the flag wins over the environment
+  monkeypatch.delenv(cpu_devices.ENV)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_dump_to=/tmp")
+  assert cpu_devices.count("auto") == 8  # XLA's own flag, kept
+  assert cpu_devices.count("3") == 3
   for bad in ("0", "-1", "many", "1.5"):
     with pytest.raises(ValueError, match="CPU devices must be 'auto' or a whole number"):
       cpu_devices.count(bad)
@@ -80,13 +85,15 @@ _TWO_DEVICES = textwrap.dedent("""
     config = ststnet_megc.get_config("synthetic")
     model = builder.from_config(config, 3, pretrained=False)
     spec = steps.StepSpec.from_config(config, steps_per_epoch=2, num_classes=3)
-    st = steps.make_steps(model, spec, parallel.make_mesh(4))
+    mesh4 = parallel.make_mesh(4)
+    st = steps.make_steps(model, spec, mesh4)
     n = 64
     x = np.zeros((n, 28, 28, 3), np.float32)
-    data = parallel.put_replicated({{"inputs": x, "labels": np.zeros(n, np.int32)}}, parallel.make_mesh(4))
-    plan = parallel.put_folds({{"key": np.zeros((4, 2), np.uint32), "train_mask": np.ones((4, n), bool),
+    data = parallel.put_replicated({{"inputs": x, "labels": np.zeros(n, np.int32)}}, mesh4)
+    plan = parallel.put_folds({{"key": np.zeros((4, 2), np.uint32),
+                               "train_mask": np.ones((4, n), bool),
                                "n_train": np.full(4, n, np.int32),
-                               "class_weights": np.ones((4, 1, 3), np.float32)}}, parallel.make_mesh(4))
+                               "class_weights": np.ones((4, 1, 3), np.float32)}}, mesh4)
     state = st.init(plan["key"], x[:1], None)
     hlo = st.train_epoch.lower(state, plan, data, 0).compile().as_text()
     print("COLLECTIVES " + json.dumps([op for op in ("all-gather", "all-reduce", "all-to-all",
