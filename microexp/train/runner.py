@@ -41,14 +41,14 @@ def plan_chunks(ctx: loop.Context, jobs: list, steps_per_epoch: int) -> list[lis
                                         num_classes=ctx.num_classes)
   size = chunking.fitting_chunk(ctx.model, spec, ctx.data, tc, len(jobs))
   decision = {"key": key, "fold_parallel": True, "chunk": size}
-  mesh = parallel.make_mesh(size)
-  if mode is None and size > 1 and steps_lib.fold_group(spec, mesh) == 1:
+  mesh = parallel.make_mesh(size) if mode is None and size > 1 else None
+  if mesh is not None and steps_lib.fold_group(spec, mesh) == 1:
     # CPU devices run a stacked chunk a fold at a time each: the per-fold program of a sequential
     # run, the folds spread over the devices, one dispatch per epoch. Nothing to measure.
     logging.info("fold_parallel='auto' on cpu: fold-parallel, chunks of %d (%d device(s), a fold "
                  "at a time on each: a sequential job's program, side by side).", size,
                  mesh.devices.size)
-  elif mode is None and size > 1:  # 'auto' where stacked folds are vmapped: measure both modes
+  elif mesh is not None:  # 'auto' where stacked folds are vmapped: measure both modes
     # A probe of 2 jobs per device, not the whole chunk: stacking more jobs only fills the device
     # better, and the probe stays cheap where fold-parallel loses (CPU: a whole chunk of a reduced
     # ResNet took 3.5 min of the 12 min README demo on a loaded 2-core machine).
