@@ -215,13 +215,7 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   const int64_t co = CO > 0 ? CO : g.co, cells = g.ho * g.wo * co;
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
-  std::fill(pmax, pmax + cells, -std::numeric_limits<float>::infinity());
-  std::fill(pmin, pmin + cells, std::numeric_limits<float>::infinity());
-  std::fill(amax, amax + cells, 0);
-  std::fill(amin, amin + cells, 0);
-  float total[CW], total_sq[CW];
-  for (int64_t c = 0; c < co; ++c) total[c] = total_sq[c] = 0.0f;
-  if constexpr (CO == 16 && PH > 0 && KH > 0) {
+  if constexpr (CO == 16 && PH > 0 && KH > 0) {  // every window is one tile: each cell written
     Vec16 t = {}, q = {};
     const Vec16 b = Load16(bias);
     ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
@@ -232,6 +226,12 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
     Store16(sum_sq, q);
     return;
   }
+  std::fill(pmax, pmax + cells, -std::numeric_limits<float>::infinity());
+  std::fill(pmin, pmin + cells, std::numeric_limits<float>::infinity());
+  std::fill(amax, amax + cells, 0);
+  std::fill(amin, amin + cells, 0);
+  float total[CW], total_sq[CW];
+  for (int64_t c = 0; c < co; ++c) total[c] = total_sq[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
     float z[TP][CW];
     Convolve<CO, PH, PW, KH, RT>(g, buffer.data(), kernel, bias, tile, z);
