@@ -23,6 +23,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from microexp.train import parallel
+
 
 def quiet_orbax_logs() -> None:
   """Drops orbax's per-save INFO lines (dozens per checkpoint) from the absl log; keeps warnings."""
@@ -110,9 +112,7 @@ class ChunkCheckpointer:
       if axes:
         a, length = axes[0], np.shape(x)[axes[0]]
         lengths.add((shape[a], length))
-        kept = np.take(value, np.arange(min(shape[a], length)), axis=a)
-        value = np.concatenate([kept] + [np.take(value, [-1], axis=a)] * (length - kept.shape[a]),
-                               axis=a)
+        value = np.moveaxis(parallel.pad_folds(np.moveaxis(value, a, 0)[:length], length), 0, a)
       out.append(value if isinstance(x, np.ndarray) else jax.make_array_from_callback(
           value.shape, x.sharding, lambda index, v=value: v[index]))
     if len(lengths) > 1:
