@@ -32,10 +32,9 @@ from microexp.train import parallel
 from microexp.train import steps as steps_lib
 
 SAFETY = 0.8  # use at most this fraction of the memory budget (XLA's estimate is not exact)
-# 'auto' keeps fold-parallel unless its probe is more than this much slower per job-epoch: the
-# probe times bare epoch calls, not the per-call host work (dispatch, the loop's bookkeeping) that a
-# chunk of F stacked jobs pays once for F, and on one CPU stacked jobs run a fold at a time
-# (steps.fold_group), so within the timing noise of a shared machine the two tie.
+# 'auto', where it measures (vmapped folds), keeps fold-parallel unless its probe is more than this
+# much slower per job-epoch: the probe times bare epoch calls, not the per-call host work
+# (dispatch, the loop's bookkeeping) that a chunk of F stacked jobs pays once for F.
 PARALLEL_TOLERANCE = 1.1
 
 
