@@ -18,11 +18,13 @@ the same offset.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from microexp.kernels import rotate as rotate_kernel
+from microexp.kernels import augment as augment_kernel
 
 
 def _flip(x, axis: int, flip, sign_channel: int | None):
@@ -131,29 +133,12 @@ def _shifted_sum_resample(angle, planes, reach: int):
   return out
 
 
-@jax.custom_vjp
-def _kernel_resample(angle, planes):
-  """`_gather_resample` as the CPU kernel (kernels/rotate.py); its gradient is the gather's."""
-  return rotate_kernel.rotate(planes, jnp.stack([jnp.cos(angle), jnp.sin(angle)]))
-
-
-def _kernel_resample_fwd(angle, planes):
-  return _kernel_resample(angle, planes), (angle, planes)
-
-
-def _kernel_resample_bwd(residuals, g):
-  return jax.vjp(_gather_resample, *residuals)[1](g)
-
-
-_kernel_resample.defvjp(_kernel_resample_fwd, _kernel_resample_bwd)
-
-
 def _rotate(angle, x, is_flow: bool, max_degrees: float | None = None):
   """x [H, W, C] or [T, H, W, C] rotated by `angle` (radians) about the centre, bilinear, zeros
-  outside; flow vectors (u, v) are rotated with it. On CPU the CPU kernel (kernels/rotate.py)
-  where it built; else `max_degrees` (static), a bound on |angle|, lets small rotations on CPU
-  run as a shifted sum (`SHIFTED_SUM_MAX_REACH`) instead of a gather. All equal
-  `map_coordinates(order=1, mode='constant')`."""
+  outside; flow vectors (u, v) are rotated with it. `max_degrees` (static), a bound on |angle|,
+  lets small rotations on CPU run as a shifted sum (`SHIFTED_SUM_MAX_REACH`) instead of a gather.
+  Both equal `map_coordinates(order=1, mode='constant')`. (A batch on CPU runs as the augmentation
+  kernel instead: `augment`.)"""
   h, w, ch = x.shape[-3], x.shape[-2], x.shape[-1]
   if is_flow and ch >= 2:
     # The vectors turn with the map. Resampling is linear and the same for every channel, so
@@ -164,9 +149,7 @@ def _rotate(angle, x, is_flow: bool, max_degrees: float | None = None):
     x = jnp.concatenate([c * u - s * v, s * u + c * v, x[..., 2:]], axis=-1)
   planes = jnp.moveaxis(x, 0, 2).reshape(h, w, -1) if x.ndim == 4 else x  # [H, W, T*C]
   reach = None if max_degrees is None else rotation_reach(h, w, max_degrees)
-  if planes.dtype == jnp.float32 and rotate_kernel.available():
-    out = _kernel_resample(angle, planes)
-  elif reach is not None and reach <= SHIFTED_SUM_MAX_REACH and jax.default_backend() == "cpu":
+  if reach is not None and reach <= SHIFTED_SUM_MAX_REACH and jax.default_backend() == "cpu":
     # Materialised once: fused into its consumers (the crop, mixup, a conv's patches) the
     # shifted sum would be recomputed by each of them.
     out = jax.lax.optimization_barrier(_shifted_sum_resample(angle, planes, reach))
@@ -209,16 +192,65 @@ def apply_one(params, x, augment_config, *, is_flow: bool):
   return x
 
 
-def augment_one(key, x, augment_config, *, is_flow: bool):
-  """x: [H, W, C] or [T, H, W, C] -> same shape, randomly transformed."""
-  params = jax.tree.map(lambda a: a[0], draw(key, 1, augment_config))
-  return apply_one(params, x, augment_config, is_flow=is_flow)
-
-
 def augment(key, x, augment_config, *, is_flow: bool):
-  """x: [B, ...] -> [B, ...], an independent transform per sample."""
+  """x: [B, ...] -> [B, ...], an independent transform per sample. On CPU one kernel transforms
+  the batch (kernels/augment.py) where it built; else each sample's `apply_one`, vmapped."""
   params = draw(key, x.shape[0], augment_config)
+  options = _kernel_options(x, augment_config, is_flow)
+  if options is not None:
+    return _kernel_augment(options, params, x)
+  return _apply_each(params, x, augment_config, is_flow=is_flow)
+
+
+def _apply_each(params, x, augment_config, *, is_flow: bool):
   return jax.vmap(lambda p, xi: apply_one(p, xi, augment_config, is_flow=is_flow))(params, x)
+
+
+def _kernel_options(x, augment_config, is_flow: bool):
+  """The kernel's static options for this batch and config (hashable), or None where the
+  kernel does not apply: nothing to transform, another dtype or rank, frames under 2 x 2, or no
+  kernel here."""
+  c = {k: augment_config.get(k) for k in ("flip_h", "flip_v", "rotation", "crop")}
+  c["flow_aware"] = bool(augment_config.get("flow_aware", True))
+  if not (c["flip_h"] or c["flip_v"] or c["rotation"] or c["crop"]):
+    return None
+  if (x.dtype != jnp.float32 or x.ndim not in (4, 5) or min(x.shape[-3:-1]) < 2
+      or not augment_kernel.available()):
+    return None
+  return (is_flow, tuple(sorted(c.items())))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _kernel_augment(options, params, x):
+  """`_apply_each` as the CPU kernel; its gradient is the pure-JAX transforms'."""
+  is_flow, config = options
+  config = dict(config)
+  angle = params["angle"]
+  off = jnp.zeros_like(angle)
+  rows = jnp.stack([
+      params["flip_h"].astype(jnp.float32) if config["flip_h"] else off,
+      params["flip_v"].astype(jnp.float32) if config["flip_v"] else off,
+      jnp.cos(angle), jnp.sin(angle),
+      params["shift"][:, 0].astype(jnp.float32), params["shift"][:, 1].astype(jnp.float32)], -1)
+  frames = x.reshape(x.shape[0], -1, *x.shape[-3:])  # [B, T, H, W, C] (T = 1 for images)
+  out = augment_kernel.augment(
+      frames, rows, crop=int(config["crop"] or 0), flow=is_flow,
+      signed_flips=is_flow and config["flow_aware"],
+      rotate=bool(config["rotation"]))
+  return out.reshape(x.shape)
+
+
+def _kernel_augment_fwd(options, params, x):
+  return _kernel_augment(options, params, x), (params, x)
+
+
+def _kernel_augment_bwd(options, residuals, g):
+  is_flow, config = options
+  return jax.vjp(lambda p, xi: _apply_each(p, xi, dict(config), is_flow=is_flow),
+                 *residuals)[1](g)
+
+
+_kernel_augment.defvjp(_kernel_augment_fwd, _kernel_augment_bwd)
 
 
 def mixup(key, x, targets, mask, alpha: float):

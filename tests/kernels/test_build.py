@@ -11,10 +11,10 @@ from microexp.kernels import build
 
 def test_a_built_library_is_reused(tmp_path, monkeypatch):
   monkeypatch.setenv(build.ENV_CACHE, str(tmp_path))
-  path = build.library_path("rotate")
+  path = build.library_path("augment")
   assert path.parent == tmp_path and path.exists()
   mtime = path.stat().st_mtime_ns
-  assert build.library_path("rotate") == path and path.stat().st_mtime_ns == mtime
+  assert build.library_path("augment") == path and path.stat().st_mtime_ns == mtime
   assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
 
@@ -24,12 +24,12 @@ def test_a_changed_source_is_built_anew(tmp_path, monkeypatch):
   sources.mkdir()
   for f in build._HERE.glob("*.h"):  # pylint: disable=protected-access
     (sources / f.name).write_text(f.read_text())
-  source = sources / "rotate.cc"
-  source.write_text((build._HERE / "rotate.cc").read_text())  # pylint: disable=protected-access
+  source = sources / "augment.cc"
+  source.write_text((build._HERE / "augment.cc").read_text())  # pylint: disable=protected-access
   monkeypatch.setattr(build, "_HERE", sources)
-  first = build.library_path("rotate")
+  first = build.library_path("augment")
   source.write_text(source.read_text() + "\n// changed\n")
-  assert build.library_path("rotate") != first
+  assert build.library_path("augment") != first
 
 
 def test_a_failing_build_names_the_compiler_error_and_leaves_no_library(tmp_path, monkeypatch):
@@ -48,7 +48,7 @@ def test_without_a_compiler_the_kernels_are_off_with_a_warning(monkeypatch, capl
   build.load.cache_clear()
   try:
     with caplog.at_level("WARNING"):
-      assert build.load("rotate") is None
+      assert build.load("augment") is None
     assert "no C++ compiler" in caplog.text
   finally:
     build.load.cache_clear()
@@ -59,7 +59,7 @@ def test_the_switch_turns_the_kernels_off(monkeypatch):
   try:
     for value in ("0", "false", "off"):
       monkeypatch.setenv(build.ENV_SWITCH, value)
-      assert not build.enabled() and build.load("rotate") is None
+      assert not build.enabled() and build.load("augment") is None
     monkeypatch.setenv(build.ENV_SWITCH, "1")
     assert build.enabled()
   finally:
@@ -76,6 +76,6 @@ def test_an_unwritable_cache_folder_falls_back_to_the_temp_dir(tmp_path, monkeyp
   blocker.write_text("")  # a file where the cache folder's parent should be: mkdir fails
   monkeypatch.setenv(build.ENV_CACHE, str(blocker / "kernels"))
   with caplog.at_level("WARNING"):
-    path = build.library_path("rotate")
+    path = build.library_path("augment")
   assert path.exists() and not str(path).startswith(str(blocker))
   assert "Cannot use" in caplog.text
