@@ -33,17 +33,28 @@ def field_bits(keep: float) -> int | None:
   return None
 
 
-def keep_mask(key, keep: float, shape) -> jax.Array:
-  """Bool `shape`: True with probability `keep` per element, from the narrowest exact draw."""
+def packed_words(key, keep: float, shape) -> tuple[jax.Array, int, int]:
+  """(words [N] uint32, bits, threshold) of `keep_mask` for a keep probability with `field_bits`:
+  element j of `shape` (row-major) is kept where its field, bits b*j .. b*j + b - 1 of the words
+  read as one little-endian bit string (word j // (32 / b), from its low bits up), is below the
+  threshold. The mask's random draw, for kernels that unpack it themselves."""
   bits = field_bits(keep)
   if bits is None:
-    return jax.random.bernoulli(key, keep, shape)
+    raise ValueError(f"keep probability {keep} is not a multiple of 2^-b for b in {_FIELD_BITS}")
   per_word = 32 // bits
+  words = jax.random.bits(key, (-(-math.prod(shape) // per_word),), jnp.uint32)
+  return words, bits, int(keep * (1 << bits))
+
+
+def keep_mask(key, keep: float, shape) -> jax.Array:
+  """Bool `shape`: True with probability `keep` per element, from the narrowest exact draw."""
+  if field_bits(keep) is None:
+    return jax.random.bernoulli(key, keep, shape)
+  words, bits, threshold = packed_words(key, keep, shape)
   n = math.prod(shape)
-  words = jax.random.bits(key, (-(-n // per_word),), jnp.uint32)
   shifts = jnp.arange(0, 32, bits, dtype=jnp.uint32)
   fields = (words[:, None] >> shifts) & jnp.uint32((1 << bits) - 1)
-  mask = fields < jnp.uint32(int(keep * (1 << bits)))
+  mask = fields < jnp.uint32(threshold)
   return mask.reshape(-1)[:n].reshape(shape)
 
 
@@ -66,3 +77,10 @@ class Dropout(nn.Module):
     rng = self.make_rng(self.rng_collection) if rng is None else rng
     mask = keep_mask(rng, keep, inputs.shape)
     return jax.lax.select(mask, inputs / keep, jnp.zeros_like(inputs))
+
+  def packed(self, shape, rng=None) -> tuple[jax.Array, int, int]:
+    """The mask `__call__` would draw for inputs of `shape`, as `packed_words` (same key): for
+    layers that apply the dropout in a kernel of their own (kernels/pooled_head.py). Call in
+    train mode with a rate that `field_bits` packs."""
+    rng = self.make_rng(self.rng_collection) if rng is None else rng
+    return packed_words(rng, 1.0 - self.rate, shape)

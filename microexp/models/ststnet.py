@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from microexp import models
+from microexp.kernels import pooled_head
 from microexp.models import batch_norm
 from microexp.models import dropout
 from microexp.models import layers
@@ -56,12 +57,12 @@ class STSTNet(nn.Module):
     norms = ([batch_norm.BatchNormVariables(f, name=f"bn{i}")
               for i, f in enumerate(self.stream_features)] if self.batch_norm else None)
     kernel_shape = (3, 3, x.shape[-1], sum(self.stream_features))
+    drop = dropout.Dropout(self.dropout, deterministic=not train)
     if lowering.uses_kernel(self.conv_impl, x.shape, kernel_shape, (3, 3), "SAME", self.dtype):
-      s = self._kernel_stream(x, convs, norms, train)
+      y = self._kernel_stream(x, convs, norms, train, drop)
     else:
-      s = self._stream(x, convs, norms, train)
-    s = dropout.Dropout(self.dropout, deterministic=not train)(s)
-    y = lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
+      y = drop(self._stream(x, convs, norms, train))
+      y = lowering.avg_pool(y, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
     y = y.reshape((y.shape[0], -1))
     return nn.Dense(self.num_classes, dtype=self.dtype, name="fc")(y).astype(jnp.float32)
 
@@ -81,20 +82,31 @@ class STSTNet(nn.Module):
     s = pool(s * sign.astype(s.dtype))
     return (s.astype(jnp.float32) * (a * sign) + shift).astype(self.dtype)
 
-  def _kernel_stream(self, x, convs, norms, train: bool):
-    """`_stream` as the CPU kernel (lowering.conv_relu_max_pool): the pools of the map and of its
-    negation (max_pool(-s) = -min), and its channel sums for BatchNorm's moments."""
+  def _kernel_stream(self, x, convs, norms, train: bool, drop: dropout.Dropout):
+    """`_stream`, dropout and the average pool with the CPU kernels: the conv block as
+    lowering.conv_relu_max_pool (the pools of the map and of its negation, max_pool(-s) = -min,
+    and its channel sums for BatchNorm's moments); in train mode with BatchNorm, the affine map,
+    dropout and average pool as kernels/pooled_head.py."""
     kernel, bias = lowering.fused_params(convs, x.shape[-1])
     stats = norms is not None and train
     pooled = lowering.conv_relu_max_pool(x, kernel, bias, (3, 3), "SAME", stats=stats)
     if norms is None:
-      return pooled.max
+      return lowering.avg_pool(drop(pooled.max), (2, 2), (2, 2), "VALID", impl=self.conv_impl)
     count = int(np.prod(x.shape[:-1]))  # the map's pixels: the conv keeps the input's size
     batch_moments = (batch_norm.moments_from_sums(pooled.sum, pooled.sum_sq, count) if stats
                      else None)
     a, shift = batch_norm.fused_affine(None, norms, train=train, momentum=layers.BN_MOMENTUM,
                                        batch_moments=batch_moments)
-    return jnp.where(a < 0, -pooled.min, pooled.max) * jnp.abs(a) + shift
+    keep = 1.0 - self.dropout
+    if (train and pooled_head.supports(pooled.max.shape, (2, 2)) and pooled_head.available()
+        and (self.dropout == 0.0 or dropout.field_bits(keep) is not None)):
+      words, bits, threshold = (drop.packed(pooled.max.shape) if self.dropout > 0.0
+                                else (None, 0, 0))
+      return pooled_head.affine_dropout_avg_pool(pooled.max, pooled.min, a, shift, words,
+                                                 window=(2, 2), bits=bits, threshold=threshold,
+                                                 keep=keep)
+    s = drop(jnp.where(a < 0, -pooled.min, pooled.max) * jnp.abs(a) + shift)
+    return lowering.avg_pool(s, (2, 2), (2, 2), "VALID", impl=self.conv_impl)
 
 
 @models.register("ststnet")
