@@ -97,3 +97,15 @@ def test_frames_under_two_pixels_use_the_pure_jax_transforms():
   x = _data((3, 1, 9, 2), seed=6)
   got, want = _both(_CONFIGS[0], x, True)
   np.testing.assert_array_equal(got, want)
+
+
+def test_a_large_batch_spread_over_threads_is_the_same():
+  """Batches of >= 2^20 values run on XLA's intra-op pool, each example on some thread."""
+  cfg = _CONFIGS[0]
+  keys = jax.random.split(jax.random.key(8), 2)
+  x = _data((2, 48, 64, 64, 3), seed=8)  # 1.2M values
+  got = jax.jit(jax.vmap(lambda k, x: augment.augment(k, x, cfg, is_flow=True)))(keys, x)
+  for f in range(2):
+    params = augment.draw(keys[f], 48, cfg)
+    want = augment._apply_each(params, x[f], cfg, is_flow=True)  # pylint: disable=protected-access
+    np.testing.assert_allclose(np.asarray(got[f]), np.asarray(want), rtol=0, atol=1e-5)
