@@ -136,10 +136,24 @@ void Backward(const Shape& s, const float* pmax, const float* pmin, const float*
   }
 }
 
-// The instances and each one's shape, checked: pmax [..., B, H, W, C], a [..., C], words [..., N].
+// A call's instances (folds), each one's shape and its words per instance.
+struct Layout {
+  Shape s;
+  int64_t instances, n_words;
+  int64_t cells() const { return s.b * s.ho() * s.wo() * s.c; }
+  // Instance i's dropout (words: the call's buffer).
+  Dropout DropoutOf(const uint32_t* words, int64_t i, int64_t bits, int64_t threshold,
+                    float keep) const {
+    return Dropout{bits ? words + i * n_words : nullptr, static_cast<uint32_t>(bits),
+                   static_cast<uint32_t>(threshold), keep};
+  }
+};
+
+// The layout of pmax [..., B, H, W, C], a [..., C] and words [..., N], checked.
 ffi::Error Check(ffi::Span<const int64_t> md, ffi::Span<const int64_t> ad,
                  ffi::Span<const int64_t> wd, int64_t ph, int64_t pw, int64_t bits,
-                 Shape& s, int64_t& instances) {
+                 Layout& layout) {
+  Shape& s = layout.s;
   if (md.size() < 4 || ad.size() < 1 || wd.size() < 1 || ph < 1 || pw < 1) {
     return ffi::Error::InvalidArgument("pooled_head: maps must be [..., B, H, W, C], a [..., C]");
   }
@@ -155,11 +169,13 @@ ffi::Error Check(ffi::Span<const int64_t> md, ffi::Span<const int64_t> ad,
   if (ad[ad.size() - 1] != s.c || lead_a != lead || lead_w != lead) {
     return ffi::Error::InvalidArgument("pooled_head: a, shift and words need one row per map");
   }
+  layout.n_words = wd[wd.size() - 1];
   if (bits != 0 && (bits < 0 || bits > 16 || (bits & (bits - 1)) != 0 ||
-                    wd[wd.size() - 1] * (32 / bits) < s.size())) {
-    return ffi::Error::InvalidArgument("pooled_head: too few dropout words for the maps");
+                    layout.n_words * (32 / bits) < s.size())) {
+    return ffi::Error::InvalidArgument(
+        "pooled_head: dropout fields must be 1, 2, 4, 8 or 16 bits, with words for every value");
   }
-  instances = lead;
+  layout.instances = lead;
   return ffi::Error::Success();
 }
 
@@ -167,17 +183,16 @@ ffi::Error ForwardCall(ffi::Buffer<ffi::F32> pmax, ffi::Buffer<ffi::F32> pmin,
                        ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> shift,
                        ffi::Buffer<ffi::U32> words, ffi::ResultBuffer<ffi::F32> y, int64_t pool_h,
                        int64_t pool_w, int64_t bits, int64_t threshold, float keep) {
-  Shape s;
-  int64_t instances;
+  Layout l;
   if (auto e = Check(pmax.dimensions(), a.dimensions(), words.dimensions(), pool_h, pool_w, bits,
-                     s, instances);
+                     l);
       e.failure()) {
     return e;
   }
-  const int64_t n_words = words.dimensions()[words.dimensions().size() - 1], cells = s.b * s.ho() * s.wo() * s.c;
-  for (int64_t i = 0; i < instances; ++i) {
-    const Dropout drop{bits ? words.typed_data() + i * n_words : nullptr,
-                       static_cast<uint32_t>(bits), static_cast<uint32_t>(threshold), keep};
+  const Shape& s = l.s;
+  const int64_t cells = l.cells();
+  for (int64_t i = 0; i < l.instances; ++i) {
+    const Dropout drop = l.DropoutOf(words.typed_data(), i, bits, threshold, keep);
     Forward(s, pmax.typed_data() + i * s.size(), pmin.typed_data() + i * s.size(),
             a.typed_data() + i * s.c, shift.typed_data() + i * s.c, drop,
             y->typed_data() + i * cells);
@@ -191,17 +206,16 @@ ffi::Error BackwardCall(ffi::Buffer<ffi::F32> pmax, ffi::Buffer<ffi::F32> pmin,
                         ffi::ResultBuffer<ffi::F32> gmin, ffi::ResultBuffer<ffi::F32> ga,
                         ffi::ResultBuffer<ffi::F32> gshift, int64_t pool_h, int64_t pool_w,
                         int64_t bits, int64_t threshold, float keep) {
-  Shape s;
-  int64_t instances;
+  Layout l;
   if (auto e = Check(pmax.dimensions(), a.dimensions(), words.dimensions(), pool_h, pool_w, bits,
-                     s, instances);
+                     l);
       e.failure()) {
     return e;
   }
-  const int64_t n_words = words.dimensions()[words.dimensions().size() - 1], cells = s.b * s.ho() * s.wo() * s.c;
-  for (int64_t i = 0; i < instances; ++i) {
-    const Dropout drop{bits ? words.typed_data() + i * n_words : nullptr,
-                       static_cast<uint32_t>(bits), static_cast<uint32_t>(threshold), keep};
+  const Shape& s = l.s;
+  const int64_t cells = l.cells();
+  for (int64_t i = 0; i < l.instances; ++i) {
+    const Dropout drop = l.DropoutOf(words.typed_data(), i, bits, threshold, keep);
     Backward(s, pmax.typed_data() + i * s.size(), pmin.typed_data() + i * s.size(),
              a.typed_data() + i * s.c, drop, gy.typed_data() + i * cells,
              gmax->typed_data() + i * s.size(), gmin->typed_data() + i * s.size(),
