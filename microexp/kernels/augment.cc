@@ -38,6 +38,7 @@ struct Options {
 // zero outside the frame: `map_coordinates`' zeros), the flips the frame's pixels. The patch is
 // clamped into the frame, its weights moved onto the corners that remain, so that every read is
 // inside the frame (no padded copy). Without a rotation the angle is 0: one corner of weight 1.
+// A zero weight hides only finite values: the engine checks its inputs are (train/inputs.py).
 struct Sampler {
   std::vector<int32_t> base;
   std::vector<float> w00, w01, w10, w11;
