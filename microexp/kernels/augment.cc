@@ -7,7 +7,6 @@
 // (flip, `map_coordinates(order=1, mode='constant')` at its source coordinates, crop) to rounding.
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -67,23 +66,12 @@ struct Sampler {
         const int64_t j = y * stride + x;
         const float* __restrict p = frame + base[j];
         float* __restrict to = out + (y * o.w + x) * c;
-        if constexpr (C > 0) {  // in registers
-          float v[C];
 #pragma GCC unroll 4
-          for (int k = 0; k < C; ++k) {
-            v[k] = w00[j] * p[k] + w01[j] * p[C + k] + w10[j] * p[row + k] +
-                   w11[j] * p[row + C + k];
-          }
-          Vectors(C, su, sv, turn, cs, sn, v);
-#pragma GCC unroll 4
-          for (int k = 0; k < C; ++k) to[k] = v[k];
-        } else {
-          for (int64_t k = 0; k < c; ++k) {
-            to[k] = w00[j] * p[k] + w01[j] * p[c + k] + w10[j] * p[row + k] +
-                    w11[j] * p[row + c + k];
-          }
-          Vectors(c, su, sv, turn, cs, sn, to);
+        for (int64_t k = 0; k < c; ++k) {
+          to[k] = w00[j] * p[k] + w01[j] * p[c + k] + w10[j] * p[row + k] +
+                  w11[j] * p[row + c + k];
         }
+        Vectors(c, su, sv, turn, cs, sn, to);
       }
     }
   }
