@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "conv_geometry.h"
 #include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -25,35 +26,15 @@ namespace ffi = xla::ffi;
 namespace {
 
 using microexp::ParallelFor;
+using microexp::conv::Cotangents;
+using microexp::conv::FillBuffer;
+using microexp::conv::Geometry;
+using microexp::conv::Load16;
+using microexp::conv::Store16;
+using microexp::conv::Vec16;
 
 // Channel counts up to this run through the generic (run-time width) path.
 constexpr int64_t kMaxChannels = 256;
-
-struct Geometry {
-  int64_t folds, batch, h, w, ci, kh, kw, co, ho, wo, ph, pw, conv_top, conv_left, pool_top,
-      pool_left;
-  int64_t taps() const { return kh * kw * ci; }
-  // The example's input is copied into a zero buffer with margins such that every pixel of every
-  // pool window (in the image or in the pool's padding) reads its taps inside it.
-  int64_t top() const { return conv_top + pool_top; }
-  int64_t left() const { return conv_left + pool_left; }
-  int64_t rows() const { return pool_top + std::max(h, ho * ph - pool_top) + kh - 1; }
-  int64_t cols() const { return pool_left + std::max(w, wo * pw - pool_left) + kw - 1; }
-  int64_t buffer_size() const { return rows() * cols() * ci; }
-  // The buffer offset of the first tap of output pixel (y, x) (y >= -pool_top, x >= -pool_left).
-  int64_t offset(int64_t y, int64_t x) const {
-    return ((y + pool_top) * cols() + x + pool_left) * ci;
-  }
-};
-
-// The example's input x [h, w, ci] in its zeroed margin buffer.
-void FillBuffer(const Geometry& g, const float* x, float* buffer) {
-  std::fill(buffer, buffer + g.buffer_size(), 0.0f);
-  for (int64_t y = 0; y < g.h; ++y) {
-    std::memcpy(buffer + ((y + g.top()) * g.cols() + g.left()) * g.ci, x + y * g.w * g.ci,
-                sizeof(float) * g.w * g.ci);
-  }
-}
 
 // A tile: TP output pixels computed together (independent accumulators, so the FMAs pipeline).
 // PH, PW > 0: compile-time pool windows, one tile per window; 0: one pixel per tile.
@@ -137,16 +118,6 @@ inline void Convolve(const Geometry& g, const float* __restrict buffer,
 // 16 channels in one vector register (GCC / clang vector extension): STSTNet's and Off-ApexNet's
 // second layer, with compile-time pool windows. One window computed and pooled without leaving
 // registers (the array form of `ForwardExample` spilled its window to the stack).
-typedef float Vec16 __attribute__((vector_size(64)));
-
-inline Vec16 Load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
-
 template <int PH, int PW, int KH, int RT>
 inline void ForwardWindow16(const Geometry& g, const float* __restrict buffer,
                             const float* __restrict kernel, Vec16 bias,
@@ -305,17 +276,6 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   }
 }
 
-// What the backward reads of one example: the forward's pool positions and pre-activation z
-// [h, w, co], and the gradients of the pooled outputs and of the channel sums.
-struct Cotangents {
-  const int8_t* amax;
-  const int8_t* amin;
-  const float* z;
-  const float* gmax;
-  const float* gmin;
-  const float* gsum;
-  const float* gsum_sq;
-};
 
 // dL/dz at the tile's pixels (zero where z <= 0 or the pixel is not valid), z the forward's.
 template <int CO, int PH, int PW>

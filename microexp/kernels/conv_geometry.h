@@ -1,0 +1,63 @@
+// The conv -> ReLU -> max-pool kernel's shared pieces (conv_relu_pool.cc): an example's geometry
+// and its zero-margin input buffer, the backward's view of an example, and 16-float vectors.
+#ifndef MICROEXP_KERNELS_CONV_GEOMETRY_H_
+#define MICROEXP_KERNELS_CONV_GEOMETRY_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace microexp::conv {
+
+struct Geometry {
+  int64_t folds, batch, h, w, ci, kh, kw, co, ho, wo, ph, pw, conv_top, conv_left, pool_top,
+      pool_left;
+  int64_t taps() const { return kh * kw * ci; }
+  // The example's input is copied into a zero buffer with margins such that every pixel of every
+  // pool window (in the image or in the pool's padding) reads its taps inside it.
+  int64_t top() const { return conv_top + pool_top; }
+  int64_t left() const { return conv_left + pool_left; }
+  int64_t rows() const { return pool_top + std::max(h, ho * ph - pool_top) + kh - 1; }
+  int64_t cols() const { return pool_left + std::max(w, wo * pw - pool_left) + kw - 1; }
+  int64_t buffer_size() const { return rows() * cols() * ci; }
+  // The buffer offset of the first tap of output pixel (y, x) (y >= -pool_top, x >= -pool_left).
+  int64_t offset(int64_t y, int64_t x) const {
+    return ((y + pool_top) * cols() + x + pool_left) * ci;
+  }
+};
+
+// The example's input x [h, w, ci] in its zeroed margin buffer.
+inline void FillBuffer(const Geometry& g, const float* x, float* buffer) {
+  std::fill(buffer, buffer + g.buffer_size(), 0.0f);
+  for (int64_t y = 0; y < g.h; ++y) {
+    std::memcpy(buffer + ((y + g.top()) * g.cols() + g.left()) * g.ci, x + y * g.w * g.ci,
+                sizeof(float) * g.w * g.ci);
+  }
+}
+
+// What the backward reads of one example: the forward's pool positions and pre-activation z
+// [h, w, co], and the gradients of the pooled outputs and of the channel sums.
+struct Cotangents {
+  const int8_t* amax;
+  const int8_t* amin;
+  const float* z;
+  const float* gmax;
+  const float* gmin;
+  const float* gsum;
+  const float* gsum_sq;
+};
+
+// 16 channels in one vector register (GCC / clang vector extension).
+typedef float Vec16 __attribute__((vector_size(64)));
+
+inline Vec16 Load16(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+}  // namespace microexp::conv
+
+#endif  // MICROEXP_KERNELS_CONV_GEOMETRY_H_
