@@ -18,6 +18,7 @@ The difference between rows is what a component costs. ms per step = per fold-st
     python benchmarks/step_profile.py --trace           # per-op profile of the full step instead
     python benchmarks/step_profile.py --trace --top=30  # and its 30 costliest XLA ops
     python benchmarks/step_profile.py --trace --model=offapexnet   # another roofline.py row
+    python benchmarks/step_profile.py --trace --folds=68   # 68 stacked folds (per fold-step)
 
 `--trace`: a `jax.profiler` trace of a few epochs of the full step (--model: the config, input
 and batch of a benchmarks/roofline.py row; default ststnet, configs/ststnet_megc.py); every XLA op's time (summed
@@ -91,11 +92,11 @@ def _category(chain) -> str:
   return "other (scan carry, copies)"
 
 
-def trace_breakdown(model_name: str = "ststnet", *, steps: int = 14,
-                    epochs: int = 5) -> tuple[dict, list]:
+def trace_breakdown(model_name: str = "ststnet", *, steps: int = 14, epochs: int = 5,
+                    folds: int = 1) -> tuple[dict, list]:
   """({component: ms per step}, [(XLA op, component, ms per step)] costliest first) of the
   engine's full step of `model_name` (a roofline.MODELS row: its config, input and batch), from a
-  jax.profiler trace."""
+  jax.profiler trace; with `folds` > 1 the folds are stacked and the times are per fold-step."""
   import collections  # pylint: disable=g-import-not-at-top
   import glob  # pylint: disable=g-import-not-at-top
   import re  # pylint: disable=g-import-not-at-top
@@ -104,7 +105,7 @@ def trace_breakdown(model_name: str = "ststnet", *, steps: int = 14,
   from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
   _, _, st, plan, data, state = roofline._setup(  # pylint: disable=protected-access
-      model_name, roofline.MODELS[model_name], 1, steps)
+      model_name, roofline.MODELS[model_name], folds, steps)
   hlo = st.train_epoch.lower(state, plan, data, 0).compile().as_text()
   state, m = st.train_epoch(state, plan, data, 0)
   jax.block_until_ready(m)
@@ -171,7 +172,7 @@ def trace_breakdown(model_name: str = "ststnet", *, steps: int = 14,
           continue  # containers of the ops counted below
         total[component(name)] += ev.duration_ps / 1e9
         per_op[name] += ev.duration_ps / 1e9
-  scale = 1.0 / (steps * epochs)
+  scale = 1.0 / (steps * epochs * folds)
   ops = [(name, component(name), ms * scale) for name, ms in per_op.most_common()]
   return {c: ms * scale for c, ms in total.most_common()}, ops
 
@@ -211,7 +212,7 @@ def main(argv=None) -> list[tuple[str, float]]:
   cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   if args.trace:
     with jax.threefry_partitionable(False):
-      parts, ops = trace_breakdown(args.model, steps=args.steps)
+      parts, ops = trace_breakdown(args.model, steps=args.steps, folds=args.folds)
     print("| component (op time summed over XLA's threads) | ms per step | share |\n|---|---:|---:|")
     for c, ms in parts.items():
       print(f"| {c} | {ms:.2f} | {100 * ms / sum(parts.values()):.0f}% |")
