@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "conv_geometry.h"
+#include "conv_relu_pool16.h"
 #include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -28,10 +29,11 @@ namespace {
 using microexp::ParallelFor;
 using microexp::conv::Cotangents;
 using microexp::conv::FillBuffer;
+using microexp::conv::ForwardExample16;
 using microexp::conv::Geometry;
-using microexp::conv::Load16;
-using microexp::conv::Store16;
-using microexp::conv::Vec16;
+using microexp::conv::GradientPixel;
+using microexp::conv::GradientPixels;
+using microexp::conv::ParamGradExample16;
 
 // Channel counts up to this run through the generic (run-time width) path.
 constexpr int64_t kMaxChannels = 256;
@@ -115,64 +117,6 @@ inline void Convolve(const Geometry& g, const float* __restrict buffer,
   }
 }
 
-// 16 channels in one vector register (GCC / clang vector extension): STSTNet's and Off-ApexNet's
-// second layer, with compile-time pool windows. One window computed and pooled without leaving
-// registers (the array form of `ForwardExample` spilled its window to the stack).
-template <int PH, int PW, int KH, int RT>
-inline void ForwardWindow16(const Geometry& g, const float* __restrict buffer,
-                            const float* __restrict kernel, Vec16 bias,
-                            const Tile<PH, PW>& tile, float* __restrict zout,
-                            float* __restrict pmax, float* __restrict pmin,
-                            int8_t* __restrict amax, int8_t* __restrict amin, Vec16& total,
-                            Vec16& total_sq, bool stats) {
-  constexpr int TP = PH * PW;
-  const int64_t stride = g.cols() * g.ci;
-  Vec16 z[TP];
-#pragma GCC unroll 16
-  for (int p = 0; p < TP; ++p) z[p] = bias;
-  for (int64_t i = 0; i < KH; ++i) {
-#pragma GCC unroll 1
-    for (int64_t t = 0; t < RT; ++t) {
-      const Vec16 k = Load16(kernel + (i * RT + t) * 16);
-#pragma GCC unroll 16
-      for (int p = 0; p < TP; ++p) z[p] += buffer[tile.offsets[p] + i * stride + t] * k;
-    }
-  }
-  const float inf = std::numeric_limits<float>::infinity();
-  const Vec16 zero = {};
-  float scratch[16];
-  Vec16 mx = zero - inf, mn = zero + inf, ix = zero, in = zero;
-#pragma GCC unroll 16
-  for (int p = 0; p < TP; ++p) {
-    // The pre-activation, kept for the backward; pool padding goes to `scratch`.
-    Store16(tile.valid[p] ? zout + tile.pixels[p] * 16 : scratch, z[p]);
-    z[p] = z[p] < zero ? zero : z[p];  // std::max(z, 0)
-    const float none = tile.valid[p] ? 0.0f : inf, w = stats && tile.valid[p] ? 1.0f : 0.0f;
-    const Vec16 hi = z[p] - none, lo = z[p] + none;
-    mx = mx < hi ? hi : mx;  // std::max(mx, hi)
-    mn = lo < mn ? lo : mn;  // std::min(mn, lo)
-    total += w * z[p];
-    total_sq += w * z[p] * z[p];
-  }
-  // The first pixel holding the max and the min (scanned last to first).
-#pragma GCC unroll 16
-  for (int p = TP - 1; p >= 0; --p) {
-    const float k = tile.positions[p], none = tile.valid[p] ? 0.0f : inf;
-    ix = z[p] - none == mx ? zero + k : ix;
-    in = z[p] + none == mn ? zero + k : in;
-  }
-  if (tile.cell >= 0) {
-    const int64_t at = tile.cell * 16;
-    Store16(pmax + at, mx);
-    Store16(pmin + at, mn);
-#pragma GCC unroll 16
-    for (int c = 0; c < 16; ++c) {
-      amax[at + c] = static_cast<int8_t>(ix[c]);
-      amin[at + c] = static_cast<int8_t>(in[c]);
-    }
-  }
-}
-
 // Forward of one example: pooled max / min of s = relu(conv), their window positions (the first
 // in row-major order, the library's rule), and the example's sums of s and s^2 per channel.
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
@@ -186,17 +130,6 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   const int64_t co = CO > 0 ? CO : g.co, cells = g.ho * g.wo * co;
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
-  if constexpr (CO == 16 && PH > 0 && KH > 0) {  // every window is one tile: each cell written
-    Vec16 t = {}, q = {};
-    const Vec16 b = Load16(bias);
-    ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
-      ForwardWindow16<PH, PW, KH, RT>(g, buffer.data(), kernel, b, tile, zout, pmax, pmin, amax,
-                                      amin, t, q, stats);
-    });
-    Store16(sum, t);
-    Store16(sum_sq, q);
-    return;
-  }
   std::fill(pmax, pmax + cells, -std::numeric_limits<float>::infinity());
   std::fill(pmin, pmin + cells, std::numeric_limits<float>::infinity());
   std::fill(amax, amax + cells, 0);
@@ -313,49 +246,6 @@ inline void TileGradient(const Geometry& g, const Cotangents& ct, const Tile<PH,
   }
 }
 
-// `TileGradient` and the kernel gradient's accumulation of one window, 16 channels in a vector
-// register each (see `ForwardWindow16`); the same arithmetic in the same order.
-template <int PH, int PW, int KH, int RT>
-inline void ParamGradWindow16(const Geometry& g, const float* __restrict buffer,
-                              const Cotangents& ct, const Tile<PH, PW>& tile,
-                              float* __restrict dkernel, Vec16& db) {
-  constexpr int TP = PH * PW;
-  const int64_t stride = g.cols() * g.ci;
-  const Vec16 zero = {};
-  const bool pooled = tile.cell >= 0;
-  const int64_t at = pooled ? tile.cell * 16 : 0;
-  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
-  if (pooled) {
-    gx = Load16(ct.gmax + at);
-    gn = Load16(ct.gmin + at);
-#pragma GCC unroll 16
-    for (int c = 0; c < 16; ++c) {
-      ix[c] = ct.amax[at + c];
-      in[c] = ct.amin[at + c];
-    }
-  }
-  const Vec16 gsum = Load16(ct.gsum), gsum_sq = Load16(ct.gsum_sq);
-  Vec16 dz[TP];
-#pragma GCC unroll 16
-  for (int p = 0; p < TP; ++p) {
-    const Vec16 z = Load16(ct.z + tile.pixels[p] * 16);
-    const float k = tile.positions[p];
-    const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
-    dz[p] = z > zero && tile.valid[p] ? d : zero;
-    db += dz[p];
-  }
-  for (int64_t i = 0; i < KH; ++i) {
-#pragma GCC unroll 1
-    for (int64_t t = 0; t < RT; ++t) {
-      float* __restrict k = dkernel + (i * RT + t) * 16;
-      Vec16 acc = Load16(k);
-#pragma GCC unroll 16
-      for (int p = 0; p < TP; ++p) acc += buffer[tile.offsets[p] + i * stride + t] * dz[p];
-      Store16(k, acc);
-    }
-  }
-}
-
 // Kernel and bias gradients of one example into dkernel [taps, co] and dbias [co].
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotangents& ct,
@@ -367,14 +257,6 @@ void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotang
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
   std::fill(dkernel, dkernel + g.taps() * co, 0.0f);
-  if constexpr (CO == 16 && PH > 0 && KH > 0) {
-    Vec16 db = {};
-    ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
-      ParamGradWindow16<PH, PW, KH, RT>(g, buffer.data(), ct, tile, dkernel, db);
-    });
-    Store16(dbias, db);
-    return;
-  }
   float db[CW];
   for (int64_t c = 0; c < co; ++c) db[c] = 0.0f;
   ForEachTile<PH, PW>(g, [&](const Tile<PH, PW>& tile) {
@@ -474,6 +356,11 @@ ffi::Error MakeGeometry(const ffi::Buffer<ffi::F32>& x, const ffi::Buffer<ffi::F
   return ffi::Error::Success();
 }
 
+// Whether a `Dispatch` instantiation runs the 16-channel path (conv_relu_pool16.h): 16 channels,
+// a compile-time pool window and kernel rows.
+template <int CO, int PH, int KH>
+constexpr bool kVec16 = CO == 16 && PH > 0 && KH > 0;
+
 // Calls fn.template operator()<CO, PH, PW>() with compile-time channels and pool window for the
 // zoo's layers (STSTNet: 16 channels, 3x3 pool; Off-ApexNet: 6 and 16 channels, 2x2 pools), so
 // that a window's accumulators stay in vector registers; <0, 0, 0> (run-time sizes, one pixel at
@@ -511,12 +398,23 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
-      ForwardExample<CO, PH, PW, KH, RT>(
-          g, x.typed_data() + i * g.h * g.w * g.ci, kernel.typed_data() + f * g.taps() * g.co,
-          bias.typed_data() + f * g.co, pmax->typed_data() + i * cells,
-          pmin->typed_data() + i * cells, amax->typed_data() + i * cells,
-          amin->typed_data() + i * cells, sums.data() + i * g.co, sums_sq.data() + i * g.co,
-          z->typed_data() + i * g.h * g.w * g.co, stats);
+      const float* xi = x.typed_data() + i * g.h * g.w * g.ci;
+      const float* k = kernel.typed_data() + f * g.taps() * g.co;
+      const float* b = bias.typed_data() + f * g.co;
+      if constexpr (kVec16<CO, PH, KH>) {
+        ForwardExample16<PH, PW, KH, RT>(
+            g, xi, k, b,
+            {z->typed_data() + i * g.h * g.w * g.co, pmax->typed_data() + i * cells,
+             pmin->typed_data() + i * cells, amax->typed_data() + i * cells,
+             amin->typed_data() + i * cells},
+            sums.data() + i * g.co, sums_sq.data() + i * g.co, stats);
+      } else {
+        ForwardExample<CO, PH, PW, KH, RT>(
+            g, xi, k, b, pmax->typed_data() + i * cells, pmin->typed_data() + i * cells,
+            amax->typed_data() + i * cells, amin->typed_data() + i * cells,
+            sums.data() + i * g.co, sums_sq.data() + i * g.co,
+            z->typed_data() + i * g.h * g.w * g.co, stats);
+      }
     });
   });
   // Per-example sums added in example order: the same bits whatever ran where.
@@ -564,11 +462,18 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
   const int64_t items = g.folds * g.batch, taps = g.taps();
   std::vector<float> dk(items * taps * g.co), db(items * g.co);
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
+    std::vector<GradientPixel> pixels;  // the 16-channel path's summation order
+    if constexpr (kVec16<CO, PH, KH>) pixels = GradientPixels<PH, PW>(g);
     ParallelFor(pool, items, [&](int64_t i) {
-      ParamGradExample<CO, PH, PW, KH, RT>(
-          g, x.typed_data() + i * g.h * g.w * g.ci,
-          ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq),
-          dk.data() + i * taps * g.co, db.data() + i * g.co);
+      const float* xi = x.typed_data() + i * g.h * g.w * g.ci;
+      const Cotangents ct = ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq);
+      if constexpr (kVec16<CO, PH, KH>) {
+        ParamGradExample16<KH, RT>(g, xi, ct, pixels, dk.data() + i * taps * g.co,
+                                   db.data() + i * g.co);
+      } else {
+        ParamGradExample<CO, PH, PW, KH, RT>(g, xi, ct, dk.data() + i * taps * g.co,
+                                             db.data() + i * g.co);
+      }
     });
   });
   for (int64_t f = 0; f < g.folds; ++f) {

@@ -14,6 +14,8 @@ from microexp.models import lowering
 
 # (batch, h, w, ci, co, kernel, pool, padding): the zoo's specialised layers (STSTNet 16 channels
 # with a 3x3 pool, Off-ApexNet's 6 and 16 with 2x2) and run-time shapes (odd sizes, VALID crops).
+# The 16-channel path (conv_relu_pool16.h) also on the pixels a VALID pool drops, on windows with
+# padding on one side (its compile-time masks) and with two padded rows (its run-time masks).
 CASES = [
     (4, 28, 28, 3, 16, 3, 3, "SAME"),
     (3, 28, 28, 1, 6, 5, 2, "SAME"),
@@ -21,7 +23,14 @@ CASES = [
     (2, 11, 9, 2, 7, 3, 2, "VALID"),
     (2, 10, 13, 4, 5, 3, 3, "SAME"),
     (1, 7, 8, 3, 16, 1, 3, "VALID"),
+    (2, 28, 28, 3, 16, 3, 3, "VALID"),
+    (2, 13, 15, 6, 16, 5, 2, "SAME"),
+    (2, 25, 26, 3, 16, 3, 3, ((2, 1), (1, 1))),
 ]
+
+
+def _case_id(case) -> str:
+  return "x".join(map(str, case[:7])) + str(case[7]).replace(" ", "")
 
 
 def _arrays(rng, lead, b, h, w, ci, co, k, *, integer=False):
@@ -65,7 +74,7 @@ def test_the_kernel_is_built_here():
   assert conv_pool.available()
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:7])) + c[7])
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 @pytest.mark.parametrize("folds", [0, 3])
 def test_outputs_and_gradients_equal_flax(case, folds):
   b, h, w, ci, co, k, pool, padding = case

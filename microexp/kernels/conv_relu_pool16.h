@@ -1,0 +1,328 @@
+// The conv -> ReLU -> max-pool kernel's 16-channel path (conv_relu_pool.cc's `Dispatch`: STSTNet's
+// layer, Off-ApexNet's second), compile-time kernel rows and pool windows, every sum in the order
+// of the per-tile code it replaced (the same bits, docs/training.md). Forward: a window's pixels inside the image convolved in
+// registers, pooled, and added to BatchNorm's moments, which stay in registers from window to
+// window. Kernel gradient: the taps' accumulators in registers, pixel gradients computed as they
+// are used. Windows with padding get their own instantiations (`WithMasks`), so that no pixel of
+// the pool's padding is convolved or branched on.
+#ifndef MICROEXP_KERNELS_CONV_RELU_POOL16_H_
+#define MICROEXP_KERNELS_CONV_RELU_POOL16_H_
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "conv_geometry.h"
+
+namespace microexp::conv {
+
+// The rows (or columns) of pool window `index` that lie in the image, as bits: bit r is set when
+// index * window + r - pad is in [0, size).
+inline int InsideMask(int64_t index, int window, int64_t pad, int64_t size) {
+  int mask = 0;
+  for (int r = 0; r < window; ++r) {
+    const int64_t y = index * window + r - pad;
+    mask |= (y >= 0 && y < size ? 1 : 0) << r;
+  }
+  return mask;
+}
+
+// Whether pixel (r, c) of a window is in the image: from the compile-time masks RM, CM, or (-1)
+// from the run-time ones.
+template <int RM, int CM>
+[[gnu::always_inline]] inline bool Inside(int r, int c, int rm, int cm) {
+  if constexpr (RM >= 0) {
+    return ((RM >> r) & (CM >> c) & 1) != 0;
+  } else {
+    return ((rm >> r) & (cm >> c) & 1) != 0;
+  }
+}
+
+// Calls fn.template operator()<RM, CM>() with the window's masks as compile-time constants where
+// they are the whole window or all but its first or last row / column (the windows of 'SAME' and
+// 'VALID' pools whose padding is under a window), else with RM = CM = -1 (run-time masks).
+template <int PH, int PW, typename Fn>
+[[gnu::always_inline]] inline auto WithMasks(int rm, int cm, const Fn& fn) {
+  constexpr int kRows = (1 << PH) - 1, kCols = (1 << PW) - 1;
+  const auto cols = [&]<int RM>() {
+    if (cm == kCols) return fn.template operator()<RM, kCols>();
+    if (cm == (kCols & ~1)) return fn.template operator()<RM, (kCols & ~1)>();
+    if (cm == (kCols >> 1)) return fn.template operator()<RM, (kCols >> 1)>();
+    return fn.template operator()<-1, -1>();
+  };
+  if (rm == kRows) return cols.template operator()<kRows>();
+  if (rm == (kRows & ~1)) return cols.template operator()<(kRows & ~1)>();
+  if (rm == (kRows >> 1)) return cols.template operator()<(kRows >> 1)>();
+  return fn.template operator()<-1, -1>();
+}
+
+// Calls fn(cell, buffer offset, pixel, rm, cm) for every pool window of an example in row-major
+// order: its flat index, the buffer offset of its top-left pixel's first tap, that pixel's y * w + x
+// (it may lie in the pool's padding) and its row / column masks (`InsideMask`).
+template <int PH, int PW, typename Fn>
+[[gnu::always_inline]] inline void ForEachWindow(const Geometry& g, const Fn& fn) {
+  for (int64_t wy = 0; wy < g.ho; ++wy) {
+    const int rm = InsideMask(wy, PH, g.pool_top, g.h);
+    const int64_t y = wy * PH - g.pool_top;
+    for (int64_t wx = 0; wx < g.wo; ++wx) {
+      const int cm = InsideMask(wx, PW, g.pool_left, g.w);
+      const int64_t x = wx * PW - g.pool_left;
+      fn(wy * g.wo + wx, g.offset(y, x), y * g.w + x, rm, cm);
+    }
+  }
+}
+
+// Calls fn(buffer offset, pixel) for each pixel that no pool window covers (the rows and columns
+// a VALID pool drops; their statistics count), row-major.
+template <int PH, int PW, typename Fn>
+[[gnu::always_inline]] inline void ForEachUncovered(const Geometry& g, const Fn& fn) {
+  const int64_t covered_h = g.ho * PH - g.pool_top, covered_w = g.wo * PW - g.pool_left;
+  for (int64_t y = 0; y < g.h; ++y) {
+    for (int64_t x = 0; x < g.w; ++x) {
+      if (y < covered_h && x < covered_w) continue;
+      fn(g.offset(y, x), y * g.w + x);
+    }
+  }
+}
+
+// What a window's pixels need of the geometry, by value so that it stays in registers.
+struct Strides16 {
+  int64_t row;    // buffer floats per row (cols * ci)
+  int64_t pixel;  // buffer floats per pixel (ci)
+  int64_t width;  // pixels per row of the image (w)
+  explicit Strides16(const Geometry& g) : row(g.cols() * g.ci), pixel(g.ci), width(g.w) {}
+};
+
+typedef int32_t Int16 __attribute__((vector_size(64)));
+typedef int8_t Byte16 __attribute__((vector_size(16)));
+
+// The window positions of 16 channels (small whole numbers as floats) stored as int8.
+inline void StorePositions16(int8_t* p, Vec16 v) {
+  const Byte16 b = __builtin_convertvector(__builtin_convertvector(v, Int16), Byte16);
+  std::memcpy(p, &b, sizeof(b));
+}
+
+// The int8 window positions of 16 channels as floats (GCC turns the generic form into scalar code).
+inline Vec16 LoadPositions16(const int8_t* p) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vec16>(_mm512_cvtepi32_ps(
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
+#else
+  float f[16];
+#pragma omp simd
+  for (int c = 0; c < 16; ++c) f[c] = p[c];
+  return Load16(f);
+#endif
+}
+
+// The forward's outputs of one example, 16 channels.
+struct Forward16 {
+  float* __restrict z;
+  float* __restrict pmax;
+  float* __restrict pmin;
+  int8_t* __restrict amax;
+  int8_t* __restrict amin;
+};
+
+// Per-channel sums of s and s^2 (BatchNorm's moments), carried by value from window to window so
+// that they stay in registers.
+struct Sums16 {
+  Vec16 total, total_sq;
+};
+
+// One pool window of the 16-channel forward: its pixels inside the image (`Inside`) convolved in
+// vector registers, their pre-activation stored for the backward, s = relu(z) pooled (max, min and
+// the first position of each) and added to `sums` (returned).
+template <int PH, int PW, int KH, int RT, int RM, int CM>
+[[gnu::always_inline]] inline Sums16 ForwardWindow16(Strides16 st, const float* __restrict buffer,
+                                                     const float* __restrict kernel, Vec16 bias,
+                                                     int64_t cell, int64_t at, int64_t pixel,
+                                                     int rm, int cm, Forward16 out, Sums16 sums) {
+  constexpr int TP = PH * PW;
+  Vec16 z[TP];
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) z[p] = bias;
+  for (int64_t i = 0; i < KH; ++i) {
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < RT; ++t) {
+      const Vec16 k = Load16(kernel + (i * RT + t) * 16);
+#pragma GCC unroll 16
+      for (int p = 0; p < TP; ++p) {
+        if (!Inside<RM, CM>(p / PW, p % PW, rm, cm)) continue;
+        z[p] += buffer[at + (p / PW + i) * st.row + (p % PW) * st.pixel + t] * k;
+      }
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const Vec16 zero = {};
+  Vec16 mx = zero - inf, mn = zero + inf, ix = zero, in = zero;
+#pragma GCC unroll 16
+  for (int p = 0; p < TP; ++p) {
+    if (!Inside<RM, CM>(p / PW, p % PW, rm, cm)) continue;
+    Store16(out.z + (pixel + (p / PW) * st.width + p % PW) * 16, z[p]);  // for the backward
+    z[p] = z[p] < zero ? zero : z[p];  // std::max(z, 0)
+    mx = mx < z[p] ? z[p] : mx;        // std::max(mx, s)
+    mn = z[p] < mn ? z[p] : mn;        // std::min(mn, s)
+    sums.total += z[p];
+    sums.total_sq += z[p] * z[p];
+  }
+  // The first pixel holding the max and the min (scanned last to first).
+#pragma GCC unroll 16
+  for (int p = TP - 1; p >= 0; --p) {
+    if (!Inside<RM, CM>(p / PW, p % PW, rm, cm)) continue;
+    ix = z[p] == mx ? zero + static_cast<float>(p) : ix;
+    in = z[p] == mn ? zero + static_cast<float>(p) : in;
+  }
+  Store16(out.pmax + cell * 16, mx);
+  Store16(out.pmin + cell * 16, mn);
+  StorePositions16(out.amax + cell * 16, ix);
+  StorePositions16(out.amin + cell * 16, in);
+  return sums;
+}
+
+// The 16-channel forward of one example (`ForwardExample`'s outputs).
+template <int PH, int PW, int KH, int RT>
+void ForwardExample16(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
+                      const float* __restrict bias, const Forward16& out, float* __restrict sum,
+                      float* __restrict sum_sq, bool stats) {
+  std::vector<float> buffer(g.buffer_size());
+  FillBuffer(g, x, buffer.data());
+  const float* __restrict b = buffer.data();
+  const Vec16 bias16 = Load16(bias);
+  const Strides16 st(g);
+  Sums16 sums = {};
+  ForEachWindow<PH, PW>(g, [&](int64_t cell, int64_t at, int64_t pixel, int rm, int cm) {
+    sums = WithMasks<PH, PW>(rm, cm, [&]<int RM, int CM>() {
+      return ForwardWindow16<PH, PW, KH, RT, RM, CM>(st, b, kernel, bias16, cell, at, pixel, rm,
+                                                     cm, out, sums);
+    });
+  });
+  ForEachUncovered<PH, PW>(g, [&](int64_t at, int64_t pixel) {
+    // A window of one pixel (the same arithmetic), its pooled outputs to a scratch cell.
+    float scratch_f[32];
+    int8_t scratch_i[32];
+    const Forward16 o{out.z, scratch_f, scratch_f + 16, scratch_i, scratch_i + 16};
+    sums = ForwardWindow16<1, 1, KH, RT, 1, 1>(st, b, kernel, bias16, 0, at, pixel, 1, 1, o, sums);
+  });
+  // Without stats the sums are not wanted: zeros, as the other paths give.
+  Store16(sum, stats ? sums.total : Vec16{});
+  Store16(sum_sq, stats ? sums.total_sq : Vec16{});
+}
+
+// The largest divisor of n that is at most 28: a block of kernel-gradient taps whose 16-channel
+// accumulators fit in the 32 vector registers beside the gradient and a product.
+constexpr int TapBlock(int n) {
+  for (int b = 28; b > 1; --b) {
+    if (n % b == 0) return b;
+  }
+  return 1;
+}
+
+// A pixel of the image in the order the gradients are summed: window by window (row-major, each
+// window's pixels inside the image row-major), then the pixels no window covers.
+struct GradientPixel {
+  int32_t at;      // buffer offset of its first tap
+  int32_t pixel;   // y * w + x
+  int32_t cell;    // its window's flat index; -1: no window covers it
+  float position;  // its row-major position in the window (0 if none)
+};
+
+template <int PH, int PW>
+std::vector<GradientPixel> GradientPixels(const Geometry& g) {
+  std::vector<GradientPixel> out;
+  out.reserve(g.h * g.w);
+  ForEachWindow<PH, PW>(g, [&](int64_t cell, int64_t at, int64_t pixel, int rm, int cm) {
+    for (int p = 0; p < PH * PW; ++p) {
+      if (!Inside<-1, -1>(p / PW, p % PW, rm, cm)) continue;
+      out.push_back({static_cast<int32_t>(at + ((p / PW) * g.cols() + p % PW) * g.ci),
+                     static_cast<int32_t>(pixel + (p / PW) * g.w + p % PW),
+                     static_cast<int32_t>(cell), static_cast<float>(p)});
+    }
+  });
+  ForEachUncovered<PH, PW>(g, [&](int64_t at, int64_t pixel) {
+    out.push_back({static_cast<int32_t>(at), static_cast<int32_t>(pixel), -1, 0.0f});
+  });
+  return out;
+}
+
+// dL/dz at one pixel, 16 channels (zero where z <= 0): BatchNorm's moments' gradients and, where
+// the pixel is its window's first max / min, the pooled outputs'.
+[[gnu::always_inline]] inline Vec16 PixelGradient16(const Cotangents& ct, const GradientPixel& q,
+                                                    Vec16 gsum, Vec16 gsum_sq) {
+  const Vec16 zero = {};
+  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
+  if (q.cell >= 0) {
+    gx = Load16(ct.gmax + q.cell * 16);
+    gn = Load16(ct.gmin + q.cell * 16);
+    ix = LoadPositions16(ct.amax + q.cell * 16);
+    in = LoadPositions16(ct.amin + q.cell * 16);
+  }
+  const Vec16 z = Load16(ct.z + q.pixel * 16);
+  const float k = q.position;
+  const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
+  return z > zero ? d : zero;
+}
+
+// The 16-channel kernel and bias gradients of one example (`ParamGradExample`'s outputs), the
+// kernel gradient's accumulators in registers, a block of taps at a time (one block: the pixel
+// gradients computed as they are used; more: computed once into a scratch first). Every sum runs
+// over `pixels` in order, as in the other paths.
+template <int KH, int RT>
+void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cotangents& ct,
+                        const std::vector<GradientPixel>& pixels, float* __restrict dkernel,
+                        float* __restrict dbias) {
+  constexpr int kTaps = KH * RT, kBlock = TapBlock(kTaps);
+  std::vector<float> buffer(g.buffer_size());
+  FillBuffer(g, x, buffer.data());
+  const float* __restrict b = buffer.data();
+  const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());
+  const GradientPixel* __restrict px = pixels.data();
+  const Cotangents c = ct;
+  const Vec16 gsum = Load16(c.gsum), gsum_sq = Load16(c.gsum_sq);
+  Vec16 db = {};
+  if constexpr (kBlock == kTaps) {
+    Vec16 acc[kTaps] = {};
+    for (int64_t j = 0; j < n; ++j) {
+      const Vec16 v = PixelGradient16(c, px[j], gsum, gsum_sq);
+      db += v;
+      const float* __restrict src = b + px[j].at;
+#pragma GCC unroll 32
+      for (int u = 0; u < kTaps; ++u) acc[u] += src[(u / RT) * stride + u % RT] * v;
+    }
+#pragma GCC unroll 32
+    for (int u = 0; u < kTaps; ++u) Store16(dkernel + u * 16, acc[u]);
+  } else {
+    thread_local std::vector<float> scratch;  // not zeroed: each entry is written before it is read
+    if (scratch.size() < static_cast<size_t>(n * 16)) scratch.resize(n * 16);
+    float* __restrict dz = scratch.data();
+    for (int64_t j = 0; j < n; ++j) {
+      const Vec16 v = PixelGradient16(c, px[j], gsum, gsum_sq);
+      db += v;
+      Store16(dz + j * 16, v);
+    }
+    for (int block = 0; block < kTaps; block += kBlock) {
+      Vec16 acc[kBlock] = {};
+      for (int64_t j = 0; j < n; ++j) {
+        const Vec16 v = Load16(dz + j * 16);
+        const float* __restrict src = b + px[j].at;
+#pragma GCC unroll 32
+        for (int u = 0; u < kBlock; ++u) {
+          const int tap = block + u;
+          acc[u] += src[(tap / RT) * stride + tap % RT] * v;
+        }
+      }
+#pragma GCC unroll 32
+      for (int u = 0; u < kBlock; ++u) Store16(dkernel + (block + u) * 16, acc[u]);
+    }
+  }
+  Store16(dbias, db);
+}
+
+}  // namespace microexp::conv
+
+#endif  // MICROEXP_KERNELS_CONV_RELU_POOL16_H_
