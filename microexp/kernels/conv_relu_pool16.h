@@ -232,6 +232,7 @@ struct GradientPixel {
   float position;  // its row-major position in the window (0 if none)
 };
 
+// The image's pixels in that order (built once per call, shared by its examples).
 template <int PH, int PW>
 std::vector<GradientPixel> GradientPixels(const Geometry& g) {
   std::vector<GradientPixel> out;
