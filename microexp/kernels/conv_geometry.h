@@ -35,6 +35,19 @@ inline void FillBuffer(const Geometry& g, const float* x, float* buffer) {
   }
 }
 
+// Calls fn(buffer offset, pixel) for each pixel that no pool window covers (the rows and columns
+// a VALID pool drops; their statistics count), row-major: after the windows, in both paths.
+template <typename Fn>
+inline void ForEachUncovered(const Geometry& g, const Fn& fn) {
+  const int64_t covered_h = g.ho * g.ph - g.pool_top, covered_w = g.wo * g.pw - g.pool_left;
+  for (int64_t y = 0; y < g.h; ++y) {
+    for (int64_t x = 0; x < g.w; ++x) {
+      if (y < covered_h && x < covered_w) continue;
+      fn(g.offset(y, x), y * g.w + x);
+    }
+  }
+}
+
 // What the backward reads of one example: the forward's pool positions and pre-activation z
 // [h, w, co], and the gradients of the pooled outputs and of the channel sums.
 struct Cotangents {

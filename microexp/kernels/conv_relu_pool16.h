@@ -77,19 +77,6 @@ template <int PH, int PW, typename Fn>
   }
 }
 
-// Calls fn(buffer offset, pixel) for each pixel that no pool window covers (the rows and columns
-// a VALID pool drops; their statistics count), row-major.
-template <int PH, int PW, typename Fn>
-[[gnu::always_inline]] inline void ForEachUncovered(const Geometry& g, const Fn& fn) {
-  const int64_t covered_h = g.ho * PH - g.pool_top, covered_w = g.wo * PW - g.pool_left;
-  for (int64_t y = 0; y < g.h; ++y) {
-    for (int64_t x = 0; x < g.w; ++x) {
-      if (y < covered_h && x < covered_w) continue;
-      fn(g.offset(y, x), y * g.w + x);
-    }
-  }
-}
-
 // What a window's pixels need of the geometry, by value so that it stays in registers.
 struct Strides16 {
   int64_t row;    // buffer floats per row (cols * ci)
@@ -202,7 +189,7 @@ void ForwardExample16(const Geometry& g, const float* __restrict x, const float*
                                                      cm, out, sums);
     });
   });
-  ForEachUncovered<PH, PW>(g, [&](int64_t at, int64_t pixel) {
+  ForEachUncovered(g, [&](int64_t at, int64_t pixel) {
     // A window of one pixel (the same arithmetic), its pooled outputs to a scratch cell.
     float scratch_f[32];
     int8_t scratch_i[32];
@@ -245,7 +232,7 @@ std::vector<GradientPixel> GradientPixels(const Geometry& g) {
                      static_cast<int32_t>(cell), static_cast<float>(p)});
     }
   });
-  ForEachUncovered<PH, PW>(g, [&](int64_t at, int64_t pixel) {
+  ForEachUncovered(g, [&](int64_t at, int64_t pixel) {
     out.push_back({static_cast<int32_t>(at), static_cast<int32_t>(pixel), -1, 0.0f});
   });
   return out;

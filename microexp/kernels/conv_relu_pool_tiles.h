@@ -53,20 +53,16 @@ void ForEachTile(const Geometry& g, const Fn& fn) {
       }
     }
   }
-  const int64_t covered_h = g.ho * ph - g.pool_top, covered_w = g.wo * pw - g.pool_left;
-  for (int64_t y = 0; y < g.h; ++y) {
-    for (int64_t x = 0; x < g.w; ++x) {
-      if (y < covered_h && x < covered_w) continue;
-      tile.cell = -1;
-      for (int p = 0; p < T::kPixels; ++p) {
-        tile.offsets[p] = g.offset(y, x);
-        tile.positions[p] = 0;
-        tile.valid[p] = p == 0;
-        tile.pixels[p] = y * g.w + x;
-      }
-      fn(tile);
+  ForEachUncovered(g, [&](int64_t at, int64_t pixel) {
+    tile.cell = -1;
+    for (int p = 0; p < T::kPixels; ++p) {
+      tile.offsets[p] = at;
+      tile.positions[p] = 0;
+      tile.valid[p] = p == 0;
+      tile.pixels[p] = pixel;
     }
-  }
+    fn(tile);
+  });
 }
 
 // z[p][c] = bias[c] + the convolution at the tile's pixels.
