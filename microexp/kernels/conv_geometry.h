@@ -1,5 +1,6 @@
 // The conv -> ReLU -> max-pool kernel's shared pieces (conv_relu_pool.cc): an example's geometry
-// and its zero-margin input buffer, the backward's view of an example, and 16-float vectors.
+// and its zero-margin input buffer, the backward's view of an example, 16-lane vectors, and the
+// forward's outputs of an example.
 #ifndef MICROEXP_KERNELS_CONV_GEOMETRY_H_
 #define MICROEXP_KERNELS_CONV_GEOMETRY_H_
 
@@ -70,6 +71,17 @@ inline Vec16 Load16(const float* p) {
 }
 
 inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+typedef int32_t Int16 __attribute__((vector_size(64)));
+
+// The forward's outputs of one example, 16 channels.
+struct Forward16 {
+  float* __restrict z;
+  float* __restrict pmax;
+  float* __restrict pmin;
+  int8_t* __restrict amax;
+  int8_t* __restrict amin;
+};
 
 }  // namespace microexp::conv
 
