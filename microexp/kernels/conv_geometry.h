@@ -74,8 +74,8 @@ inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 typedef int32_t Int16 __attribute__((vector_size(64)));
 
-// The forward's outputs of one example, 16 channels.
-struct Forward16 {
+// The forward's outputs of one example (layouts in conv_relu_pool.cc).
+struct ForwardOutputs {
   float* __restrict z;
   float* __restrict pmax;
   float* __restrict pmin;

@@ -11,7 +11,8 @@
 // stacked folds (none unstacked). Every sum runs in a fixed order whatever the threads: results are
 // the same bit for bit from run to run. microexp/kernels/conv_pool.py is the JAX side. This file
 // holds the FFI handlers and the dispatch; the per-example paths are conv_relu_pool16.h (16
-// channels in vector registers) and conv_relu_pool_tiles.h (every other shape).
+// channels in vector registers), conv_relu_pool_narrow.h (the forward and kernel gradient of
+// layers with few channels) and conv_relu_pool_tiles.h (every other shape and pass).
 
 #include <algorithm>
 #include <cstdint>
@@ -19,6 +20,7 @@
 
 #include "conv_geometry.h"
 #include "conv_relu_pool16.h"
+#include "conv_relu_pool_narrow.h"
 #include "conv_relu_pool_tiles.h"
 #include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
@@ -30,14 +32,24 @@ namespace {
 using microexp::ParallelFor;
 using microexp::conv::Cotangents;
 using microexp::conv::ForwardExample;
+using microexp::conv::ForwardOutputs;
 using microexp::conv::ForwardExample16;
+using microexp::conv::ForwardExampleNarrow;
+using microexp::conv::ForwardKernelNarrow;
 using microexp::conv::Geometry;
 using microexp::conv::GradientPixel;
 using microexp::conv::GradientPixels;
 using microexp::conv::InputGradExample;
+using microexp::conv::InputGradExample16;
+using microexp::conv::InputGradKernel16;
 using microexp::conv::kMaxChannels;
+using microexp::conv::kNarrow;
+using microexp::conv::kNarrowForward;
 using microexp::conv::ParamGradExample;
 using microexp::conv::ParamGradExample16;
+using microexp::conv::ParamGradExampleNarrow;
+using microexp::conv::RowVectors;
+using microexp::conv::Vec16;
 
 // Product of the leading `rank - trailing` dimensions (the stacked folds; 1 if none).
 int64_t Leading(ffi::Span<const int64_t> dims, size_t trailing) {
@@ -111,18 +123,35 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
   const int64_t items = g.folds * g.batch, cells = g.ho * g.wo * g.co;
   std::vector<float> sums(items * g.co), sums_sq(items * g.co);
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
+    constexpr bool kNarrowX = kNarrowForward<CO, PH, PW, KH, RT>;
+    const bool narrow = kNarrowX && g.ci == 1;
+    std::vector<Vec16> narrow_kernel;  // per fold (`ForwardKernelNarrow`)
+    if constexpr (kNarrowX) {
+      if (narrow) {
+        narrow_kernel.resize(g.folds * KH * RT);
+        for (int64_t f = 0; f < g.folds; ++f) {
+          ForwardKernelNarrow<CO, KH, RT>(kernel.typed_data() + f * g.taps() * g.co,
+                                          narrow_kernel.data() + f * KH * RT);
+        }
+      }
+    }
     ParallelFor(pool, items, [&](int64_t i) {
       const int64_t f = i / g.batch;
       const float* xi = x.typed_data() + i * g.h * g.w * g.ci;
       const float* k = kernel.typed_data() + f * g.taps() * g.co;
       const float* b = bias.typed_data() + f * g.co;
+      const ForwardOutputs out{z->typed_data() + i * g.h * g.w * g.co,
+                               pmax->typed_data() + i * cells, pmin->typed_data() + i * cells,
+                               amax->typed_data() + i * cells, amin->typed_data() + i * cells};
       if constexpr (kVec16<CO, PH, KH>) {
-        ForwardExample16<PH, PW, KH, RT>(
-            g, xi, k, b,
-            {z->typed_data() + i * g.h * g.w * g.co, pmax->typed_data() + i * cells,
-             pmin->typed_data() + i * cells, amax->typed_data() + i * cells,
-             amin->typed_data() + i * cells},
-            sums.data() + i * g.co, sums_sq.data() + i * g.co, stats);
+        ForwardExample16<PH, PW, KH, RT>(g, xi, k, b, out, sums.data() + i * g.co,
+                                         sums_sq.data() + i * g.co, stats);
+      } else if (narrow) {
+        if constexpr (kNarrowX) {
+          ForwardExampleNarrow<CO, PH, KH, RT>(g, xi, narrow_kernel.data() + f * KH * RT, b, out,
+                                               sums.data() + i * g.co, sums_sq.data() + i * g.co,
+                                               stats);
+        }
       } else {
         ForwardExample<CO, PH, PW, KH, RT>(
             g, xi, k, b, pmax->typed_data() + i * cells, pmin->typed_data() + i * cells,
@@ -177,14 +206,19 @@ ffi::Error ParamGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
   const int64_t items = g.folds * g.batch, taps = g.taps();
   std::vector<float> dk(items * taps * g.co), db(items * g.co);
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
-    std::vector<GradientPixel> pixels;  // the 16-channel path's summation order
-    if constexpr (kVec16<CO, PH, KH>) pixels = GradientPixels<PH, PW>(g);
+    std::vector<GradientPixel> pixels;  // the order of the sums over the pixels
+    if constexpr (kVec16<CO, PH, KH> || kNarrow<CO, PH, KH, RT>) {
+      pixels = GradientPixels<PH, PW>(g);
+    }
     ParallelFor(pool, items, [&](int64_t i) {
       const float* xi = x.typed_data() + i * g.h * g.w * g.ci;
       const Cotangents ct = ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq);
       if constexpr (kVec16<CO, PH, KH>) {
         ParamGradExample16<KH, RT>(g, xi, ct, pixels, dk.data() + i * taps * g.co,
                                    db.data() + i * g.co);
+      } else if constexpr (kNarrow<CO, PH, KH, RT>) {
+        ParamGradExampleNarrow<CO, KH, RT>(g, xi, ct, pixels, dk.data() + i * taps * g.co,
+                                           db.data() + i * g.co);
       } else {
         ParamGradExample<CO, PH, PW, KH, RT>(g, xi, ct, dk.data() + i * taps * g.co,
                                              db.data() + i * g.co);
@@ -218,22 +252,36 @@ ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
     return e;
   }
   const int64_t items = g.folds * g.batch, taps = g.taps();
-  std::vector<float> kernel_t(g.folds * g.co * taps);
-  for (int64_t f = 0; f < g.folds; ++f) {
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int64_t c = 0; c < g.co; ++c) {
-        kernel_t[(f * g.co + c) * taps + t] = kernel.typed_data()[(f * taps + t) * g.co + c];
-      }
-    }
-  }
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
-    ParallelFor(pool, items, [&](int64_t i) {
-      const int64_t f = i / g.batch;
-      InputGradExample<CO, PH, PW, KH, RT>(
-          g, kernel_t.data() + f * g.co * taps,
-          ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq),
-          dx->typed_data() + i * g.h * g.w * g.ci);
-    });
+    if constexpr (kVec16<CO, PH, KH>) {
+      constexpr int64_t kKernel = 16 * KH * RowVectors(RT) * 16;
+      std::vector<float> rows(g.folds * kKernel);
+      for (int64_t f = 0; f < g.folds; ++f) {
+        InputGradKernel16<KH, RT>(kernel.typed_data() + f * taps * 16, rows.data() + f * kKernel);
+      }
+      const std::vector<GradientPixel> pixels = GradientPixels<PH, PW>(g);
+      ParallelFor(pool, items, [&](int64_t i) {
+        InputGradExample16<KH, RT>(
+            g, rows.data() + (i / g.batch) * kKernel,
+            ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq), pixels,
+            dx->typed_data() + i * g.h * g.w * g.ci);
+      });
+    } else {
+      std::vector<float> kernel_t(g.folds * g.co * taps);  // [folds, co, taps]
+      for (int64_t f = 0; f < g.folds; ++f) {
+        for (int64_t t = 0; t < taps; ++t) {
+          for (int64_t c = 0; c < g.co; ++c) {
+            kernel_t[(f * g.co + c) * taps + t] = kernel.typed_data()[(f * taps + t) * g.co + c];
+          }
+        }
+      }
+      ParallelFor(pool, items, [&](int64_t i) {
+        InputGradExample<CO, PH, PW, KH, RT>(
+            g, kernel_t.data() + (i / g.batch) * g.co * taps,
+            ExampleCotangents(g, i, amax, amin, z, gmax, gmin, gsum, gsum_sq),
+            dx->typed_data() + i * g.h * g.w * g.ci);
+      });
+    }
   });
   return ffi::Error::Success();
 }

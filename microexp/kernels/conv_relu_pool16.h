@@ -1,13 +1,15 @@
 // The conv -> ReLU -> max-pool kernel's 16-channel path (conv_relu_pool.cc's `Dispatch`: STSTNet's
 // layer, Off-ApexNet's second), compile-time kernel rows and pool windows, every sum in the order
-// of the per-tile code it replaced (the same bits, docs/training.md). Forward: a window's pixels inside the image convolved in
-// registers, pooled, and added to BatchNorm's moments, which stay in registers from window to
-// window. Kernel gradient: the taps' accumulators in registers, pixel gradients computed as they
-// are used. Windows with padding get their own instantiations (`WithMasks`), so that no pixel of
-// the pool's padding is convolved or branched on.
+// of the per-tile code it replaced (the same bits, docs/training.md). Forward: a window's pixels
+// inside the image convolved in registers, pooled, and added to BatchNorm's moments, which stay in
+// registers from window to window. Kernel gradient: the taps' accumulators in registers, pixel
+// gradients computed as they are used. Input gradient: a pixel's taps in registers, its gradient
+// broadcast channel by channel. Windows with padding get their own instantiations (`WithMasks`),
+// so that no pixel of the pool's padding is convolved or branched on.
 #ifndef MICROEXP_KERNELS_CONV_RELU_POOL16_H_
 #define MICROEXP_KERNELS_CONV_RELU_POOL16_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -64,7 +66,8 @@ template <int PH, int PW, int KH, int RT, int RM, int CM>
 [[gnu::always_inline]] inline Sums16 ForwardWindow16(Strides16 st, const float* __restrict buffer,
                                                      const float* __restrict kernel, Vec16 bias,
                                                      int64_t cell, int64_t at, int64_t pixel,
-                                                     int rm, int cm, Forward16 out, Sums16 sums) {
+                                                     int rm, int cm, ForwardOutputs out,
+                                                     Sums16 sums) {
   constexpr int TP = PH * PW;
   Vec16 z[TP];
 #pragma GCC unroll 16
@@ -110,8 +113,8 @@ template <int PH, int PW, int KH, int RT, int RM, int CM>
 // The 16-channel forward of one example (`ForwardExample`'s outputs).
 template <int PH, int PW, int KH, int RT>
 void ForwardExample16(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
-                      const float* __restrict bias, const Forward16& out, float* __restrict sum,
-                      float* __restrict sum_sq, bool stats) {
+                      const float* __restrict bias, const ForwardOutputs& out,
+                      float* __restrict sum, float* __restrict sum_sq, bool stats) {
   std::vector<float> buffer(g.buffer_size());
   FillBuffer(g, x, buffer.data());
   const float* __restrict b = buffer.data();
@@ -128,7 +131,7 @@ void ForwardExample16(const Geometry& g, const float* __restrict x, const float*
     // A window of one pixel (the same arithmetic), its pooled outputs to a scratch cell.
     float scratch_f[32];
     int8_t scratch_i[32];
-    const Forward16 o{out.z, scratch_f, scratch_f + 16, scratch_i, scratch_i + 16};
+    const ForwardOutputs o{out.z, scratch_f, scratch_f + 16, scratch_i, scratch_i + 16};
     sums = ForwardWindow16<1, 1, KH, RT, 1, 1>(st, b, kernel, bias16, 0, at, pixel, 1, 1, o, sums);
   });
   // Without stats the sums are not wanted: zeros, as the other paths give.
@@ -216,6 +219,63 @@ void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cota
     }
   }
   Store16(dbias, db);
+}
+
+// Vectors of 16 floats that hold one kernel row's taps (KW * Ci of them, zero-padded).
+constexpr int RowVectors(int row_taps) { return (row_taps + 15) / 16; }
+
+// The kernel [taps, 16] (HWIO, one fold) as the input gradient reads it: per output channel, its
+// KH rows of taps, each zero-padded to whole vectors ([16][KH][RowVectors(RT) * 16]).
+template <int KH, int RT>
+void InputGradKernel16(const float* __restrict kernel, float* __restrict out) {
+  constexpr int kRow = RowVectors(RT) * 16;
+  std::fill(out, out + 16 * KH * kRow, 0.0f);
+  for (int c = 0; c < 16; ++c) {
+    for (int i = 0; i < KH; ++i) {
+      for (int t = 0; t < RT; ++t) out[(c * KH + i) * kRow + t] = kernel[(i * RT + t) * 16 + c];
+    }
+  }
+}
+
+// The 16-channel input gradient of one example into dx [h, w, ci] (`InputGradExample`'s output,
+// the same sums in the same order): per pixel of `pixels`, its dL/dz broadcast channel by channel
+// against the kernel rows (`InputGradKernel16`), all of the pixel's taps in registers, then added
+// into the pixel's rows of a margin buffer. A row's padding lanes add +0.0 past its end (the buffer
+// has a vector of slack; a sum from +0.0 is never -0.0, so the bits are those of the unpadded sum).
+template <int KH, int RT>
+void InputGradExample16(const Geometry& g, const float* __restrict kernel_rows,
+                        const Cotangents& ct, const std::vector<GradientPixel>& pixels,
+                        float* __restrict dx) {
+  constexpr int kRowVectors = RowVectors(RT), kVectors = KH * kRowVectors;
+  std::vector<float> dbuffer(g.buffer_size() + 16, 0.0f);
+  float* __restrict db = dbuffer.data();
+  const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());
+  const GradientPixel* __restrict px = pixels.data();
+  const Cotangents c = ct;
+  const Vec16 gsum = Load16(c.gsum), gsum_sq = Load16(c.gsum_sq);
+  for (int64_t j = 0; j < n; ++j) {
+    float d[16];
+    Store16(d, PixelGradient16(c, px[j], gsum, gsum_sq));
+    Vec16 acc[kVectors] = {};
+#pragma GCC unroll 16
+    for (int ch = 0; ch < 16; ++ch) {
+      const Vec16 dc = Vec16{} + d[ch];
+#pragma GCC unroll 32
+      for (int r = 0; r < kVectors; ++r) {
+        acc[r] += dc * Load16(kernel_rows + (ch * kVectors + r) * 16);
+      }
+    }
+    float* __restrict row = db + px[j].at;
+#pragma GCC unroll 32
+    for (int r = 0; r < kVectors; ++r) {
+      float* at = row + (r / kRowVectors) * stride + (r % kRowVectors) * 16;
+      Store16(at, Load16(at) + acc[r]);
+    }
+  }
+  for (int64_t y = 0; y < g.h; ++y) {
+    std::memcpy(dx + y * g.w * g.ci, db + ((y + g.top()) * g.cols() + g.left()) * g.ci,
+                sizeof(float) * g.w * g.ci);
+  }
 }
 
 }  // namespace microexp::conv

@@ -52,8 +52,8 @@ template <int PH, int PW, typename Fn>
 }
 
 // Calls fn(cell, buffer offset, pixel, rm, cm) for every pool window of an example in row-major
-// order: its flat index, the buffer offset of its top-left pixel's first tap, that pixel's y * w + x
-// (it may lie in the pool's padding) and its row / column masks (`InsideMask`).
+// order: its flat index, the buffer offset of its top-left pixel's first tap, that pixel's
+// y * w + x (it may lie in the pool's padding) and its row / column masks (`InsideMask`).
 template <int PH, int PW, typename Fn>
 [[gnu::always_inline]] inline void ForEachWindow(const Geometry& g, const Fn& fn) {
   for (int64_t wy = 0; wy < g.ho; ++wy) {

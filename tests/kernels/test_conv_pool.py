@@ -15,7 +15,9 @@ from microexp.models import lowering
 # (batch, h, w, ci, co, kernel, pool, padding): the zoo's specialised layers (STSTNet 16 channels
 # with a 3x3 pool, Off-ApexNet's 6 and 16 with 2x2) and run-time shapes (odd sizes, VALID crops).
 # The 16-channel path (conv_relu_pool16.h) also on the pixels a VALID pool drops, on windows with
-# padding on one side (its compile-time masks) and with two padded rows (its run-time masks).
+# padding on one side (its compile-time masks) and with two padded rows (its run-time masks); the
+# narrow kernel gradient (conv_relu_pool_narrow.h, Off-ApexNet's first layer) and the 16-channel
+# input gradient on padded windows and on dropped pixels too.
 CASES = [
     (4, 28, 28, 3, 16, 3, 3, "SAME"),
     (3, 28, 28, 1, 6, 5, 2, "SAME"),
@@ -26,6 +28,9 @@ CASES = [
     (2, 28, 28, 3, 16, 3, 3, "VALID"),
     (2, 13, 15, 6, 16, 5, 2, "SAME"),
     (2, 25, 26, 3, 16, 3, 3, ((2, 1), (1, 1))),
+    (2, 13, 15, 1, 6, 5, 2, "SAME"),
+    (2, 13, 15, 1, 6, 5, 2, "VALID"),
+    (2, 13, 15, 6, 16, 5, 2, "VALID"),
 ]
 
 
