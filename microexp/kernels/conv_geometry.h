@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace microexp::conv {
 
@@ -27,13 +28,14 @@ struct Geometry {
   }
 };
 
-// The example's input x [h, w, ci] in its zeroed margin buffer.
-inline void FillBuffer(const Geometry& g, const float* x, float* buffer) {
-  std::fill(buffer, buffer + g.buffer_size(), 0.0f);
+// The example's input x [h, w, ci] in a zeroed margin buffer, with `slack` zeros after it.
+inline std::vector<float> InputBuffer(const Geometry& g, const float* x, int64_t slack = 0) {
+  std::vector<float> buffer(g.buffer_size() + slack);
   for (int64_t y = 0; y < g.h; ++y) {
-    std::memcpy(buffer + ((y + g.top()) * g.cols() + g.left()) * g.ci, x + y * g.w * g.ci,
+    std::memcpy(buffer.data() + ((y + g.top()) * g.cols() + g.left()) * g.ci, x + y * g.w * g.ci,
                 sizeof(float) * g.w * g.ci);
   }
+  return buffer;
 }
 
 // Calls fn(buffer offset, pixel) for each pixel that no pool window covers (the rows and columns

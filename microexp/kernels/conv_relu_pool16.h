@@ -115,8 +115,7 @@ template <int PH, int PW, int KH, int RT>
 void ForwardExample16(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
                       const float* __restrict bias, const ForwardOutputs& out,
                       float* __restrict sum, float* __restrict sum_sq, bool stats) {
-  std::vector<float> buffer(g.buffer_size());
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x);
   const float* __restrict b = buffer.data();
   const Vec16 bias16 = Load16(bias);
   const Strides16 st(g);
@@ -175,8 +174,7 @@ void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cota
                         const std::vector<GradientPixel>& pixels, float* __restrict dkernel,
                         float* __restrict dbias) {
   constexpr int kTaps = KH * RT, kBlock = TapBlock(kTaps);
-  std::vector<float> buffer(g.buffer_size());
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x);
   const float* __restrict b = buffer.data();
   const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());
   const GradientPixel* __restrict px = pixels.data();

@@ -98,8 +98,7 @@ void ParamGradExampleNarrow(const Geometry& g, const float* __restrict x, const 
                             const std::vector<GradientPixel>& pixels, float* __restrict dkernel,
                             float* __restrict dbias) {
   constexpr int kRowVectors = NarrowRowVectors(CO, RT), kVectors = KH * kRowVectors;
-  std::vector<float> buffer(g.buffer_size() + 16);  // a row's load reads up to 16 floats
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x, 16);  // a row's load reads up to 16 floats
   const float* __restrict b = buffer.data();
   Int16 taps[kRowVectors], channels[kRowVectors];
   for (int s = 0; s < kRowVectors; ++s) {
@@ -258,8 +257,7 @@ void ForwardExampleNarrow(const Geometry& g, const float* __restrict x,
                           const Vec16* __restrict kernel, const float* __restrict bias,
                           const ForwardOutputs& out, float* __restrict sum,
                           float* __restrict sum_sq, bool stats) {
-  std::vector<float> buffer(g.buffer_size() + 16);  // a row's load reads up to 16 floats
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x, 16);  // a row's load reads up to 16 floats
   const float* __restrict b = buffer.data();
   float lanes[16] = {};
   for (int c = 0; c < CO; ++c) lanes[c] = lanes[8 + c] = bias[c];

@@ -104,8 +104,7 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, cells = g.ho * g.wo * co;
-  std::vector<float> buffer(g.buffer_size());
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x);
   std::fill(pmax, pmax + cells, -std::numeric_limits<float>::infinity());
   std::fill(pmin, pmin + cells, std::numeric_limits<float>::infinity());
   std::fill(amax, amax + cells, 0);
@@ -230,8 +229,7 @@ void ParamGradExample(const Geometry& g, const float* __restrict x, const Cotang
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, stride = g.cols() * g.ci;
   const int64_t kh = KH > 0 ? KH : g.kh, row_taps = RT > 0 ? RT : g.kw * g.ci;
-  std::vector<float> buffer(g.buffer_size());
-  FillBuffer(g, x, buffer.data());
+  const std::vector<float> buffer = InputBuffer(g, x);
   std::fill(dkernel, dkernel + g.taps() * co, 0.0f);
   float db[CW];
   for (int64_t c = 0; c < co; ++c) db[c] = 0.0f;
