@@ -51,12 +51,12 @@ def configure(n: int) -> int:
   Before JAX's backends start, this sets it. After (something already asked JAX for a device), the
   count cannot change: a different one is an error that says so."""
   import jax  # pylint: disable=g-import-not-at-top
-  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
 
-  if not xla_bridge.backends_are_initialized():
+  try:
     jax.config.update("jax_num_cpu_devices", int(n))
-    return int(n)
-  have = jax.device_count("cpu")
+    return int(n)  # before the backends start; or after, where they started with this count
+  except RuntimeError:  # JAX refuses another count once its backends have started
+    have = jax.device_count("cpu")
   if have != n:
     raise RuntimeError(f"JAX's CPU backend already started with {have} device(s); {n} were asked "
                        "for. Set the count before anything uses JAX (main.py does it first).")
