@@ -1,6 +1,6 @@
 // The conv -> ReLU -> max-pool kernel's shared pieces (conv_relu_pool.cc): an example's geometry
-// and its zero-margin input buffer, the backward's view of an example, 16-lane vectors, and the
-// forward's outputs of an example.
+// and its zero-margin input buffer, the backward's view of an example, 16-lane vectors and their
+// partial loads, and the forward's outputs of an example.
 #ifndef MICROEXP_KERNELS_CONV_GEOMETRY_H_
 #define MICROEXP_KERNELS_CONV_GEOMETRY_H_
 
@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace microexp::conv {
 
@@ -73,6 +77,32 @@ inline Vec16 Load16(const float* p) {
 }
 
 inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// Lanes [0, N) of p, zeros above (a masked load where AVX-512 is targeted: nothing past p[N - 1]
+// is read).
+template <int N>
+[[gnu::always_inline]] inline Vec16 LoadLanes(const float* p) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vec16>(_mm512_maskz_loadu_ps((1u << N) - 1, p));
+#else
+  float f[16] = {};
+  std::memcpy(f, p, sizeof(float) * N);
+  return Load16(f);
+#endif
+}
+
+// The int8 window positions of lanes [0, N) as floats, zeros above.
+template <int N>
+[[gnu::always_inline]] inline Vec16 LoadPositionLanes(const int8_t* p) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  return reinterpret_cast<Vec16>(
+      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((1u << N) - 1, p))));
+#else
+  float f[16] = {};
+  for (int c = 0; c < N; ++c) f[c] = p[c];
+  return Load16(f);
+#endif
+}
 
 typedef int32_t Int16 __attribute__((vector_size(64)));
 

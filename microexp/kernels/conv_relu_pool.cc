@@ -32,10 +32,10 @@ namespace {
 using microexp::ParallelFor;
 using microexp::conv::Cotangents;
 using microexp::conv::ForwardExample;
-using microexp::conv::ForwardOutputs;
 using microexp::conv::ForwardExample16;
 using microexp::conv::ForwardExampleNarrow;
 using microexp::conv::ForwardKernelNarrow;
+using microexp::conv::ForwardOutputs;
 using microexp::conv::Geometry;
 using microexp::conv::GradientPixel;
 using microexp::conv::GradientPixels;

@@ -15,10 +15,6 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "conv_geometry.h"
 #include "conv_windows.h"
 
@@ -38,19 +34,6 @@ typedef int8_t Byte16 __attribute__((vector_size(16)));
 inline void StorePositions16(int8_t* p, Vec16 v) {
   const Byte16 b = __builtin_convertvector(__builtin_convertvector(v, Int16), Byte16);
   std::memcpy(p, &b, sizeof(b));
-}
-
-// The int8 window positions of 16 channels as floats (GCC turns the generic form into scalar code).
-inline Vec16 LoadPositions16(const int8_t* p) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<Vec16>(_mm512_cvtepi32_ps(
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
-#else
-  float f[16];
-#pragma omp simd
-  for (int c = 0; c < 16; ++c) f[c] = p[c];
-  return Load16(f);
-#endif
 }
 
 // Per-channel sums of s and s^2 (BatchNorm's moments), carried by value from window to window so
@@ -147,24 +130,6 @@ constexpr int TapBlock(int n) {
   return 1;
 }
 
-// dL/dz at one pixel, 16 channels (zero where z <= 0): BatchNorm's moments' gradients and, where
-// the pixel is its window's first max / min, the pooled outputs'.
-[[gnu::always_inline]] inline Vec16 PixelGradient16(const Cotangents& ct, const GradientPixel& q,
-                                                    Vec16 gsum, Vec16 gsum_sq) {
-  const Vec16 zero = {};
-  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
-  if (q.cell >= 0) {
-    gx = Load16(ct.gmax + q.cell * 16);
-    gn = Load16(ct.gmin + q.cell * 16);
-    ix = LoadPositions16(ct.amax + q.cell * 16);
-    in = LoadPositions16(ct.amin + q.cell * 16);
-  }
-  const Vec16 z = Load16(ct.z + q.pixel * 16);
-  const float k = q.position;
-  const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
-  return z > zero ? d : zero;
-}
-
 // The 16-channel kernel and bias gradients of one example (`ParamGradExample`'s outputs), the
 // kernel gradient's accumulators in registers, a block of taps at a time (one block: the pixel
 // gradients computed as they are used; more: computed once into a scratch first). Every sum runs
@@ -179,12 +144,12 @@ void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cota
   const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());
   const GradientPixel* __restrict px = pixels.data();
   const Cotangents c = ct;
-  const Vec16 gsum = Load16(c.gsum), gsum_sq = Load16(c.gsum_sq);
+  const Vec16 gsum = LoadLanes<16>(c.gsum), gsum_sq = LoadLanes<16>(c.gsum_sq);
   Vec16 db = {};
   if constexpr (kBlock == kTaps) {
     Vec16 acc[kTaps] = {};
     for (int64_t j = 0; j < n; ++j) {
-      const Vec16 v = PixelGradient16(c, px[j], gsum, gsum_sq);
+      const Vec16 v = PixelGradient<16>(c, px[j], gsum, gsum_sq);
       db += v;
       const float* __restrict src = b + px[j].at;
 #pragma GCC unroll 32
@@ -197,7 +162,7 @@ void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cota
     if (scratch.size() < static_cast<size_t>(n * 16)) scratch.resize(n * 16);
     float* __restrict dz = scratch.data();
     for (int64_t j = 0; j < n; ++j) {
-      const Vec16 v = PixelGradient16(c, px[j], gsum, gsum_sq);
+      const Vec16 v = PixelGradient<16>(c, px[j], gsum, gsum_sq);
       db += v;
       Store16(dz + j * 16, v);
     }
@@ -250,10 +215,10 @@ void InputGradExample16(const Geometry& g, const float* __restrict kernel_rows,
   const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());
   const GradientPixel* __restrict px = pixels.data();
   const Cotangents c = ct;
-  const Vec16 gsum = Load16(c.gsum), gsum_sq = Load16(c.gsum_sq);
+  const Vec16 gsum = LoadLanes<16>(c.gsum), gsum_sq = LoadLanes<16>(c.gsum_sq);
   for (int64_t j = 0; j < n; ++j) {
     float d[16];
-    Store16(d, PixelGradient16(c, px[j], gsum, gsum_sq));
+    Store16(d, PixelGradient<16>(c, px[j], gsum, gsum_sq));
     Vec16 acc[kVectors] = {};
 #pragma GCC unroll 16
     for (int ch = 0; ch < 16; ++ch) {

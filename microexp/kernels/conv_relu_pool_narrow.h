@@ -44,52 +44,6 @@ inline Vec16 Permute16(Vec16 v, Int16 idx) {
 #endif
 }
 
-// Lanes [0, N) of p, zeros above (a masked load where AVX-512 is targeted: nothing past p[N - 1]
-// is read).
-template <int N>
-[[gnu::always_inline]] inline Vec16 LoadLanes(const float* p) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<Vec16>(_mm512_maskz_loadu_ps((1u << N) - 1, p));
-#else
-  float f[16] = {};
-  std::memcpy(f, p, sizeof(float) * N);
-  return Load16(f);
-#endif
-}
-
-// The int8 window positions of lanes [0, N) as floats, zeros above.
-template <int N>
-[[gnu::always_inline]] inline Vec16 LoadPositionLanes(const int8_t* p) {
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-  return reinterpret_cast<Vec16>(
-      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((1u << N) - 1, p))));
-#else
-  float f[16] = {};
-  for (int c = 0; c < N; ++c) f[c] = p[c];
-  return Load16(f);
-#endif
-}
-
-// dL/dz of one pixel's CO channels in lanes [0, CO) (zero above and where z <= 0): the per-tile
-// path's expression (`TileGradient`), gsum and gsum_sq given as `LoadLanes<CO>` of the cotangents.
-template <int CO>
-[[gnu::always_inline]] inline Vec16 PixelGradientNarrow(const Cotangents& ct,
-                                                        const GradientPixel& q, Vec16 gsum,
-                                                        Vec16 gsum_sq) {
-  const Vec16 zero = {};
-  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
-  if (q.cell >= 0) {
-    gx = LoadLanes<CO>(ct.gmax + q.cell * CO);
-    gn = LoadLanes<CO>(ct.gmin + q.cell * CO);
-    ix = LoadPositionLanes<CO>(ct.amax + q.cell * CO);
-    in = LoadPositionLanes<CO>(ct.amin + q.cell * CO);
-  }
-  const Vec16 z = LoadLanes<CO>(ct.z + q.pixel * CO);
-  const float k = q.position;
-  const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
-  return z > zero ? d : zero;
-}
-
 // The narrow kernel and bias gradients of one example (`ParamGradExample`'s outputs). Lane l of a
 // kernel row's vector s is tap (16 s + l) / CO, channel (16 s + l) % CO: dkernel's own layout, so
 // the accumulators are stored as they are.
@@ -114,7 +68,7 @@ void ParamGradExampleNarrow(const Geometry& g, const float* __restrict x, const 
   const Vec16 gsum = LoadLanes<CO>(c.gsum), gsum_sq = LoadLanes<CO>(c.gsum_sq);
   Vec16 acc[kVectors] = {}, db = {};
   for (int64_t j = 0; j < n; ++j) {
-    const Vec16 dz = PixelGradientNarrow<CO>(c, px[j], gsum, gsum_sq);
+    const Vec16 dz = PixelGradient<CO>(c, px[j], gsum, gsum_sq);
     db += dz;
     Vec16 d[kRowVectors];
 #pragma GCC unroll 4

@@ -1,6 +1,6 @@
-// The pool windows of an example as the vector paths walk them (conv_relu_pool16.h): which of a
-// window's pixels lie in the image, as compile-time masks where possible, and the order of the
-// pixels in which the gradients are summed.
+// The pool windows of an example as the vector paths walk them (conv_relu_pool16.h,
+// conv_relu_pool_narrow.h): which of a window's pixels lie in the image, as compile-time masks
+// where possible, the order of the pixels in which the gradients are summed, and a pixel's dL/dz.
 #ifndef MICROEXP_KERNELS_CONV_WINDOWS_H_
 #define MICROEXP_KERNELS_CONV_WINDOWS_H_
 
@@ -93,6 +93,27 @@ std::vector<GradientPixel> GradientPixels(const Geometry& g) {
     out.push_back({static_cast<int32_t>(at), static_cast<int32_t>(pixel), -1, 0.0f});
   });
   return out;
+}
+
+// dL/dz at one pixel of `GradientPixels`, its CO channels (at most 16) in lanes [0, CO), zero above
+// and where z <= 0: BatchNorm's moments' gradients (gsum, gsum_sq: `LoadLanes<CO>` of the
+// cotangents) and, where the pixel is its window's first max / min, the pooled outputs'. The
+// per-tile path's expression (`TileGradient`), so the same bits.
+template <int CO>
+[[gnu::always_inline]] inline Vec16 PixelGradient(const Cotangents& ct, const GradientPixel& q,
+                                                  Vec16 gsum, Vec16 gsum_sq) {
+  const Vec16 zero = {};
+  Vec16 gx = zero, gn = zero, ix = zero - 1.0f, in = zero - 1.0f;
+  if (q.cell >= 0) {
+    gx = LoadLanes<CO>(ct.gmax + q.cell * CO);
+    gn = LoadLanes<CO>(ct.gmin + q.cell * CO);
+    ix = LoadPositionLanes<CO>(ct.amax + q.cell * CO);
+    in = LoadPositionLanes<CO>(ct.amin + q.cell * CO);
+  }
+  const Vec16 z = LoadLanes<CO>(ct.z + q.pixel * CO);
+  const float k = q.position;
+  const Vec16 d = gsum + 2.0f * z * gsum_sq + (ix == k ? gx : zero) + (in == k ? gn : zero);
+  return z > zero ? d : zero;
 }
 
 }  // namespace microexp::conv
