@@ -95,6 +95,30 @@ def test_matmul_conv_equals_flax_conv_outputs_and_gradients_vmapped_and_not(case
                       _both_ways(functools.partial(_value_and_grads, reference))(params, x))
 
 
+@pytest.mark.parametrize("case", [c for c in _conv_cases(24, seed=1)
+                                  if min(c["kernel_size"]) > 1][:8], ids=lambda c: (
+    f"{c['size']}-k{c['kernel_size']}-s{c['strides']}-d{c['kernel_dilation']}"))
+def test_two_stage_patches_are_the_one_stage_ones_bit_for_bit_with_their_gradient(case):
+  """The small-cin patches (two concatenations) hold the same values as one concatenation, and
+  their input gradient is that of one concatenation: the same bits, vmapped and not."""
+  (kh, kw), (sh, sw), (dh, dw) = case["kernel_size"], case["strides"], case["kernel_dilation"]
+  rng = np.random.default_rng(sum(case["size"]))
+  hp, wp = case["size"][0] + 2 * dh * (kh - 1), case["size"][1] + 2 * dw * (kw - 1)
+  ho, wo = (hp - (kh - 1) * dh - 1) // sh + 1, (wp - (kw - 1) * dw - 1) // sw + 1
+  window = ((kh, kw), (ho, wo), (sh, sw), (dh, dw))
+  x = _normal(rng, (FOLDS, 2, hp, wp, case["cin"]))
+  w = _normal(rng, (FOLDS, 2, ho, wo, kh * kw * case["cin"]))
+  one_stage = functools.partial(lowering._patches, window=window)
+  two_stage = lambda x: lowering._two_stage_patches(x, window, x.shape)
+  for build in (one_stage, two_stage):
+    assert build(x[0]).shape == (2, ho, wo, kh * kw * case["cin"])
+  def outputs(build):
+    grad = jax.grad(lambda x, w: jnp.sum(w * build(x)))
+    return jax.jit(lambda x, w: (build(x[0]), grad(x[0], w[0]), jax.vmap(build)(x),
+                                 jax.vmap(grad)(x, w)))(x, w)
+  for got, want in zip(outputs(two_stage), outputs(one_stage)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
 def test_lowered_conv_initialises_as_flax_conv():
   x = jnp.zeros((1, 8, 8, 3))
   key = jax.random.key(0, impl="rbg")
