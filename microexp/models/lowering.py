@@ -111,7 +111,7 @@ def matmul_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
                      f"padded input {hp}x{wp}.")
   window = ((kh, kw), (ho, wo), (sh, sw), (dh, dw))
   if cin <= TWO_STAGE_MAX_CIN and kh > 1 and kw > 1:
-    patches = _two_stage_patches(x, window, x.shape)
+    patches = _two_stage_patches(x, window)
   else:
     patches = _patches(x, window)
   return lax.dot_general(patches, rhs.reshape(kh * kw * cin, cout), (((3,), (0,)), ((), ())),
@@ -132,13 +132,12 @@ def _patches(x, window):
   return slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _two_stage_patches(x, window, x_shape):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _two_stage_patches(x, window):
   """`_patches`' values in two concatenations: the kw column shifts of every row, then the kh row
   shifts of those (each copy moves kw * cin floats instead of cin; see TWO_STAGE_MAX_CIN). Its
-  gradient is `_patches`' own transpose, so training runs the same sums as before, bit for bit.
-  `x_shape`: x.shape (static, for the gradient)."""
-  del x_shape
+  derivative is `_patches` of the tangent, so the gradient is `_patches`' own transpose and
+  training runs the same sums as before, bit for bit."""
   (kh, kw), (ho, wo), (sh, sw), (dh, dw) = window
   n, hp, _, cin = x.shape
   cols = jnp.concatenate([lax.slice(x, (0, 0, j * dw, 0),
@@ -149,16 +148,10 @@ def _two_stage_patches(x, window, x_shape):
                           for i in range(kh)], axis=-1)
 
 
-def _two_stage_patches_fwd(x, window, x_shape):
-  return _two_stage_patches(x, window, x_shape), None
+@_two_stage_patches.defjvp
+def _two_stage_patches_jvp(window, primals, tangents):
+  return _two_stage_patches(primals[0], window), _patches(tangents[0], window)
 
-
-def _two_stage_patches_bwd(window, x_shape, _, g):
-  x_like = jax.ShapeDtypeStruct(x_shape, g.dtype)
-  return jax.linear_transpose(functools.partial(_patches, window=window), x_like)(g)
-
-
-_two_stage_patches.defvjp(_two_stage_patches_fwd, _two_stage_patches_bwd)
 
 def _auto_prefers_matmul(lhs_shape, rhs_shape, window_strides, padding, rhs_dilation,
                          itemsize: int = 4) -> bool:
