@@ -153,11 +153,8 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ff
                                                stats);
         }
       } else {
-        ForwardExample<CO, PH, PW, KH, RT>(
-            g, xi, k, b, pmax->typed_data() + i * cells, pmin->typed_data() + i * cells,
-            amax->typed_data() + i * cells, amin->typed_data() + i * cells,
-            sums.data() + i * g.co, sums_sq.data() + i * g.co,
-            z->typed_data() + i * g.h * g.w * g.co, stats);
+        ForwardExample<CO, PH, PW, KH, RT>(g, xi, k, b, out, sums.data() + i * g.co,
+                                           sums_sq.data() + i * g.co, stats);
       }
     });
   });

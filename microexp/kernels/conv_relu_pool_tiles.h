@@ -97,10 +97,13 @@ inline void Convolve(const Geometry& g, const float* __restrict buffer,
 // in row-major order, the library's rule), and the example's sums of s and s^2 per channel.
 template <int CO, int PH, int PW, int KH = 0, int RT = 0>
 void ForwardExample(const Geometry& g, const float* __restrict x, const float* __restrict kernel,
-                    const float* __restrict bias, float* __restrict pmax,
-                    float* __restrict pmin, int8_t* __restrict amax, int8_t* __restrict amin,
-                    float* __restrict sum, float* __restrict sum_sq, float* __restrict zout,
-                    bool stats) {
+                    const float* __restrict bias, const ForwardOutputs& out,
+                    float* __restrict sum, float* __restrict sum_sq, bool stats) {
+  float* __restrict pmax = out.pmax;
+  float* __restrict pmin = out.pmin;
+  int8_t* __restrict amax = out.amax;
+  int8_t* __restrict amin = out.amin;
+  float* __restrict zout = out.z;
   constexpr int TP = Tile<PH, PW>::kPixels;
   constexpr int64_t CW = CO > 0 ? CO : kMaxChannels;
   const int64_t co = CO > 0 ? CO : g.co, cells = g.ho * g.wo * co;
@@ -118,9 +121,9 @@ void ForwardExample(const Geometry& g, const float* __restrict x, const float* _
 #pragma GCC unroll 16
     for (int p = 0; p < TP; ++p) {
       if (!tile.valid[p]) continue;
-      float* __restrict out = zout + tile.pixels[p] * co;
+      float* __restrict zp = zout + tile.pixels[p] * co;
 #pragma omp simd
-      for (int64_t c = 0; c < co; ++c) out[c] = z[p][c];
+      for (int64_t c = 0; c < co; ++c) zp[c] = z[p][c];
     }
     // The window's max and min over its valid pixels, then the first pixel holding each (scanned
     // last to first); positions are floats so that every select is one vector blend. Tiles of the
