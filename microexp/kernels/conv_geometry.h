@@ -78,6 +78,9 @@ inline Vec16 Load16(const float* p) {
 
 inline void Store16(float* p, Vec16 v) { std::memcpy(p, &v, sizeof(v)); }
 
+// Vectors of 16 lanes that hold n floats.
+constexpr int Vectors16(int n) { return (n + 15) / 16; }
+
 // Lanes [0, N) of p, zeros above (a masked load where AVX-512 is targeted: nothing past p[N - 1]
 // is read).
 template <int N>

@@ -48,8 +48,8 @@ using microexp::conv::kNarrowForward;
 using microexp::conv::ParamGradExample;
 using microexp::conv::ParamGradExample16;
 using microexp::conv::ParamGradExampleNarrow;
-using microexp::conv::RowVectors;
 using microexp::conv::Vec16;
+using microexp::conv::Vectors16;
 
 // Product of the leading `rank - trailing` dimensions (the stacked folds; 1 if none).
 int64_t Leading(ffi::Span<const int64_t> dims, size_t trailing) {
@@ -251,7 +251,7 @@ ffi::Error InputGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<
   const int64_t items = g.folds * g.batch, taps = g.taps();
   Dispatch(g, [&]<int CO, int PH, int PW, int KH, int RT>() {
     if constexpr (kVec16<CO, PH, KH>) {
-      constexpr int64_t kKernel = 16 * KH * RowVectors(RT) * 16;
+      constexpr int64_t kKernel = 16 * KH * Vectors16(RT) * 16;
       std::vector<float> rows(g.folds * kKernel);
       for (int64_t f = 0; f < g.folds; ++f) {
         InputGradKernel16<KH, RT>(kernel.typed_data() + f * taps * 16, rows.data() + f * kKernel);

@@ -184,14 +184,11 @@ void ParamGradExample16(const Geometry& g, const float* __restrict x, const Cota
   Store16(dbias, db);
 }
 
-// Vectors of 16 floats that hold one kernel row's taps (KW * Ci of them, zero-padded).
-constexpr int RowVectors(int row_taps) { return (row_taps + 15) / 16; }
-
 // The kernel [taps, 16] (HWIO, one fold) as the input gradient reads it: per output channel, its
-// KH rows of taps, each zero-padded to whole vectors ([16][KH][RowVectors(RT) * 16]).
+// KH rows of taps, each zero-padded to whole vectors ([16][KH][Vectors16(RT) * 16]).
 template <int KH, int RT>
 void InputGradKernel16(const float* __restrict kernel, float* __restrict out) {
-  constexpr int kRow = RowVectors(RT) * 16;
+  constexpr int kRow = Vectors16(RT) * 16;
   std::fill(out, out + 16 * KH * kRow, 0.0f);
   for (int c = 0; c < 16; ++c) {
     for (int i = 0; i < KH; ++i) {
@@ -209,7 +206,7 @@ template <int KH, int RT>
 void InputGradExample16(const Geometry& g, const float* __restrict kernel_rows,
                         const Cotangents& ct, const std::vector<GradientPixel>& pixels,
                         float* __restrict dx) {
-  constexpr int kRowVectors = RowVectors(RT), kVectors = KH * kRowVectors;
+  constexpr int kRowVectors = Vectors16(RT), kVectors = KH * kRowVectors;
   std::vector<float> dbuffer(g.buffer_size() + 16, 0.0f);
   float* __restrict db = dbuffer.data();
   const int64_t stride = g.cols() * g.ci, n = static_cast<int64_t>(pixels.size());

@@ -23,14 +23,11 @@
 
 namespace microexp::conv {
 
-// Vectors that hold one kernel row's taps x channels.
-constexpr int NarrowRowVectors(int co, int row_taps) { return (co * row_taps + 15) / 16; }
-
 // Whether a `Dispatch` instantiation's kernel gradient takes the narrow path: compile-time sizes,
 // under 16 channels, a kernel row within one vector and its accumulators within the registers.
 template <int CO, int PH, int KH, int RT>
 constexpr bool kNarrow = CO > 0 && CO < 16 && PH > 0 && KH > 0 && RT <= 16 &&
-                         KH * NarrowRowVectors(CO, RT) <= 24;
+                         KH * Vectors16(CO * RT) <= 24;
 
 // out[l] = v[idx[l]] for the 16 lanes (one vpermps where AVX-512 is targeted).
 inline Vec16 Permute16(Vec16 v, Int16 idx) {
@@ -51,7 +48,7 @@ template <int CO, int KH, int RT>
 void ParamGradExampleNarrow(const Geometry& g, const float* __restrict x, const Cotangents& ct,
                             const std::vector<GradientPixel>& pixels, float* __restrict dkernel,
                             float* __restrict dbias) {
-  constexpr int kRowVectors = NarrowRowVectors(CO, RT), kVectors = KH * kRowVectors;
+  constexpr int kRowVectors = Vectors16(CO * RT), kVectors = KH * kRowVectors;
   const std::vector<float> buffer = InputBuffer(g, x, 16);  // a row's load reads up to 16 floats
   const float* __restrict b = buffer.data();
   Int16 taps[kRowVectors], channels[kRowVectors];
