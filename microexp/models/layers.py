@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from microexp.kernels import fusion_barrier
 from microexp.models import batch_norm
 from microexp.models import lowering
 
@@ -94,7 +95,10 @@ class _MaskedStep(nn.Module):
   def __call__(self, carry, inputs):
     x, mask = inputs
     new_carry, _ = self.cell_fn(name="cell")(carry, x)
-    carry = jax.tree.map(lambda n, o: _hold(mask, n, o), new_carry, carry)
+    # The carry's gradient through a barrier: unrolled ('loop'), XLA:CPU otherwise recomputes
+    # every later step's carry gradient inside each step's fusion (`fusion_barrier`).
+    carry = jax.tree.map(lambda n, o: fusion_barrier.cotangent_barrier(_hold(mask, n, o)),
+                         new_carry, carry)
     return carry, carry[1]
 
 
