@@ -143,7 +143,23 @@ def moments(x, reduction_axes, mask=None):
   """(mean, var) over `reduction_axes` in float32, one pass (E[x^2] - E[x]^2, clipped at 0, as
   flax's `use_fast_variance`); `mask` (broadcastable to x) restricts them to where it is True."""
   x = x.astype(jnp.float32)
-  where = None if mask is None else jnp.asarray(mask, bool)
-  mean = jnp.mean(x, reduction_axes, where=where)
-  mean_sq = jnp.mean(x * x, reduction_axes, where=where)
+  if mask is None:
+    mean = jnp.mean(x, reduction_axes)
+    mean_sq = jnp.mean(x * x, reduction_axes)
+  else:
+    where = jnp.asarray(mask, bool)
+    count = _masked_count(where, x.shape, reduction_axes)
+    mean = jnp.sum(x, reduction_axes, where=where) / count
+    mean_sq = jnp.sum(x * x, reduction_axes, where=where) / count
   return mean, jnp.maximum(0.0, mean_sq - mean * mean)
+
+
+def _masked_count(mask, shape, reduction_axes):
+  """How many of `shape`'s elements `mask` (broadcastable to it) selects along `reduction_axes`,
+  float32, shaped as a reduction over them: `jnp.mean(where=mask)`'s count, from the mask alone
+  (it summed the mask broadcast to every element, a pass as large as x). Exact below 2^24."""
+  mask = jnp.reshape(mask, (1,) * (len(shape) - mask.ndim) + mask.shape)
+  repeats = np.prod([shape[a] for a in reduction_axes if mask.shape[a] == 1], dtype=np.int64)
+  count = jnp.sum(mask, reduction_axes, dtype=jnp.float32) * np.float32(repeats)
+  return jnp.broadcast_to(count, tuple(n for a, n in enumerate(shape)
+                                       if a not in reduction_axes))

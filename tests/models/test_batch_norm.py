@@ -76,6 +76,42 @@ def test_masked_statistics_equal_flax():
   _close(ours, flax)
 
 
+@pytest.mark.parametrize("shape,mask_shape,axes", [
+    ((10, 4, 4, 6), (10, 1, 1, 1), (0, 1, 2)),  # padded frames (the sequence models)
+    ((4, 6, 8, 3), (6, 1, 3), (0, 1, 2)),  # mask on a feature axis, shorter than x
+    ((5, 4, 2), (5, 4, 2), (0, 1)),  # one mask value per element
+    ((2, 3, 4, 5), (3, 1, 1), (0, 2, 3)),  # feature axis 1
+    ((8, 3), (8, 1), (0,)),
+])
+def test_masked_moments_equal_the_masked_mean(shape, mask_shape, axes):
+  """`moments` counts the selected elements from the mask alone; the same moments as
+  `jnp.mean(where=mask)` (to rounding: the sums' fusion differs), vmapped too."""
+  x = _x(shape)
+  mask = jnp.asarray(np.random.default_rng(3).random(mask_shape) < 0.7).at[(0,) * len(
+      mask_shape)].set(True)
+  ok = np.broadcast_to(np.asarray(mask), shape).any(axis=axes)  # a feature with none: 0/0 = nan
+
+  def reference(x, mask):
+    mean = jnp.mean(x, axes, where=mask)
+    return mean, jnp.maximum(0.0, jnp.mean(x * x, axes, where=mask) - mean * mean)
+
+  for got, want in [(jax.jit(batch_norm.moments, static_argnums=1)(x, axes, mask),
+                     jax.jit(reference)(x, mask)),
+                    (jax.vmap(lambda x: batch_norm.moments(x, axes, mask))(jnp.stack([x, -x])),
+                     jax.vmap(lambda x: reference(x, mask))(jnp.stack([x, -x])))]:
+    for g, w in zip(got, want):
+      assert g.shape == w.shape
+      np.testing.assert_allclose(np.asarray(g)[..., ok], np.asarray(w)[..., ok], rtol=1e-6,
+                                 atol=1e-6)
+      assert np.isnan(np.asarray(g)[..., ~ok]).all()
+
+
+def test_masked_count_is_exact_on_large_maps():
+  mask = jnp.asarray(np.arange(96) % 5 != 0).reshape(96, 1, 1, 1)
+  count = batch_norm._masked_count(mask, (96, 64, 64, 16), (0, 1, 2))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(np.asarray(count), np.full(16, 76 * 64 * 64, np.float32))
+
+
 def test_initialises_the_same_variables_as_flax():
   x = _x((4, 5, 5, 7))
   ours = batch_norm.BatchNorm(use_running_average=False).init(jax.random.key(0), x)
