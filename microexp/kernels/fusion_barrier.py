@@ -34,7 +34,7 @@ def fusion_barrier(x: jax.Array) -> jax.Array:
   if not available():
     return x
   return jax.ffi.ffi_call("microexp_fusion_barrier", jax.ShapeDtypeStruct(x.shape, x.dtype),
-                          vmap_method="broadcast_all")(x)
+                          vmap_method="broadcast_all", input_output_aliases={0: 0})(x)
 
 
 @jax.custom_vjp

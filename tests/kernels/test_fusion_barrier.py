@@ -31,6 +31,18 @@ def test_the_barrier_copies_its_argument(shape, dtype):
   np.testing.assert_array_equal(np.asarray(got), np.asarray(x * 2 + 1))
 
 
+def test_the_barrier_leaves_its_argument_intact():
+  """The call may reuse its argument's buffer (an alias): where the argument is still needed,
+  XLA must copy it first."""
+  x = jnp.arange(12.0).reshape(3, 4)
+  y = jax.jit(lambda x: (fusion_barrier.fusion_barrier(x), x * 1))(x)
+  np.testing.assert_array_equal(np.asarray(y[0]), np.arange(12.0).reshape(3, 4))
+  np.testing.assert_array_equal(np.asarray(y[1]), np.asarray(x))
+  np.testing.assert_array_equal(np.asarray(jax.jit(fusion_barrier.fusion_barrier)(x)),
+                                np.asarray(x))
+  np.testing.assert_array_equal(np.asarray(x), np.arange(12.0).reshape(3, 4))
+
+
 def test_the_barrier_vmaps():
   x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 3, 5)), jnp.float32)
   got = jax.jit(jax.vmap(lambda r: fusion_barrier.fusion_barrier(jnp.sin(r)) * r))(x)
