@@ -1,10 +1,11 @@
-// A copy that XLA cannot fuse through: an FFI custom call that copies its argument. XLA:CPU
-// fuses an elementwise producer into every consumer and recomputes it there; a chain of them (an
-// RNN's cell and carry gradients over the time steps of an unrolled loop) is then recomputed
-// inside each later step's fusion, a cost quadratic in the sequence length.
-// `optimization_barrier` does not stop it (XLA:CPU removes the barriers before fusing); a custom
-// call is not fusible, so its argument is computed once and its result read from memory.
-// microexp/kernels/fusion_barrier.py is the JAX side.
+// A copy that XLA cannot fuse through: an FFI custom call that copies its argument (nothing
+// where XLA gave it the argument's buffer: the JAX side aliases them). XLA:CPU fuses an
+// elementwise producer into every consumer and recomputes it there; a chain of them (an RNN's
+// carry gradients over the time steps of an unrolled loop) is then recomputed inside each later
+// step's fusion, a cost quadratic in the sequence length. `optimization_barrier` does not stop
+// it (XLA:CPU removes the barriers before fusing); a custom call is not fusible, so its argument
+// is computed once and its result read from memory. microexp/kernels/fusion_barrier.py is the
+// JAX side.
 
 #include <cstring>
 

@@ -1,16 +1,21 @@
 """A copy XLA cannot fuse through (fusion_barrier.cc), and the identity whose gradient passes
 through it.
 
-XLA:CPU fuses an elementwise producer into each of its consumers and recomputes it there. In the
-gradient of a recurrence unrolled over time that compounds: the carry's cotangent at step t is an
-elementwise function of the one at step t + 1, so every step's fusion recomputed the whole chain
-from the last step back (the ConvLSTM's gradient fusions read up to 67 arrays each and took ~60%
-of its train step; docs/training.md, "Thirteenth pass"). `jax.lax.optimization_barrier` does not
-help: XLA:CPU removes it before fusing. A custom call is not fusible, so what it copies is
-computed once, at its step.
+XLA:CPU fuses an elementwise producer into each of its consumers and recomputes it there. Two
+places where that cost the zoo most of a train step (docs/training.md, "Thirteenth pass"):
+- the gradient of a recurrence unrolled over time: the carry's cotangent at step t is an
+  elementwise function of the one at step t + 1, so every step's fusion recomputed the chain from
+  the last step back (the ConvLSTM's gradient fusions read up to 67 arrays each, ~60% of its step);
+- a convolution followed by BatchNorm: BatchNorm's backward was fused into the transposing copy
+  that feeds the kernel gradient's matmul, reading its inputs column by column (the CNN-LSTM's
+  frame CNN: 98 ms for one 64 MB map).
+`jax.lax.optimization_barrier` does not help: XLA:CPU removes it before fusing. A custom call is
+not fusible, so what it copies is computed once, in memory order; it aliases its argument, so
+where XLA can give it the argument's buffer it copies nothing.
 
-Where the kernel is not available (another backend, no compiler, `MICROEXP_NATIVE_KERNELS=0`)
-both functions are the identity: the same values, only the CPU's recomputation comes back.
+Values are unchanged; gradients change at most by float rounding (XLA contracts multiply-adds
+within a fusion, and the barrier moves fusion boundaries). Where the kernel is not available
+(another backend, no compiler, `MICROEXP_NATIVE_KERNELS=0`) both functions are the identity.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ def fusion_barrier(x: jax.Array) -> jax.Array:
 def cotangent_barrier(x: jax.Array) -> jax.Array:
   """The identity, whose cotangent passes through `fusion_barrier`: put on a recurrence's carry,
   each step's carry gradient is computed once instead of inside every earlier step's fusion.
-  Values and gradients are unchanged bit for bit. Reverse mode only (a `custom_vjp`)."""
+  Reverse mode only (a `custom_vjp`)."""
   return x
 
 

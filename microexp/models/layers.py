@@ -47,6 +47,7 @@ class ConvBlock(nn.Module):
     x = lowering.Conv(self.features, (k, k), padding="SAME", use_bias=not self.batch_norm,
                       dtype=self.dtype, impl=self.conv_impl)(x)
     if self.batch_norm:
+      # BatchNorm's backward computed once, not inside the kernel gradient's transposing copy.
       x = fusion_barrier.cotangent_barrier(x)
       bn_mask = None if mask is None else mask.reshape(mask.shape + (1,) * (x.ndim - 1))
       x = batch_norm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
