@@ -17,7 +17,8 @@ namespace {
 
 ffi::Error Copy(ffi::AnyBuffer x, ffi::Result<ffi::AnyBuffer> y) {
   if (x.size_bytes() != y->size_bytes()) {
-    return ffi::Error::InvalidArgument("fusion_barrier: the result's size differs from the argument's");
+    return ffi::Error::InvalidArgument(
+        "fusion_barrier: the result's size differs from the argument's");
   }
   if (x.size_bytes() > 0 && x.untyped_data() != y->untyped_data()) {
     std::memcpy(y->untyped_data(), x.untyped_data(), x.size_bytes());

@@ -5,7 +5,7 @@ XLA:CPU fuses an elementwise producer into each of its consumers and recomputes 
 places where that cost the zoo most of a train step (docs/training.md, "Thirteenth pass"):
 - the gradient of a recurrence unrolled over time: the carry's cotangent at step t is an
   elementwise function of the one at step t + 1, so every step's fusion recomputed the chain from
-  the last step back (the ConvLSTM's gradient fusions read up to 67 arrays each, ~60% of its step);
+  the last step back (the ConvLSTM's gradient fusions read up to 74 arrays each: half its step);
 - a convolution followed by BatchNorm: BatchNorm's backward was fused into the transposing copy
   that feeds the kernel gradient's matmul, reading its inputs column by column (the CNN-LSTM's
   frame CNN: 98 ms for one 64 MB map).

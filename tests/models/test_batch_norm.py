@@ -108,7 +108,8 @@ def test_masked_moments_equal_the_masked_mean(shape, mask_shape, axes):
 
 def test_masked_count_is_exact_on_large_maps():
   mask = jnp.asarray(np.arange(96) % 5 != 0).reshape(96, 1, 1, 1)
-  count = batch_norm._masked_count(mask, (96, 64, 64, 16), (0, 1, 2))  # pylint: disable=protected-access
+  count = batch_norm._masked_count(  # pylint: disable=protected-access
+      mask, (96, 64, 64, 16), (0, 1, 2))
   np.testing.assert_array_equal(np.asarray(count), np.full(16, 76 * 64 * 64, np.float32))
 
 
