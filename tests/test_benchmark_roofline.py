@@ -15,7 +15,8 @@ def test_roofline_table_for_a_tiny_ststnet():
   result = roofline.run([("ststnet", case)], [2], steps=1, repeats=1, budget_s=1e9,
                         log=lambda *_: None, peaks=peaks)
   (row,) = result["rows"]
-  assert row["flops"] > 0 and row["bytes"] > 0 and row["bound_s"] > 0
+  assert row["flops"] > 0 and row["bytes"] > 0
+  assert row["flop_bound_s"] > 0 and row["xla_bytes_s"] > 0
   assert row["sequential_s"] > 0 and set(row["stacked_s"]) == {2}
   table = roofline.format_table(result)
   assert table.count("\n| ststnet |") == 1 and "2 stacked ms/fold" in table
