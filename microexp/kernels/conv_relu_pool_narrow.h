@@ -134,15 +134,20 @@ struct Sums8 {
   Vec8 total, total_sq;
 };
 
-// The kernel [KH, KW, 1, CO] as the narrow forward reads it: per tap, its CO weights in lanes
-// [0, CO) and again in [8, 8 + CO) (the two pixels of a window's row), zero elsewhere.
+// CO values in lanes [0, CO) and again in [8, 8 + CO) (the two pixels of a window's row), zero
+// elsewhere.
+template <int CO>
+inline Vec16 TwoPixelLanes(const float* v) {
+  float lanes[16] = {};
+  for (int c = 0; c < CO; ++c) lanes[c] = lanes[8 + c] = v[c];
+  return Load16(lanes);
+}
+
+// The kernel [KH, KW, 1, CO] as the narrow forward reads it: per tap, its CO weights as
+// `TwoPixelLanes`.
 template <int CO, int KH, int RT>
 void ForwardKernelNarrow(const float* __restrict kernel, Vec16* __restrict out) {
-  for (int t = 0; t < KH * RT; ++t) {
-    float lanes[16] = {};
-    for (int c = 0; c < CO; ++c) lanes[c] = lanes[8 + c] = kernel[t * CO + c];
-    out[t] = Load16(lanes);
-  }
+  for (int t = 0; t < KH * RT; ++t) out[t] = TwoPixelLanes<CO>(kernel + t * CO);
 }
 
 // One pool window of the narrow forward (`ForwardWindow16`'s outputs and order): a vector per
@@ -210,9 +215,7 @@ void ForwardExampleNarrow(const Geometry& g, const float* __restrict x,
                           float* __restrict sum_sq, bool stats) {
   const std::vector<float> buffer = InputBuffer(g, x, 16);  // a row's load reads up to 16 floats
   const float* __restrict b = buffer.data();
-  float lanes[16] = {};
-  for (int c = 0; c < CO; ++c) lanes[c] = lanes[8 + c] = bias[c];
-  const Vec16 bias2 = Load16(lanes);
+  const Vec16 bias2 = TwoPixelLanes<CO>(bias);
   Int16 taps[RT];
   for (int t = 0; t < RT; ++t) {
     for (int l = 0; l < 16; ++l) taps[t][l] = t + (l >= 8 ? 1 : 0);
