@@ -229,8 +229,9 @@ def format_table(result: dict) -> str:
   head = ["model", "batch x clip", "GFLOP/step", "XLA MB/step", "flop bound ms",
           "XLA MB / copy ms", "seq ms", "GFLOP/s", "seq / flop bound"] + [
               f"{f} stacked ms/fold (seq/stacked)" for f in folds]
+  impl = result.get("conv_impl") or "each config's ('auto')"
   lines = [f"Peaks measured in this run: matmul {peaks['flops'] / 1e9:.1f} GFLOP/s, copy "
-           f"{peaks['bytes'] / 1e9:.2f} GB/s. Times per fold-step.", "",
+           f"{peaks['bytes'] / 1e9:.2f} GB/s. Times per fold-step. conv_impl: {impl}.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in result["rows"]:
     seq = r["sequential_s"]
@@ -255,20 +256,29 @@ def parse_args(argv=None):
   p.add_argument("--repeats", type=int, default=3, help="timed calls per figure (median)")
   p.add_argument("--budget_s", type=float, default=30.0,
                  help="skip a stacked fold count whose estimated time exceeds this")
+  p.add_argument("--conv_impl", default="",
+                 help="every model's conv_impl (microexp.models.lowering.IMPLS; default: each "
+                      "config's, 'auto'): e.g. 'matmul' on a GPU to check the per-backend choice")
   p.add_argument("--out", default="", help="also write the table (markdown) here")
   return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
-  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = [m for m in models if m not in MODELS]
   if unknown:
     raise SystemExit(f"--models: unknown {unknown}; choose from {','.join(MODELS)}.")
   folds = [int(f) for f in args.folds.split(",") if f.strip()]
+  if args.conv_impl:
+    from microexp.models import lowering  # pylint: disable=g-import-not-at-top
+    lowering.check_impl(args.conv_impl)
+    models = [(m, dataclasses.replace(MODELS[m], kwargs=tuple(MODELS[m].kwargs) + (
+        ("conv_impl", args.conv_impl),))) for m in models]
+  from microexp.train import cpu_devices  # pylint: disable=g-import-not-at-top
+  cpu_devices.configure(cpu_devices.count())  # as main.py: one device per core by default
   result = run(models, folds, steps=args.steps, repeats=args.repeats, budget_s=args.budget_s)
+  result["conv_impl"] = args.conv_impl
   table = format_table(result)
   print(table, flush=True)
   if args.out:

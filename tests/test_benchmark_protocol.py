@@ -60,3 +60,13 @@ def test_offapexnet_preset_runs_its_config_and_says_why_torch_is_skipped(capsys)
   assert "no reference PyTorch loop" in table["skipped"]["torch"]
   row = table["rows"]["parallel"]
   assert row["compile_s"] > 0 and 0 <= row["uf1"] <= 1
+
+
+def test_htnet_preset_is_the_ensembles_member_at_real_size():
+  settings = protocol.preset_settings("htnet", "cpu")
+  config = protocol._microexp_config("htnet", settings, 3, True)
+  assert config.model.name == "htnet" and config.model.kwargs.dim == 256
+  assert len(config.model.kwargs.regions) == 4  # cropped by the model from the whole face
+  assert (config.train.batch_size, config.train.epochs, settings["epochs"]) == (256, 3, 800)
+  assert config.train.fold_parallel and list(config.train.seeds) == [0]
+  assert "no reference PyTorch loop" in protocol._torch_skip_reason("htnet")

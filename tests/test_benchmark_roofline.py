@@ -22,3 +22,8 @@ def test_roofline_table_for_a_tiny_ststnet():
   assert table.count("\n| ststnet |") == 1 and "2 stacked ms/fold" in table
   assert set(roofline.MODELS) >= {"ststnet", "offapexnet", "htnet", "flow_cnn", "resnet_reduced",
                                   "resnet50", "convlstm", "cnn_lstm"}
+
+
+def test_conv_impl_flag_is_checked_before_anything_runs():
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    roofline.main(["--models=ststnet", "--conv_impl=cudnn"])
