@@ -47,6 +47,10 @@ TARGET_S = 15 * 60  # issue 19: the real-size ensemble, one seed, 68 folds
 # Each member's preset (benchmarks/protocol.py) and its recipe's epochs (configs/<name>_megc.py).
 MEMBERS = (("ststnet", 150), ("offapexnet", 150), ("htnet", 800))
 CONV_MODELS = "flow_cnn,resnet50,convlstm,cnn_lstm,htnet"  # roofline models with convolutions
+# requirements.txt's packages (import names) that the device image lacks (the device tool's
+# KINDS.md list): the stages must run without them. ml_collections, also missing, is carried.
+ABSENT_ON_DEVICE = ("tensorflow", "tensorflow_datasets", "array_record", "openpyxl", "dlib",
+                    "face_recognition_models", "apache_beam", "mlcroissant", "importlib_resources")
 
 
 @dataclasses.dataclass

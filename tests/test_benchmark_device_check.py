@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -93,15 +94,34 @@ def test_a_timed_out_command_is_killed_with_its_children(tmp_path):
 
 
 @pytest.mark.slow  # two protocol runs (2 folds, 1 epoch): ~30 s
-def test_smoke_stage_compares_two_trees(tmp_path):
-  report = device_check.main([f"--out_dir={tmp_path}", "--stages=ststnet", "--smoke",
+def test_smoke_stage_compares_two_trees_without_the_packages_the_device_lacks(tmp_path,
+                                                                              monkeypatch):
+  site = tmp_path / "site"
+  site.mkdir()
+  (site / "sitecustomize.py").write_text(  # every process of the stage: as if not installed
+      "import sys\n" + "".join(f"sys.modules[{n!r}] = None\n"
+                               for n in device_check.ABSENT_ON_DEVICE))
+  monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site),
+                                                                  os.environ.get("PYTHONPATH")])))
+  out = tmp_path / "out"
+  report = device_check.main([f"--out_dir={out}", "--stages=ststnet", "--smoke",
                               f"--baseline={ROOT}"])
   runs = report["stages"]["ststnet"]["runs"]
   for label in ("this tree", "baseline"):
     assert "table" in runs[label], runs[label].get("failed")
     assert runs[label]["table"]["setup"]["folds"] == 2
   assert set(runs["this tree"]["table"]["rows"]) == {"parallel", "torch"}
-  text = (tmp_path / "device_check.md").read_text()
+  text = (out / "device_check.md").read_text()
   a = runs["this tree"]["table"]["rows"]["parallel"]["wall_s"]
   b = runs["baseline"]["table"]["rows"]["parallel"]["wall_s"]
   assert f"Baseline / this tree: **{b / a:.2f}x** wall" in text
+
+
+def test_the_absent_packages_are_really_made_absent(tmp_path):
+  """The mechanism the test above relies on: a package set to None cannot be imported."""
+  (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+  env = dict(os.environ, PYTHONPATH=str(tmp_path))
+  code = "import importlib.util, sys; print(importlib.util.find_spec('tensorflow')); import tensorflow"
+  proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+  assert proc.returncode != 0 and proc.stdout.strip() == "None"
+  assert "ModuleNotFoundError" in proc.stderr or "ImportError" in proc.stderr
