@@ -27,7 +27,8 @@ with the rest of the deadline as its timeout (its processes killed after it):
   GPU the library convolution everywhere), then the models with convolutions under 'matmul': the
   per-backend choice, measured.
 Writes `device_check.md` (the report, rewritten after every stage) and `device_check.json`, and
-each stage's raw tables, under `--out_dir`.
+each stage's raw tables, under `--out_dir`. Stages the deadline skipped are listed under "Not
+run"; a second call runs them alone (`--stages=resnet50,roofline`).
 """
 
 from __future__ import annotations
