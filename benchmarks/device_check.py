@@ -42,6 +42,8 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
+from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGET_S = 15 * 60  # issue 19: the real-size ensemble, one seed, 68 folds
@@ -60,7 +62,7 @@ class Stage:
 
   name: str
   need_s: float
-  run: object
+  run: Callable[["Context"], dict]
 
 
 def run_command(cmd: list[str], timeout_s: float, log_path: pathlib.Path) -> dict:
@@ -89,6 +91,7 @@ def _env() -> dict:
 def _protocol(ctx, tree: pathlib.Path, tag: str, args: list[str]) -> dict:
   """`tree`'s benchmarks/protocol.py with `args`; its JSON table, or the failure."""
   out = ctx.out_dir / f"protocol_{tag}.json"
+  out.unlink(missing_ok=True)  # a table from an earlier call is never read as this one's
   cmd = [sys.executable, str(tree / "benchmarks" / "protocol.py"), *args, f"--out={out}"]
   r = run_command(cmd, ctx.remaining(), ctx.out_dir / f"protocol_{tag}.log")
   if r["rc"] or not out.exists():
@@ -151,6 +154,7 @@ def stage_roofline(ctx) -> dict:
   for impl, extra in (("auto", []), ("matmul", [] if ctx.smoke else
                                      [f"--models={CONV_MODELS}", "--folds=1"])):
     out = ctx.out_dir / f"roofline_{impl}.md"
+    out.unlink(missing_ok=True)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "roofline.py"), *common, *extra,
            f"--out={out}"] + ([f"--conv_impl={impl}"] if impl != "auto" else [])
     r = run_command(cmd, ctx.remaining(), ctx.out_dir / f"roofline_{impl}.log")
@@ -249,6 +253,8 @@ def format_report(report: dict) -> str:
   skipped = report.get("skipped", {})
   if skipped:
     lines += ["## Not run", ""] + [f"- {k}: {v}" for k, v in skipped.items()] + [""]
+  for name, trace in report.get("errors", {}).items():
+    failures.append((f"{name} (the stage itself)", {"failed": trace}))
   if failures:
     lines += ["## Failures", ""]
     for label, run in failures:
@@ -282,7 +288,7 @@ class Context:
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--out_dir", default=os.environ.get("OUT", "device_check_out"),
+  p.add_argument("--out_dir", default=os.environ.get("OUT", "/tmp/device_check"),
                  help="report and raw tables (default: $OUT, the device tool's folder)")
   default_baseline = ROOT / ".baseline"
   p.add_argument("--baseline", default=str(default_baseline) if default_baseline.exists() else "",
@@ -298,7 +304,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-  """Runs the stages; writes and returns the report {started, deadline_s, smoke, stages, skipped}."""
+  """Runs the stages; writes and returns the report {started, deadline_s, smoke, stages,
+  skipped, errors}."""
   start = time.perf_counter()
   args = parse_args(argv)
   names = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -311,7 +318,8 @@ def main(argv=None) -> dict:
   ctx = Context(args, start)
   ctx.out_dir.mkdir(parents=True, exist_ok=True)
   report = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "deadline_s": args.deadline_s, "smoke": args.smoke, "stages": {}, "skipped": {}}
+            "deadline_s": args.deadline_s, "smoke": args.smoke, "stages": {}, "skipped": {},
+            "errors": {}}
   for stage in STAGES:
     if stage.name not in names:
       continue
@@ -321,7 +329,10 @@ def main(argv=None) -> dict:
       continue
     t0 = time.perf_counter()
     print(f"[{t0 - start:6.0f} s] {stage.name} ...", flush=True)
-    report["stages"][stage.name] = stage.run(ctx)
+    try:
+      report["stages"][stage.name] = stage.run(ctx)
+    except Exception:  # pylint: disable=broad-except  (the later stages still run)
+      report["errors"][stage.name] = traceback.format_exc()
     print(f"[{time.perf_counter() - start:6.0f} s] {stage.name} done "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
     _write(ctx.out_dir, report)

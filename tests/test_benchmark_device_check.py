@@ -125,3 +125,19 @@ def test_the_absent_packages_are_really_made_absent(tmp_path):
   proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
   assert proc.returncode != 0 and proc.stdout.strip() == "None"
   assert "ModuleNotFoundError" in proc.stderr or "ImportError" in proc.stderr
+
+
+def test_a_stage_that_raises_is_reported_and_the_next_still_runs(tmp_path, monkeypatch):
+  def boom(ctx):
+    raise KeyError("rows")
+
+  ran = []
+  stages = (device_check.Stage("env", 0, boom),
+            device_check.Stage("ensemble", 0, lambda ctx: ran.append(1) or {
+                "members": {}, "estimate_s": None, "target_s": 900}))
+  monkeypatch.setattr(device_check, "STAGES", stages)
+  report = device_check.main([f"--out_dir={tmp_path}", "--stages=env,ensemble"])
+  assert ran == [1] and "ensemble" in report["stages"] and "env" not in report["stages"]
+  text = (tmp_path / "device_check.md").read_text()
+  assert "### env (the stage itself)" in text and "KeyError: 'rows'" in text
+  assert "Ensemble estimate: not available" in text
