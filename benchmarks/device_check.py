@@ -26,8 +26,10 @@ with the rest of the deadline as its timeout (its processes killed after it):
 - `roofline`: `roofline.py` of every model at 1, 8 and 68 folds under each config's 'auto' (on a
   GPU the library convolution everywhere), then the models with convolutions under 'matmul': the
   per-backend choice, measured.
-Writes `device_check.md` (the report, rewritten after every stage) and `device_check.json`, and
-each stage's raw tables, under `--out_dir`. Stages the deadline skipped are listed under "Not
+Writes three files under `--out_dir` (the device tool returns at most 8): `device_check.md` (the
+report), `device_check.json` (the report with every table) and `device_check_raw.tar.gz` (each
+run's log and raw table, kept in `--raw_dir` outside the returned folder), all rewritten after
+every stage. Stages the deadline skipped are listed under "Not
 run"; a second call runs them alone (`--stages=resnet50,roofline`).
 """
 
@@ -41,6 +43,8 @@ import pathlib
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import traceback
 from typing import Callable
@@ -90,10 +94,10 @@ def _env() -> dict:
 
 def _protocol(ctx, tree: pathlib.Path, tag: str, args: list[str]) -> dict:
   """`tree`'s benchmarks/protocol.py with `args`; its JSON table, or the failure."""
-  out = ctx.out_dir / f"protocol_{tag}.json"
+  out = ctx.raw_dir / f"protocol_{tag}.json"
   out.unlink(missing_ok=True)  # a table from an earlier call is never read as this one's
   cmd = [sys.executable, str(tree / "benchmarks" / "protocol.py"), *args, f"--out={out}"]
-  r = run_command(cmd, ctx.remaining(), ctx.out_dir / f"protocol_{tag}.log")
+  r = run_command(cmd, ctx.remaining(), ctx.raw_dir / f"protocol_{tag}.log")
   if r["rc"] or not out.exists():
     return {"failed": _failure(r), "command": " ".join(cmd[1:])}
   return {"table": json.loads(out.read_text()), "command": " ".join(cmd[1:])}
@@ -153,11 +157,11 @@ def stage_roofline(ctx) -> dict:
             ["--folds=1,8,68", "--steps=4", "--repeats=3", "--budget_s=20"])
   for impl, extra in (("auto", []), ("matmul", [] if ctx.smoke else
                                      [f"--models={CONV_MODELS}", "--folds=1"])):
-    out = ctx.out_dir / f"roofline_{impl}.md"
+    out = ctx.raw_dir / f"roofline_{impl}.md"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "roofline.py"), *common, *extra,
            f"--out={out}"] + ([f"--conv_impl={impl}"] if impl != "auto" else [])
-    r = run_command(cmd, ctx.remaining(), ctx.out_dir / f"roofline_{impl}.log")
+    r = run_command(cmd, ctx.remaining(), ctx.raw_dir / f"roofline_{impl}.log")
     tables[impl] = ({"table": out.read_text()} if r["rc"] == 0 and out.exists()
                     else {"failed": _failure(r)})
     tables[impl]["command"] = " ".join(cmd[1:])
@@ -168,7 +172,7 @@ def stage_env(ctx) -> dict:
   probe = ("import jax, flax, optax; d = jax.devices(); print(f'jax {jax.__version__}, flax "
            "{flax.__version__}, optax {optax.__version__}; {jax.default_backend()}: "
            "{len(d)} x {d[0].device_kind}')")
-  r = run_command([sys.executable, "-c", probe], ctx.remaining(), ctx.out_dir / "env.log")
+  r = run_command([sys.executable, "-c", probe], ctx.remaining(), ctx.raw_dir / "env.log")
   info = {"python": r["tail"].strip() if r["rc"] == 0 else _failure(r)}
   try:
     smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
@@ -270,6 +274,7 @@ class Context:
 
   def __init__(self, args, start: float):
     self.out_dir = pathlib.Path(args.out_dir)
+    self.raw_dir = pathlib.Path(args.raw_dir or tempfile.mkdtemp(prefix="device_check_raw_"))
     self.baseline = pathlib.Path(args.baseline).resolve() if args.baseline else None
     self.smoke = args.smoke
     self.htnet_epochs = 1 if args.smoke else args.htnet_epochs
@@ -293,6 +298,8 @@ def parse_args(argv=None):
   default_baseline = ROOT / ".baseline"
   p.add_argument("--baseline", default=str(default_baseline) if default_baseline.exists() else "",
                  help="a checkout of the tree to compare with (default: .baseline if present)")
+  p.add_argument("--raw_dir", default="",
+                 help="each run's log and raw table (default: a new temporary folder)")
   p.add_argument("--stages", default=",".join(s.name for s in STAGES),
                  help="subset of " + ",".join(s.name for s in STAGES))
   p.add_argument("--deadline_s", type=float, default=420.0,
@@ -317,6 +324,7 @@ def main(argv=None) -> dict:
                      "`git worktree add --detach .baseline dc4e05e`.")
   ctx = Context(args, start)
   ctx.out_dir.mkdir(parents=True, exist_ok=True)
+  ctx.raw_dir.mkdir(parents=True, exist_ok=True)
   report = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "deadline_s": args.deadline_s, "smoke": args.smoke, "stages": {}, "skipped": {},
             "errors": {}}
@@ -335,19 +343,25 @@ def main(argv=None) -> dict:
       report["errors"][stage.name] = traceback.format_exc()
     print(f"[{time.perf_counter() - start:6.0f} s] {stage.name} done "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    _write(ctx.out_dir, report)
-  _write(ctx.out_dir, report)
+    _write(ctx, report)
+  _write(ctx, report)
   print(format_report(report), flush=True)
   return report
 
 
-def _write(out_dir: pathlib.Path, report: dict) -> None:
-  """Both files through a temporary name, so a killed run never leaves a half-written one."""
+def _write(ctx: Context, report: dict) -> None:
+  """The report, its JSON and the raw files' archive, each through a temporary name, so that a
+  killed run never leaves a half-written one."""
+  out_dir = ctx.out_dir
   for name, text in (("device_check.md", format_report(report)),
                      ("device_check.json", json.dumps(report, indent=1, default=str))):
     tmp = out_dir / f".{name}.tmp"
     tmp.write_text(text + "\n")
     tmp.replace(out_dir / name)
+  tmp = out_dir / ".device_check_raw.tar.gz.tmp"
+  with tarfile.open(tmp, "w:gz") as tar:
+    tar.add(ctx.raw_dir, arcname="raw")
+  tmp.replace(out_dir / "device_check_raw.tar.gz")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
@@ -112,6 +113,12 @@ def test_smoke_stage_compares_two_trees_without_the_packages_the_device_lacks(tm
     assert runs[label]["table"]["setup"]["folds"] == 2
   assert set(runs["this tree"]["table"]["rows"]) == {"parallel", "torch"}
   text = (out / "device_check.md").read_text()
+  # What the device tool returns (at most 8 files): the report, its JSON, the raw runs' archive.
+  assert sorted(f.name for f in out.iterdir()) == [
+      "device_check.json", "device_check.md", "device_check_raw.tar.gz"]
+  with tarfile.open(out / "device_check_raw.tar.gz") as tar:
+    names = tar.getnames()
+  assert {"raw/protocol_ststnet_this.json", "raw/protocol_ststnet_baseline.log"} <= set(names)
   a = runs["this tree"]["table"]["rows"]["parallel"]["wall_s"]
   b = runs["baseline"]["table"]["rows"]["parallel"]["wall_s"]
   assert f"Baseline / this tree: **{b / a:.2f}x** wall" in text
