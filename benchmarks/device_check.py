@@ -92,15 +92,20 @@ def _env() -> dict:
   return env
 
 
+def _produce(ctx, cmd: list[str], out: pathlib.Path, read) -> dict:
+  """Runs `cmd`, which writes `out` (removed first: a file of an earlier call is never read as
+  this one's); {'table': read(out)} or {'failed': why}, and the command."""
+  out.unlink(missing_ok=True)
+  r = run_command(cmd, ctx.remaining(), out.with_suffix(".log"))
+  result = ({"table": read(out)} if r["rc"] == 0 and out.exists() else {"failed": _failure(r)})
+  return {**result, "command": " ".join(cmd[1:])}
+
+
 def _protocol(ctx, tree: pathlib.Path, tag: str, args: list[str]) -> dict:
-  """`tree`'s benchmarks/protocol.py with `args`; its JSON table, or the failure."""
+  """`tree`'s benchmarks/protocol.py with `args`: its JSON table, or the failure."""
   out = ctx.raw_dir / f"protocol_{tag}.json"
-  out.unlink(missing_ok=True)  # a table from an earlier call is never read as this one's
   cmd = [sys.executable, str(tree / "benchmarks" / "protocol.py"), *args, f"--out={out}"]
-  r = run_command(cmd, ctx.remaining(), ctx.raw_dir / f"protocol_{tag}.log")
-  if r["rc"] or not out.exists():
-    return {"failed": _failure(r), "command": " ".join(cmd[1:])}
-  return {"table": json.loads(out.read_text()), "command": " ".join(cmd[1:])}
+  return _produce(ctx, cmd, out, lambda path: json.loads(path.read_text()))
 
 
 def _failure(r: dict) -> str:
@@ -158,13 +163,9 @@ def stage_roofline(ctx) -> dict:
   for impl, extra in (("auto", []), ("matmul", [] if ctx.smoke else
                                      [f"--models={CONV_MODELS}", "--folds=1"])):
     out = ctx.raw_dir / f"roofline_{impl}.md"
-    out.unlink(missing_ok=True)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "roofline.py"), *common, *extra,
            f"--out={out}"] + ([f"--conv_impl={impl}"] if impl != "auto" else [])
-    r = run_command(cmd, ctx.remaining(), ctx.raw_dir / f"roofline_{impl}.log")
-    tables[impl] = ({"table": out.read_text()} if r["rc"] == 0 and out.exists()
-                    else {"failed": _failure(r)})
-    tables[impl]["command"] = " ".join(cmd[1:])
+    tables[impl] = _produce(ctx, cmd, out, lambda path: path.read_text())
   return tables
 
 
