@@ -51,8 +51,8 @@ from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGET_S = 15 * 60  # issue 19: the real-size ensemble, one seed, 68 folds
-# Each member's preset (benchmarks/protocol.py) and its recipe's epochs (configs/<name>_megc.py).
-MEMBERS = (("ststnet", 150), ("offapexnet", 150), ("htnet", 800))
+# configs/ensemble_megc.py's members as benchmarks/protocol.py presets (their recipes' epochs there).
+MEMBERS = ("ststnet", "offapexnet", "htnet")
 CONV_MODELS = "flow_cnn,resnet50,convlstm,cnn_lstm,htnet"  # roofline models with convolutions
 # requirements.txt's packages (import names) that the device image lacks (the device tool's
 # KINDS.md list): the stages must run without them. ml_collections, also missing, is carried.
@@ -120,14 +120,16 @@ def estimate_s(table: dict, recipe_epochs: int) -> float:
 
 
 def stage_ensemble(ctx) -> dict:
+  from benchmarks import protocol  # pylint: disable=g-import-not-at-top
   members = {}
-  for preset, recipe_epochs in MEMBERS:
+  for preset in MEMBERS:
+    recipe_epochs = protocol.PRESETS[preset]["epochs"]
     epochs = ctx.htnet_epochs if preset == "htnet" else ctx.epochs(recipe_epochs)
     r = _protocol(ctx, ROOT, f"ensemble_{preset}", [
         f"--preset={preset}", f"--epochs={epochs}", f"--folds={ctx.folds(68)}",
         "--modes=parallel"])
+    r["recipe_epochs"] = recipe_epochs
     if "table" in r:
-      r["recipe_epochs"] = recipe_epochs
       r["estimate_s"] = estimate_s(r["table"], recipe_epochs)
     members[preset] = r
   done = [m for m in members.values() if "estimate_s" in m]
@@ -229,7 +231,7 @@ def format_report(report: dict) -> str:
     lines += ["## The real-size MEGC ensemble (one seed, fold-parallel)", ""] + head
     for preset, m in e["members"].items():
       lines.append(_row(f"{preset} ({m.get('table', {}).get('setup', {}).get('epochs', '?')} "
-                        f"of {dict(MEMBERS)[preset]} epochs)", m))
+                        f"of {m['recipe_epochs']} epochs)", m))
       failures += [(f"ensemble {preset}", m)] if "failed" in m else []
     lines.append("")
     for preset, m in e["members"].items():
@@ -366,4 +368,5 @@ def _write(ctx: Context, report: dict) -> None:
 
 
 if __name__ == "__main__":
+  sys.path.insert(0, str(ROOT))  # the repo, when not installed
   main()
